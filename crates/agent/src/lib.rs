@@ -1,0 +1,1 @@
+//! jettison-agent (to be written).

@@ -1,0 +1,1 @@
+//! jettison-demo (to be written).

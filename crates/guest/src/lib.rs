@@ -1,0 +1,1 @@
+//! jettison-guest (to be written).

@@ -1,0 +1,1 @@
+//! jettison-lazymem (to be written).

@@ -1,0 +1,1 @@
+//! jettison-qemu (to be written).

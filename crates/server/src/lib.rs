@@ -1,0 +1,1 @@
+//! jettison-server (to be written).
