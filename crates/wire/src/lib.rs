@@ -1,3 +1,152 @@
-//! jettison-wire: the protocol between jettison's daemons (being written).
+//! The protocol spoken between jettison's daemons and its operator command.
+//!
+//! # Connections
+//!
+//! | from -> to                            | role in `Hello` | carries                            |
+//! |---------------------------------------|-----------------|------------------------------------|
+//! | desktop agent -> consolidation server | `Agent`         | migrate-in, reintegrate            |
+//! | consolidation server -> state server  | `Server`        | fetch (memory chunks on demand)    |
+//! | `jettison` command -> daemon control  | `Operator`      | migrate, reintegrate, status, pause|
+//!
+//! The state server runs inside the desktop agent; the control endpoint of
+//! each daemon is a Unix socket.
+//!
+//! # Framing
+//!
+//! Every message is one frame: a 4-byte big-endian payload length, then the
+//! [`Message`] encoded with postcard. Frames over [`MAX_FRAME_BYTES`] are
+//! refused before their payload is read. A frame that does not decode, has
+//! trailing bytes, or ends early gets an `Error { BadRequest }` reply (when the
+//! socket still takes one) and the connection is closed; the daemon and its
+//! other connections carry on. The framing only needs a byte stream, so TLS
+//! wraps the socket without any change here.
+//!
+//! # Sequence
+//!
+//! ```text
+//!  agent (desktop)                     server                      state server (desktop)
+//!    |-- Hello{Agent} ------------------->|                                   |
+//!    |<-------------------------- Welcome |                                   |
+//!    |-- MigratePrepare{vm,machine,addr}->|  start QEMU -incoming defer        |
+//!    |<---------------------- Prepared{vm}|  on the lazy file <mount>/<vm>.mem |
+//!    |  stop VM, save device state        |                                   |
+//!    |-- MigrateIn{vm,device_state} ----->|  load state, wait completed, cont |
+//!    |<-------------- MigrateInDone{vm}   |                                   |
+//!    |  quit desktop QEMU (memory file    |-- Hello{Server} ----------------->|
+//!    |  stays in /dev/shm)                |<---------------------- Welcome    |
+//!    |                                    |-- Fetch{vm,ranges} (each miss) -->|
+//!    |                                    |<------------------ Chunks{..}     |
+//!    |   ... the desktop may sleep; the guest runs on the server ...          |
+//!    |-- Reintegrate{vm} ---------------->|  stop VM, fsync, save state       |
+//!    |<-- ReintegrateBegin{state,n} ------|                                   |
+//!    |<-- DirtyPages{pages} x k ----------|                                   |
+//!    |<-- ReintegrateEnd{vm} -------------|                                   |
+//!    |  write pages into the memory file, |                                   |
+//!    |  load state, cont                  |                                   |
+//!    |-- ReintegrateDone{vm} ------------>|  quit QEMU, drop the replica      |
+//! ```
+//!
+//! If the desktop cannot resume the VM it sends `ReintegrateAbort` instead and
+//! the server resumes the VM where it is: nothing is lost.
+//!
+//! # Versioning rule
+//!
+//! `Hello` carries a magic, a major and a minor version. The majors must be
+//! equal, or the accepting side answers `Error { VersionMismatch }` and closes.
+//! The minor in force is the lower of the two. Within a major, variants are
+//! only appended to [`Message`] and fields are never changed (postcard encodes
+//! a variant by its index, so old variants keep their encoding); a side never
+//! sends a variant introduced after the minor in force. Any other change
+//! bumps the major.
+
+pub mod handshake;
+pub mod messages;
 pub mod stats;
+pub mod transport;
+
+pub use messages::*;
 pub use stats::{LatencySummary, VmMemStats};
+pub use transport::{decode, encode, Transport, MAX_FRAME_BYTES};
+
+use std::time::Duration;
+
+/// First bytes of every `Hello`.
+pub const MAGIC: [u8; 8] = *b"JETTISON";
+/// Protocol major version.
+pub const PROTOCOL_MAJOR: u16 = 1;
+/// Protocol minor version.
+pub const PROTOCOL_MINOR: u16 = 0;
+/// Page size of guest memory.
+pub const PAGE_SIZE: u64 = 4096;
+/// Most bytes one `Fetch` may ask for.
+pub const MAX_FETCH_BYTES: u64 = 16 << 20;
+/// Pages per `DirtyPages` frame.
+pub const DIRTY_BATCH_PAGES: usize = 256;
+
+/// What can go wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The socket failed.
+    #[error("connection error: {0}")]
+    Io(std::io::Error),
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// No frame within the time allowed.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// A frame could not be decoded.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A message could not be encoded.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    /// A message arrived where another was expected.
+    #[error("protocol violation: expected {expected}, got {got}")]
+    Unexpected {
+        /// What was expected.
+        expected: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// Major versions differ.
+    #[error("protocol version mismatch: ours {ours}.x, peer {theirs}.x")]
+    Version {
+        /// Our major.
+        ours: u16,
+        /// The peer's major.
+        theirs: u16,
+    },
+    /// We refused the peer.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The peer answered with an error.
+    #[error("peer refused ({:?}): {}", .0.code, .0.message)]
+    Remote(ErrorReply),
+}
+
+/// Checks the ranges of a `Fetch` against a memory file of `file_size` bytes:
+/// page-aligned, non-empty, inside the file, at most [`MAX_FETCH_BYTES`] in all.
+pub fn validate_fetch(ranges: &[Range], file_size: u64) -> Result<(), String> {
+    if ranges.is_empty() {
+        return Err("fetch of no ranges".into());
+    }
+    let mut total: u64 = 0;
+    for r in ranges {
+        if r.len == 0 || r.offset % PAGE_SIZE != 0 || r.len % PAGE_SIZE != 0 {
+            return Err(format!("range {}+{} is empty or not page-aligned", r.offset, r.len));
+        }
+        let end = r.offset.checked_add(r.len).ok_or_else(|| format!("range {}+{} overflows", r.offset, r.len))?;
+        if end > file_size {
+            return Err(format!("range {}+{} ends beyond the memory file ({file_size} bytes)", r.offset, r.len));
+        }
+        total = total.saturating_add(r.len);
+    }
+    if total > MAX_FETCH_BYTES {
+        return Err(format!("fetch of {total} bytes exceeds the {MAX_FETCH_BYTES}-byte limit"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! The messages of the protocol. See the crate documentation for the sequence.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::VmMemStats;
+
+/// Who is speaking on a connection; sent in [`Hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// A desktop agent talking to the consolidation server.
+    Agent,
+    /// The consolidation server talking to a desktop's state server.
+    Server,
+    /// The operator's `jettison` command talking to a daemon's control socket.
+    Operator,
+}
+
+/// First frame of every connection, sent by the side that connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`crate::MAGIC`]; anything else is not a jettison peer.
+    pub magic: [u8; 8],
+    /// Protocol major version: must be equal on both sides.
+    pub major: u16,
+    /// Protocol minor version: the lower of the two is in force.
+    pub minor: u16,
+    /// What the connecting side is.
+    pub role: Role,
+    /// The connecting host's name, for logs.
+    pub host: String,
+}
+
+/// Reply to an accepted [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The accepting side's major version (equal to the client's).
+    pub major: u16,
+    /// The minor version in force on this connection.
+    pub minor: u16,
+    /// The accepting host's name, for logs.
+    pub host: String,
+}
+
+/// A boot file named by path, with its BLAKE3 digest so that the other host can
+/// check it boots the very same file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootFile {
+    /// Path on the sending host; the receiver resolves its own copy.
+    pub path: String,
+    /// Hex BLAKE3 digest of the file's content.
+    pub blake3: String,
+}
+
+/// Everything about a VM's virtual hardware that must be identical on both
+/// hosts for its device state to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineDesc {
+    /// Guest memory in MiB (the size of the memory file).
+    pub memory_mib: u64,
+    /// Number of vCPUs.
+    pub cpus: u32,
+    /// Direct-boot kernel, if the VM boots one.
+    pub kernel: Option<BootFile>,
+    /// Direct-boot initramfs.
+    pub initrd: Option<BootFile>,
+    /// Kernel command line.
+    pub append: Option<String>,
+    /// Further QEMU arguments, identical on both hosts.
+    pub extra_args: Vec<String>,
+}
+
+/// A byte range of a VM's memory file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// Offset in bytes, page-aligned.
+    pub offset: u64,
+    /// Length in bytes, page-aligned, non-zero.
+    pub len: u64,
+}
+
+/// Bytes of a VM's memory file at an offset.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// Offset in bytes.
+    pub offset: u64,
+    /// The content.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk {{ offset: {}, len: {} }}", self.offset, self.data.len())
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The peer's frame could not be decoded, or came out of sequence.
+    BadRequest,
+    /// Major versions differ, or the magic is wrong.
+    VersionMismatch,
+    /// The role may not send this request.
+    NotAllowed,
+    /// No such VM here.
+    UnknownVm,
+    /// The VM is not in a state where this request makes sense.
+    WrongState,
+    /// A range beyond the end of the memory file, unaligned, or too large.
+    OutOfRange,
+    /// The request was valid but carrying it out failed.
+    Failed,
+}
+
+/// An error reply; the connection may stay open unless the error was about
+/// the framing itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Timings and sizes of a partial migration, as measured by the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrateReport {
+    /// VM name.
+    pub vm: String,
+    /// From the stop on the desktop to the guest running on the server.
+    pub latency_ms: f64,
+    /// Size of the CPU and device state stream.
+    pub device_state_bytes: u64,
+    /// Time spent pulling the device state out of the desktop's QEMU.
+    pub save_ms: f64,
+    /// Time the server took to load the state and resume the guest.
+    pub restore_ms: f64,
+    /// Bytes of the memory file resident on the desktop at migration time.
+    pub desktop_resident_bytes: u64,
+    /// Bytes sent to the server in this exchange (framing included).
+    pub bytes_sent: u64,
+}
+
+/// Timings and sizes of a reintegration, as measured by the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReintegrateReport {
+    /// VM name.
+    pub vm: String,
+    /// From the stop on the server to the guest running on the desktop,
+    /// excluding `verify_ms`.
+    pub latency_ms: f64,
+    /// Pages the guest wrote while consolidated, all sent home.
+    pub dirty_pages: u64,
+    /// Size of the CPU and device state stream.
+    pub device_state_bytes: u64,
+    /// Bytes the server sent home in this exchange (framing included).
+    pub bytes_sent: u64,
+    /// The server's counters for the consolidated period.
+    pub remote: VmMemStats,
+    /// Seconds the VM ran on the server.
+    pub remote_seconds: f64,
+    /// BLAKE3 of the desktop's memory file after the dirty pages were written
+    /// and before the VM resumed, when asked for.
+    pub image_digest: Option<String>,
+    /// Time spent computing `image_digest`.
+    pub verify_ms: f64,
+}
+
+/// Where a VM is and what it has cost so far, for `jettison status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStatus {
+    /// VM name.
+    pub vm: String,
+    /// Human-readable state ("running", "consolidated", ...).
+    pub state: String,
+    /// Host the VM runs on.
+    pub host: String,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
+    /// Lazy-memory counters, on the server.
+    pub memory: Option<VmMemStats>,
+}
+
+/// Every message of the protocol. New variants are only ever appended (see the
+/// versioning rule in the crate documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Opens a connection.
+    Hello(Hello),
+    /// Accepts a connection.
+    Welcome(Welcome),
+    /// A refusal or failure.
+    Error(ErrorReply),
+
+    /// Agent -> server: get ready to take this VM (start its QEMU, waiting).
+    MigratePrepare {
+        /// VM name.
+        vm: String,
+        /// Its virtual hardware.
+        machine: MachineDesc,
+        /// Address of the desktop's state server, as the server should dial it.
+        state_server: String,
+    },
+    /// Server -> agent: ready for [`Message::MigrateIn`].
+    Prepared {
+        /// VM name.
+        vm: String,
+    },
+    /// Agent -> server: the VM's CPU and device state; load it and resume.
+    MigrateIn {
+        /// VM name.
+        vm: String,
+        /// The QEMU migration stream (x-ignore-shared: no shared RAM in it).
+        #[serde(with = "serde_bytes")]
+        device_state: Vec<u8>,
+    },
+    /// Server -> agent: the VM runs on the server.
+    MigrateInDone {
+        /// VM name.
+        vm: String,
+        /// Server-side time from receiving the state to the guest running.
+        restore_ms: f64,
+    },
+    /// Agent -> server: send this VM home.
+    Reintegrate {
+        /// VM name.
+        vm: String,
+    },
+    /// Server -> agent: first frame of a VM coming home.
+    ReintegrateBegin {
+        /// VM name.
+        vm: String,
+        /// The QEMU migration stream out of the server.
+        #[serde(with = "serde_bytes")]
+        device_state: Vec<u8>,
+        /// How many pages follow in [`Message::DirtyPages`] frames.
+        dirty_pages: u64,
+        /// The server's counters for the consolidated period.
+        remote: VmMemStats,
+        /// Seconds the VM ran on the server.
+        remote_seconds: f64,
+        /// Server-side time from the request to this frame.
+        server_ms: f64,
+    },
+    /// Server -> agent: a batch of dirty pages (offset = page number x 4096).
+    DirtyPages {
+        /// The pages; each chunk is exactly one page.
+        pages: Vec<Chunk>,
+    },
+    /// Server -> agent: all dirty pages were sent.
+    ReintegrateEnd {
+        /// VM name.
+        vm: String,
+    },
+    /// Agent -> server: the VM runs at home; the server may forget it.
+    ReintegrateDone {
+        /// VM name.
+        vm: String,
+    },
+    /// Agent -> server: reintegration failed at home; keep (and resume) the VM.
+    ReintegrateAbort {
+        /// VM name.
+        vm: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// Server -> state server: send these ranges of a VM's memory file.
+    Fetch {
+        /// VM name.
+        vm: String,
+        /// Ranges, page-aligned, within the file.
+        ranges: Vec<Range>,
+    },
+    /// State server -> server: the content of the ranges asked for, in order.
+    Chunks {
+        /// One chunk per requested range.
+        chunks: Vec<Chunk>,
+    },
+
+    /// Operator -> agent: migrate this VM to the server.
+    OpMigrate {
+        /// VM name.
+        vm: String,
+    },
+    /// Agent -> operator: migration done.
+    OpMigrated(MigrateReport),
+    /// Operator -> agent: bring this VM home.
+    OpReintegrate {
+        /// VM name.
+        vm: String,
+        /// Digest the desktop's memory file before resuming it.
+        verify: bool,
+    },
+    /// Agent -> operator: reintegration done.
+    OpReintegrated(ReintegrateReport),
+    /// Operator -> daemon: what runs here?
+    OpStatus,
+    /// Daemon -> operator: the VMs it knows.
+    OpStatusReply {
+        /// Daemon role and host, for display.
+        host: String,
+        /// One entry per VM.
+        vms: Vec<VmStatus>,
+    },
+    /// Operator -> server: pause a consolidated VM and flush its dirty pages
+    /// (for inspection of its memory through the filesystem).
+    OpPause {
+        /// VM name.
+        vm: String,
+    },
+    /// Operator -> server: resume a paused consolidated VM.
+    OpResume {
+        /// VM name.
+        vm: String,
+    },
+    /// Daemon -> operator: done.
+    OpOk,
+}
+
+impl Message {
+    /// A short name for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Welcome(_) => "Welcome",
+            Message::Error(_) => "Error",
+            Message::MigratePrepare { .. } => "MigratePrepare",
+            Message::Prepared { .. } => "Prepared",
+            Message::MigrateIn { .. } => "MigrateIn",
+            Message::MigrateInDone { .. } => "MigrateInDone",
+            Message::Reintegrate { .. } => "Reintegrate",
+            Message::ReintegrateBegin { .. } => "ReintegrateBegin",
+            Message::DirtyPages { .. } => "DirtyPages",
+            Message::ReintegrateEnd { .. } => "ReintegrateEnd",
+            Message::ReintegrateDone { .. } => "ReintegrateDone",
+            Message::ReintegrateAbort { .. } => "ReintegrateAbort",
+            Message::Fetch { .. } => "Fetch",
+            Message::Chunks { .. } => "Chunks",
+            Message::OpMigrate { .. } => "OpMigrate",
+            Message::OpMigrated(_) => "OpMigrated",
+            Message::OpReintegrate { .. } => "OpReintegrate",
+            Message::OpReintegrated(_) => "OpReintegrated",
+            Message::OpStatus => "OpStatus",
+            Message::OpStatusReply { .. } => "OpStatusReply",
+            Message::OpPause { .. } => "OpPause",
+            Message::OpResume { .. } => "OpResume",
+            Message::OpOk => "OpOk",
+        }
+    }
+
+    /// Shorthand for an error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Message::Error(ErrorReply { code, message: message.into() })
+    }
+}

@@ -1,0 +1,121 @@
+//! Framing: each message is one frame, a 4-byte big-endian length followed by
+//! the message encoded with postcard. The transport is generic over any byte
+//! stream, so TLS can wrap the socket without touching the messages.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use crate::messages::Message;
+use crate::WireError;
+
+/// Largest frame either side accepts (64 MiB). Larger frames are refused
+/// before their payload is read.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// A framed, typed connection. Counts the bytes it moves, framing included.
+#[derive(Debug)]
+pub struct Transport<S> {
+    framed: Framed<S, LengthDelimitedCodec>,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
+    /// Wraps a connected byte stream.
+    pub fn new(stream: S) -> Self {
+        let codec = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .big_endian()
+            .max_frame_length(MAX_FRAME_BYTES)
+            .new_codec();
+        Transport { framed: Framed::new(stream, codec), bytes_sent: 0, bytes_received: 0 }
+    }
+
+    /// Encodes and sends one message.
+    pub async fn send(&mut self, msg: &Message) -> Result<(), WireError> {
+        let payload = encode(msg)?;
+        let len = payload.len() as u64;
+        self.framed.send(Bytes::from(payload)).await.map_err(WireError::Io)?;
+        self.bytes_sent += len + 4;
+        Ok(())
+    }
+
+    /// Receives one message; `Ok(None)` on a clean end of stream between frames.
+    pub async fn recv(&mut self) -> Result<Option<Message>, WireError> {
+        match self.framed.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(classify_io(e)),
+            Some(Ok(frame)) => {
+                self.bytes_received += frame.len() as u64 + 4;
+                decode(&frame).map(Some)
+            }
+        }
+    }
+
+    /// Receives one message, failing on end of stream or after `timeout`.
+    pub async fn recv_within(&mut self, timeout: Duration) -> Result<Message, WireError> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Err(_) => Err(WireError::Timeout(timeout)),
+            Ok(Ok(Some(m))) => Ok(m),
+            Ok(Ok(None)) => Err(WireError::Closed),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Sends a request and waits for its reply; an [`Message::Error`] reply
+    /// becomes [`WireError::Remote`].
+    pub async fn request(&mut self, msg: &Message, timeout: Duration) -> Result<Message, WireError> {
+        self.send(msg).await?;
+        match self.recv_within(timeout).await? {
+            Message::Error(e) => Err(WireError::Remote(e)),
+            other => Ok(other),
+        }
+    }
+
+    /// Bytes written so far, framing included.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    /// Bytes read so far, framing included.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        self.framed.get_ref()
+    }
+}
+
+/// Encodes a message into a frame payload.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
+    postcard::to_stdvec(msg).map_err(|e| WireError::Encode(e.to_string()))
+}
+
+/// Decodes a frame payload. Trailing bytes are an error: a frame holds exactly
+/// one message.
+pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+    let (msg, rest) = postcard::take_from_bytes::<Message>(frame)
+        .map_err(|e| WireError::Malformed(format!("undecodable frame of {} bytes: {e}", frame.len())))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!("{} trailing bytes after a {}", rest.len(), msg.kind())));
+    }
+    Ok(msg)
+}
+
+fn classify_io(e: std::io::Error) -> WireError {
+    // The codec reports oversized frames and truncated streams as io errors.
+    let text = e.to_string();
+    if text.contains("frame size too big") {
+        WireError::Malformed(format!("frame longer than the {MAX_FRAME_BYTES}-byte limit"))
+    } else if text.contains("bytes remaining on stream") {
+        WireError::Malformed("stream ended in the middle of a frame".into())
+    } else {
+        WireError::Io(e)
+    }
+}
