@@ -1,1 +1,102 @@
-fn main() {}
+//! `cargo xtask`: project automation for jettison.
+//!
+//! - `setup`: install the host packages (root) or say which are missing.
+//! - `guest`: build the guest image into `target/jettison-guest/`
+//!   (`--boot` also boots it under QEMU/TCG and checks the console).
+//! - `test`: setup + guest + workspace tests, with `JETTISON_GUEST_DIR` set.
+//! - `demo`: setup + guest + build and run `jettison-demo`.
+//! - `ci`: fmt, clippy, guest boot smoke test, tests.
+
+#![forbid(unsafe_code)]
+
+mod boot;
+mod elf;
+mod guest;
+mod initramfs;
+mod kernel;
+mod modules;
+mod paths;
+mod setup;
+mod sh;
+mod tasks;
+
+use std::process::{ExitCode, ExitStatus};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project automation for jettison.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Ensure the host packages (qemu-system-x86, busybox-static, fuse3, cpio, iproute2).
+    Setup,
+    /// Build the guest kernel + initramfs into target/jettison-guest/.
+    Guest {
+        /// Boot the image under QEMU (TCG) and check READY, heartbeats and a clean check.
+        #[arg(long)]
+        boot: bool,
+        /// Seconds to wait for a healthy console with --boot.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Guest memory with --boot.
+        #[arg(long, default_value = "512M")]
+        mem: String,
+        /// Guest settings `key=value` added to the kernel command line as `jettison.key=value`.
+        settings: Vec<String>,
+    },
+    /// setup + guest + `cargo nextest run --workspace` (or `cargo test`); extra args go to the runner.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// setup + guest + build and run target/release/jettison-demo with these args.
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// fmt --check, clippy -D warnings, guest boot smoke test, tests.
+    Ci {
+        /// Seconds to wait for the booted guest to become healthy.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1).max(1)),
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let paths = paths::Paths::new();
+    Ok(match cli.cmd {
+        Cmd::Setup => setup::setup().map(|()| ExitCode::SUCCESS)?,
+        Cmd::Guest {
+            boot,
+            timeout,
+            mem,
+            settings,
+        } => {
+            let img = guest::guest(&paths, &settings)?;
+            if boot {
+                boot::smoke(&img, &mem, Duration::from_secs(timeout))?;
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Test { args } => exit_code(tasks::test(&paths, &args)?),
+        Cmd::Demo { args } => exit_code(tasks::demo(&paths, &args)?),
+        Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
+    })
+}

@@ -1,1 +1,144 @@
-//! jettison-agent (to be written).
+//! The desktop agent: runs the desktop's VMs at home, migrates a VM's CPU and
+//! device state to the consolidation server, serves its memory on demand
+//! while it is away (the state server), and takes it back with the pages it
+//! changed.
+
+pub mod config;
+mod control;
+mod migrate;
+mod reintegrate;
+mod state_server;
+pub mod vm;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jettison_daemon::{bind_control, serve_tcp, serve_unix};
+use jettison_qemu::Qemu;
+use jettison_wire::Role;
+
+pub use config::{AgentConfig, VmConfig};
+use vm::{Placement, VmSlot};
+
+/// What can go wrong in the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No such VM in the configuration.
+    #[error("no VM named {0:?} on this desktop")]
+    UnknownVm(String),
+    /// The VM is not where the request needs it.
+    #[error("{0}")]
+    WrongState(String),
+    /// Request not allowed on this endpoint.
+    #[error("{0} is not an agent request")]
+    NotAllowed(&'static str),
+    /// The server could not be reached or refused.
+    #[error("consolidation server: {0}")]
+    Server(String),
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The connection failed.
+    #[error(transparent)]
+    Wire(#[from] jettison_wire::WireError),
+    /// QEMU failed.
+    #[error(transparent)]
+    Qemu(#[from] jettison_qemu::QemuError),
+    /// A boot file problem.
+    #[error(transparent)]
+    Machine(#[from] jettison_daemon::MachineError),
+    /// A local file operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The running agent.
+#[derive(Debug)]
+pub struct Agent {
+    config: AgentConfig,
+    slots: BTreeMap<String, Arc<VmSlot>>,
+}
+
+impl Agent {
+    /// Builds the agent from its configuration, picking up VMs recorded as
+    /// consolidated by a previous run.
+    pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
+        for dir in [&config.state_dir, &config.run_dir, &config.memory_dir] {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut slots = BTreeMap::new();
+        for vm in &config.vms {
+            slots.insert(vm.name.clone(), Arc::new(VmSlot::new(&config, vm)?));
+        }
+        Ok(Agent { config, slots })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    pub(crate) fn slot(&self, vm: &str) -> Option<Arc<VmSlot>> {
+        self.slots.get(vm).cloned()
+    }
+
+    /// Boots a VM at home.
+    pub async fn boot(&self, vm: &str) -> Result<(), AgentError> {
+        let slot = self
+            .slot(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.into()))?;
+        let mut placement = slot.placement.lock().await;
+        if !matches!(*placement, Placement::Off) {
+            return Err(AgentError::WrongState(format!(
+                "VM {vm} is already running"
+            )));
+        }
+        let qemu = Qemu::launch(&slot.machine(), &slot.launch_options(&self.config, false)).await?;
+        tracing::info!(vm, pid = ?qemu.pid(), "VM booted at home");
+        *placement = Placement::Home(qemu);
+        Ok(())
+    }
+
+    /// Serves the state server and the control socket until SIGINT/SIGTERM,
+    /// after booting the autostart VMs that are not consolidated.
+    pub async fn run(self) -> Result<(), AgentError> {
+        let agent = Arc::new(self);
+        let listener = tokio::net::TcpListener::bind(agent.config.listen).await?;
+        let control = bind_control(&agent.config.control_socket)?;
+        let host: Arc<str> = agent.config.host.clone().into();
+        tracing::info!(listen = %agent.config.listen, control = %agent.config.control_socket.display(), "agent up");
+        for slot in agent.slots.values() {
+            if let Placement::Away { server, .. } = &*slot.placement.lock().await {
+                tracing::info!(vm = %slot.config.name, %server, "VM is consolidated; serving its memory");
+            }
+        }
+        let state = tokio::spawn(serve_tcp(
+            listener,
+            &[Role::Server],
+            host.clone(),
+            agent.clone(),
+        ));
+        let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
+        for (name, slot) in &agent.slots {
+            let off = matches!(*slot.placement.lock().await, Placement::Off);
+            if slot.config.autostart && off {
+                if let Err(e) = agent.boot(name).await {
+                    tracing::error!(vm = %name, "boot failed: {e}");
+                }
+            }
+        }
+        jettison_daemon::shutdown_signal().await;
+        tracing::info!("shutting down");
+        state.abort();
+        ctl.abort();
+        for slot in agent.slots.values() {
+            if let Placement::Home(q) =
+                std::mem::replace(&mut *slot.placement.lock().await, Placement::Off)
+            {
+                let _ = q.quit().await;
+            }
+        }
+        let _ = std::fs::remove_file(&agent.config.control_socket);
+        Ok(())
+    }
+}

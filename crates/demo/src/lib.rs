@@ -1,1 +1,14 @@
-//! jettison-demo (to be written).
+//! jettison's story on this machine: a desktop agent and a consolidation
+//! server as real processes, a real guest in QEMU, a partial migration out,
+//! memory on demand, and reintegration with the dirty pages, measured and
+//! reported. Used by `cargo xtask demo` and by the integration tests.
+
+pub mod cluster;
+pub mod console;
+pub mod guest;
+pub mod report;
+pub mod scenario;
+
+pub use cluster::{Binaries, Cluster, ClusterOptions};
+pub use guest::GuestImage;
+pub use scenario::{round_trip, Phases, RoundTrip};

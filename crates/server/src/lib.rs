@@ -1,1 +1,208 @@
-//! jettison-server (to be written).
+//! The consolidation server: takes idle desktops' VMs with only their CPU and
+//! device state, runs them on a lazy memory file whose pages come from the
+//! desktop on demand, and sends them home with the pages they wrote.
+
+pub mod config;
+mod control;
+pub mod fetch_client;
+mod home;
+mod intake;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use jettison_daemon::{bind_control, serve_tcp, serve_unix};
+use jettison_lazymem::{LazyMemMount, MountOptions, VmMemory};
+use jettison_qemu::Qemu;
+use jettison_wire::{ErrorCode, Role};
+
+pub use config::ServerConfig;
+
+/// What can go wrong on the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No such consolidated VM.
+    #[error("no VM named {0:?} on this server")]
+    UnknownVm(String),
+    /// The VM is not in a state where the request makes sense.
+    #[error("{0}")]
+    WrongState(String),
+    /// Request not allowed from this peer.
+    #[error("{0} is not allowed here")]
+    NotAllowed(&'static str),
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The connection failed.
+    #[error(transparent)]
+    Wire(#[from] jettison_wire::WireError),
+    /// QEMU failed.
+    #[error(transparent)]
+    Qemu(#[from] jettison_qemu::QemuError),
+    /// The lazy memory filesystem failed.
+    #[error(transparent)]
+    LazyMem(#[from] jettison_lazymem::LazyMemError),
+    /// A boot file problem.
+    #[error(transparent)]
+    Machine(#[from] jettison_daemon::MachineError),
+    /// A local file operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ServerError {
+    /// The wire code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServerError::UnknownVm(_) => ErrorCode::UnknownVm,
+            ServerError::WrongState(_) => ErrorCode::WrongState,
+            ServerError::NotAllowed(_) => ErrorCode::NotAllowed,
+            _ => ErrorCode::Failed,
+        }
+    }
+}
+
+/// Where a consolidated VM is in its stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// QEMU waits for the device state.
+    Prepared,
+    /// The guest runs here.
+    Running,
+    /// Paused by the operator (dirty pages flushed).
+    Paused,
+}
+
+/// A VM on this server.
+#[derive(Debug)]
+pub(crate) struct Guest {
+    pub(crate) qemu: Qemu,
+    pub(crate) memory: Arc<VmMemory>,
+    pub(crate) phase: Phase,
+    pub(crate) memory_mib: u64,
+    pub(crate) desktop: String,
+    /// Set while the guest runs.
+    pub(crate) running_since: Option<Instant>,
+    /// Time run before `running_since` (pauses excluded).
+    pub(crate) ran: std::time::Duration,
+}
+
+impl Guest {
+    /// Records that the guest (re)started running.
+    pub(crate) fn mark_running(&mut self) {
+        self.running_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Records that the guest stopped.
+    pub(crate) fn mark_stopped(&mut self) {
+        if let Some(since) = self.running_since.take() {
+            self.ran += since.elapsed();
+        }
+    }
+
+    /// How long the guest has run here, pauses excluded.
+    pub(crate) fn run_time(&self) -> std::time::Duration {
+        self.ran + self.running_since.map(|s| s.elapsed()).unwrap_or_default()
+    }
+}
+
+type GuestSlot = Arc<tokio::sync::Mutex<Guest>>;
+
+/// The running server.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    mount: LazyMemMount,
+    guests: Mutex<HashMap<String, GuestSlot>>,
+}
+
+impl Server {
+    /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
+    /// killed predecessor) and prepares the directories.
+    pub fn new(config: ServerConfig) -> Result<Self, ServerError> {
+        for dir in [&config.replica_dir, &config.run_dir] {
+            std::fs::create_dir_all(dir)?;
+        }
+        let opts = MountOptions {
+            max_readahead: config.max_readahead,
+            fetch_pages: config.fetch_pages,
+        };
+        let mount =
+            LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
+        Ok(Server {
+            config,
+            mount,
+            guests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub(crate) fn guest(&self, vm: &str) -> Result<GuestSlot, ServerError> {
+        self.guests
+            .lock()
+            .expect("guests lock")
+            .get(vm)
+            .cloned()
+            .ok_or_else(|| ServerError::UnknownVm(vm.into()))
+    }
+
+    pub(crate) fn replica_path(&self, vm: &str) -> PathBuf {
+        self.config.replica_dir.join(format!("{vm}.replica"))
+    }
+
+    /// Serves agents and the control socket until SIGINT/SIGTERM.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let server = Arc::new(self);
+        let listener = tokio::net::TcpListener::bind(server.config.listen).await?;
+        let control = bind_control(&server.config.control_socket)?;
+        let host: Arc<str> = server.config.host.clone().into();
+        tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
+        let agents = tokio::spawn(serve_tcp(
+            listener,
+            &[Role::Agent],
+            host.clone(),
+            server.clone(),
+        ));
+        let ctl = tokio::spawn(serve_unix(control, host, server.clone()));
+        jettison_daemon::shutdown_signal().await;
+        agents.abort();
+        ctl.abort();
+        let names: Vec<String> = server
+            .guests
+            .lock()
+            .expect("guests lock")
+            .keys()
+            .cloned()
+            .collect();
+        for vm in names {
+            tracing::error!(
+                vm,
+                "shutting down with a consolidated VM: its dirty pages stay in {}",
+                server.replica_path(&vm).display()
+            );
+            if let Ok(slot) = server.guest(&vm) {
+                let _ = slot.lock().await.qemu.stop().await;
+            }
+        }
+        let _ = std::fs::remove_file(&server.config.control_socket);
+        match Arc::try_unwrap(server) {
+            Ok(s) => s.mount.unmount()?,
+            Err(_) => tracing::warn!("connections still open; the mount goes with the process"),
+        }
+        Ok(())
+    }
+}
+
+/// Flushes a lazy memory file's dirty pages to the daemon (stop the VM first).
+pub(crate) async fn flush(path: PathBuf) -> Result<(), ServerError> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+        .await
+        .map_err(|e| ServerError::Protocol(format!("fsync task: {e}")))??;
+    Ok(())
+}

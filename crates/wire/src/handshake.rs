@@ -17,39 +17,77 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     role: Role,
     host: &str,
 ) -> Result<Welcome, WireError> {
-    let hello = Hello { magic: MAGIC, major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, role, host: host.into() };
-    match transport.request(&Message::Hello(hello), HELLO_TIMEOUT).await? {
+    let hello = Hello {
+        magic: MAGIC,
+        major: PROTOCOL_MAJOR,
+        minor: PROTOCOL_MINOR,
+        role,
+        host: host.into(),
+    };
+    match transport
+        .request(&Message::Hello(hello), HELLO_TIMEOUT)
+        .await?
+    {
         Message::Welcome(w) if w.major == PROTOCOL_MAJOR => Ok(w),
-        Message::Welcome(w) => Err(WireError::Version { ours: PROTOCOL_MAJOR, theirs: w.major }),
-        other => Err(WireError::Unexpected { expected: "Welcome", got: other.kind() }),
+        Message::Welcome(w) => Err(WireError::Version {
+            ours: PROTOCOL_MAJOR,
+            theirs: w.major,
+        }),
+        other => Err(WireError::Unexpected {
+            expected: "Welcome",
+            got: other.kind(),
+        }),
     }
 }
 
 /// Checks a `Hello` against our version and the roles allowed on this
 /// listener. Pure: returns the reply to send and whether to go on.
-pub fn judge_hello(msg: &Message, allowed: &[Role], host: &str) -> Result<(Hello, Message), (WireError, Message)> {
+pub fn judge_hello(
+    msg: &Message,
+    allowed: &[Role],
+    host: &str,
+) -> Result<(Hello, Message), (WireError, Message)> {
     let hello = match msg {
         Message::Hello(h) => h,
         other => {
-            let err = WireError::Unexpected { expected: "Hello", got: other.kind() };
-            let reply = Message::error(ErrorCode::BadRequest, format!("expected Hello, got {}", other.kind()));
+            let err = WireError::Unexpected {
+                expected: "Hello",
+                got: other.kind(),
+            };
+            let reply = Message::error(
+                ErrorCode::BadRequest,
+                format!("expected Hello, got {}", other.kind()),
+            );
             return Err((err, reply));
         }
     };
     if hello.magic != MAGIC || hello.major != PROTOCOL_MAJOR {
-        let err = WireError::Version { ours: PROTOCOL_MAJOR, theirs: hello.major };
+        let err = WireError::Version {
+            ours: PROTOCOL_MAJOR,
+            theirs: hello.major,
+        };
         let reply = Message::error(
             ErrorCode::VersionMismatch,
-            format!("this host speaks jettison protocol {PROTOCOL_MAJOR}.x, peer sent {}.{}", hello.major, hello.minor),
+            format!(
+                "this host speaks jettison protocol {PROTOCOL_MAJOR}.x, peer sent {}.{}",
+                hello.major, hello.minor
+            ),
         );
         return Err((err, reply));
     }
     if !allowed.contains(&hello.role) {
         let err = WireError::Refused(format!("role {:?} not accepted here", hello.role));
-        let reply = Message::error(ErrorCode::NotAllowed, format!("role {:?} is not accepted on this port", hello.role));
+        let reply = Message::error(
+            ErrorCode::NotAllowed,
+            format!("role {:?} is not accepted on this port", hello.role),
+        );
         return Err((err, reply));
     }
-    let welcome = Welcome { major: PROTOCOL_MAJOR, minor: hello.minor.min(PROTOCOL_MINOR), host: host.into() };
+    let welcome = Welcome {
+        major: PROTOCOL_MAJOR,
+        minor: hello.minor.min(PROTOCOL_MINOR),
+        host: host.into(),
+    };
     Ok((hello.clone(), Message::Welcome(welcome)))
 }
 
@@ -63,7 +101,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let first = match transport.recv_within(HELLO_TIMEOUT).await {
         Ok(m) => m,
         Err(e @ WireError::Malformed(_)) => {
-            let _ = transport.send(&Message::error(ErrorCode::BadRequest, e.to_string())).await;
+            let _ = transport
+                .send(&Message::error(ErrorCode::BadRequest, e.to_string()))
+                .await;
             return Err(e);
         }
         Err(e) => return Err(e),

@@ -134,16 +134,27 @@ pub fn validate_fetch(ranges: &[Range], file_size: u64) -> Result<(), String> {
     let mut total: u64 = 0;
     for r in ranges {
         if r.len == 0 || r.offset % PAGE_SIZE != 0 || r.len % PAGE_SIZE != 0 {
-            return Err(format!("range {}+{} is empty or not page-aligned", r.offset, r.len));
+            return Err(format!(
+                "range {}+{} is empty or not page-aligned",
+                r.offset, r.len
+            ));
         }
-        let end = r.offset.checked_add(r.len).ok_or_else(|| format!("range {}+{} overflows", r.offset, r.len))?;
+        let end = r
+            .offset
+            .checked_add(r.len)
+            .ok_or_else(|| format!("range {}+{} overflows", r.offset, r.len))?;
         if end > file_size {
-            return Err(format!("range {}+{} ends beyond the memory file ({file_size} bytes)", r.offset, r.len));
+            return Err(format!(
+                "range {}+{} ends beyond the memory file ({file_size} bytes)",
+                r.offset, r.len
+            ));
         }
         total = total.saturating_add(r.len);
     }
     if total > MAX_FETCH_BYTES {
-        return Err(format!("fetch of {total} bytes exceeds the {MAX_FETCH_BYTES}-byte limit"));
+        return Err(format!(
+            "fetch of {total} bytes exceeds the {MAX_FETCH_BYTES}-byte limit"
+        ));
     }
     Ok(())
 }

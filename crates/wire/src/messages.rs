@@ -90,7 +90,12 @@ pub struct Chunk {
 
 impl std::fmt::Debug for Chunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Chunk {{ offset: {}, len: {} }}", self.offset, self.data.len())
+        write!(
+            f,
+            "Chunk {{ offset: {}, len: {} }}",
+            self.offset,
+            self.data.len()
+        )
     }
 }
 
@@ -352,6 +357,9 @@ impl Message {
 
     /// Shorthand for an error reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Message::Error(ErrorReply { code, message: message.into() })
+        Message::Error(ErrorReply {
+            code,
+            message: message.into(),
+        })
     }
 }

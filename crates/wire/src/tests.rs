@@ -4,11 +4,36 @@ use tokio::io::AsyncWriteExt;
 
 fn sample_messages() -> Vec<Message> {
     vec![
-        Message::Hello(Hello { magic: MAGIC, major: 1, minor: 0, role: Role::Agent, host: "d1".into() }),
-        Message::Fetch { vm: "vm".into(), ranges: vec![Range { offset: 4096, len: 8192 }] },
-        Message::Chunks { chunks: vec![Chunk { offset: 4096, data: vec![7; 8192] }] },
-        Message::MigrateIn { vm: "vm".into(), device_state: vec![1, 2, 3] },
-        Message::DirtyPages { pages: vec![Chunk { offset: 0, data: vec![9; 4096] }] },
+        Message::Hello(Hello {
+            magic: MAGIC,
+            major: 1,
+            minor: 0,
+            role: Role::Agent,
+            host: "d1".into(),
+        }),
+        Message::Fetch {
+            vm: "vm".into(),
+            ranges: vec![Range {
+                offset: 4096,
+                len: 8192,
+            }],
+        },
+        Message::Chunks {
+            chunks: vec![Chunk {
+                offset: 4096,
+                data: vec![7; 8192],
+            }],
+        },
+        Message::MigrateIn {
+            vm: "vm".into(),
+            device_state: vec![1, 2, 3],
+        },
+        Message::DirtyPages {
+            pages: vec![Chunk {
+                offset: 0,
+                data: vec![9; 4096],
+            }],
+        },
         Message::OpStatus,
         Message::error(ErrorCode::OutOfRange, "nope"),
     ]
@@ -25,51 +50,141 @@ fn every_message_round_trips() {
 #[test]
 fn page_payload_overhead_is_small() {
     let pages: Vec<Chunk> = (0..DIRTY_BATCH_PAGES as u64)
-        .map(|i| Chunk { offset: (1 << 30) + i * PAGE_SIZE, data: vec![0xAB; PAGE_SIZE as usize] })
+        .map(|i| Chunk {
+            offset: (1 << 30) + i * PAGE_SIZE,
+            data: vec![0xAB; PAGE_SIZE as usize],
+        })
         .collect();
     let bytes = encode(&Message::DirtyPages { pages }).unwrap();
     let payload = DIRTY_BATCH_PAGES as u64 * PAGE_SIZE;
     let overhead = bytes.len() as u64 - payload;
-    assert!(overhead <= 8 * DIRTY_BATCH_PAGES as u64 + 8, "overhead {overhead} bytes");
+    assert!(
+        overhead <= 8 * DIRTY_BATCH_PAGES as u64 + 8,
+        "overhead {overhead} bytes"
+    );
 }
 
 #[test]
 fn garbage_and_trailing_bytes_are_malformed() {
-    assert!(matches!(decode(&[0xff, 0xff, 0xff, 0xff, 0xff]), Err(WireError::Malformed(_))));
+    assert!(matches!(
+        decode(&[0xff, 0xff, 0xff, 0xff, 0xff]),
+        Err(WireError::Malformed(_))
+    ));
     assert!(matches!(decode(&[]), Err(WireError::Malformed(_))));
     let mut bytes = encode(&Message::OpStatus).unwrap();
     bytes.push(0);
     assert!(matches!(decode(&bytes), Err(WireError::Malformed(_))));
     // A truncated encoding of a large message.
-    let bytes = encode(&Message::MigrateIn { vm: "vm".into(), device_state: vec![5; 1000] }).unwrap();
-    assert!(matches!(decode(&bytes[..bytes.len() - 10]), Err(WireError::Malformed(_))));
+    let bytes = encode(&Message::MigrateIn {
+        vm: "vm".into(),
+        device_state: vec![5; 1000],
+    })
+    .unwrap();
+    assert!(matches!(
+        decode(&bytes[..bytes.len() - 10]),
+        Err(WireError::Malformed(_))
+    ));
 }
 
 #[test]
 fn fetch_validation() {
     let size = 1 << 20;
-    let ok = [Range { offset: 0, len: 4096 }, Range { offset: size - 4096, len: 4096 }];
+    let ok = [
+        Range {
+            offset: 0,
+            len: 4096,
+        },
+        Range {
+            offset: size - 4096,
+            len: 4096,
+        },
+    ];
     assert!(validate_fetch(&ok, size).is_ok());
     assert!(validate_fetch(&[], size).is_err());
-    assert!(validate_fetch(&[Range { offset: size, len: 4096 }], size).is_err());
-    assert!(validate_fetch(&[Range { offset: size - 4096, len: 8192 }], size).is_err());
-    assert!(validate_fetch(&[Range { offset: 100, len: 4096 }], size).is_err());
+    assert!(validate_fetch(
+        &[Range {
+            offset: size,
+            len: 4096
+        }],
+        size
+    )
+    .is_err());
+    assert!(validate_fetch(
+        &[Range {
+            offset: size - 4096,
+            len: 8192
+        }],
+        size
+    )
+    .is_err());
+    assert!(validate_fetch(
+        &[Range {
+            offset: 100,
+            len: 4096
+        }],
+        size
+    )
+    .is_err());
     assert!(validate_fetch(&[Range { offset: 0, len: 0 }], size).is_err());
-    assert!(validate_fetch(&[Range { offset: u64::MAX - 4095, len: 8192 }], u64::MAX).is_err());
+    assert!(validate_fetch(
+        &[Range {
+            offset: u64::MAX - 4095,
+            len: 8192
+        }],
+        u64::MAX
+    )
+    .is_err());
     let big = 64 << 20;
-    assert!(validate_fetch(&[Range { offset: 0, len: MAX_FETCH_BYTES + 4096 }], big).is_err());
+    assert!(validate_fetch(
+        &[Range {
+            offset: 0,
+            len: MAX_FETCH_BYTES + 4096
+        }],
+        big
+    )
+    .is_err());
 }
 
 #[test]
 fn hello_judgement() {
-    let good = Message::Hello(Hello { magic: MAGIC, major: PROTOCOL_MAJOR, minor: 7, role: Role::Server, host: "s".into() });
+    let good = Message::Hello(Hello {
+        magic: MAGIC,
+        major: PROTOCOL_MAJOR,
+        minor: 7,
+        role: Role::Server,
+        host: "s".into(),
+    });
     let (_, reply) = judge_hello(&good, &[Role::Server], "d").unwrap();
-    assert!(matches!(reply, Message::Welcome(Welcome { minor: PROTOCOL_MINOR, .. })));
+    assert!(matches!(
+        reply,
+        Message::Welcome(Welcome {
+            minor: PROTOCOL_MINOR,
+            ..
+        })
+    ));
     assert!(judge_hello(&good, &[Role::Agent], "d").is_err());
-    let bad_major = Message::Hello(Hello { magic: MAGIC, major: 99, minor: 0, role: Role::Server, host: "s".into() });
+    let bad_major = Message::Hello(Hello {
+        magic: MAGIC,
+        major: 99,
+        minor: 0,
+        role: Role::Server,
+        host: "s".into(),
+    });
     let (_, reply) = judge_hello(&bad_major, &[Role::Server], "d").unwrap_err();
-    assert!(matches!(reply, Message::Error(ErrorReply { code: ErrorCode::VersionMismatch, .. })));
-    let bad_magic = Message::Hello(Hello { magic: *b"NOTJETTS", major: 1, minor: 0, role: Role::Server, host: "s".into() });
+    assert!(matches!(
+        reply,
+        Message::Error(ErrorReply {
+            code: ErrorCode::VersionMismatch,
+            ..
+        })
+    ));
+    let bad_magic = Message::Hello(Hello {
+        magic: *b"NOTJETTS",
+        major: 1,
+        minor: 0,
+        role: Role::Server,
+        host: "s".into(),
+    });
     assert!(judge_hello(&bad_magic, &[Role::Server], "d").is_err());
     assert!(judge_hello(&Message::OpStatus, &[Role::Server], "d").is_err());
 }
@@ -100,7 +215,13 @@ async fn garbage_gets_an_error_reply() {
     assert!(matches!(err, WireError::Malformed(_)), "{err}");
     let mut t = Transport::new(a);
     let reply = t.recv().await.unwrap().unwrap();
-    assert!(matches!(reply, Message::Error(ErrorReply { code: ErrorCode::BadRequest, .. })));
+    assert!(matches!(
+        reply,
+        Message::Error(ErrorReply {
+            code: ErrorCode::BadRequest,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]

@@ -32,14 +32,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
             .big_endian()
             .max_frame_length(MAX_FRAME_BYTES)
             .new_codec();
-        Transport { framed: Framed::new(stream, codec), bytes_sent: 0, bytes_received: 0 }
+        Transport {
+            framed: Framed::new(stream, codec),
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
     }
 
     /// Encodes and sends one message.
     pub async fn send(&mut self, msg: &Message) -> Result<(), WireError> {
         let payload = encode(msg)?;
         let len = payload.len() as u64;
-        self.framed.send(Bytes::from(payload)).await.map_err(WireError::Io)?;
+        self.framed
+            .send(Bytes::from(payload))
+            .await
+            .map_err(WireError::Io)?;
         self.bytes_sent += len + 4;
         Ok(())
     }
@@ -68,7 +75,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
 
     /// Sends a request and waits for its reply; an [`Message::Error`] reply
     /// becomes [`WireError::Remote`].
-    pub async fn request(&mut self, msg: &Message, timeout: Duration) -> Result<Message, WireError> {
+    pub async fn request(
+        &mut self,
+        msg: &Message,
+        timeout: Duration,
+    ) -> Result<Message, WireError> {
         self.send(msg).await?;
         match self.recv_within(timeout).await? {
             Message::Error(e) => Err(WireError::Remote(e)),
@@ -100,10 +111,15 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
 /// Decodes a frame payload. Trailing bytes are an error: a frame holds exactly
 /// one message.
 pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
-    let (msg, rest) = postcard::take_from_bytes::<Message>(frame)
-        .map_err(|e| WireError::Malformed(format!("undecodable frame of {} bytes: {e}", frame.len())))?;
+    let (msg, rest) = postcard::take_from_bytes::<Message>(frame).map_err(|e| {
+        WireError::Malformed(format!("undecodable frame of {} bytes: {e}", frame.len()))
+    })?;
     if !rest.is_empty() {
-        return Err(WireError::Malformed(format!("{} trailing bytes after a {}", rest.len(), msg.kind())));
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes after a {}",
+            rest.len(),
+            msg.kind()
+        )));
     }
     Ok(msg)
 }
@@ -112,7 +128,9 @@ fn classify_io(e: std::io::Error) -> WireError {
     // The codec reports oversized frames and truncated streams as io errors.
     let text = e.to_string();
     if text.contains("frame size too big") {
-        WireError::Malformed(format!("frame longer than the {MAX_FRAME_BYTES}-byte limit"))
+        WireError::Malformed(format!(
+            "frame longer than the {MAX_FRAME_BYTES}-byte limit"
+        ))
     } else if text.contains("bytes remaining on stream") {
         WireError::Malformed("stream ended in the middle of a frame".into())
     } else {

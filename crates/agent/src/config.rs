@@ -1,0 +1,238 @@
+//! The agent's configuration file (TOML).
+//!
+//! ```toml
+//! host = "desk-17"                       # default: the kernel's hostname
+//! server = "10.0.0.2:7400"               # the consolidation server
+//! listen = "0.0.0.0:7401"                # this desktop's state server
+//! advertise = "10.0.0.17:7401"           # how the server dials it (default: listen)
+//! control_socket = "/run/jettison/agent.sock"
+//! state_dir = "/var/lib/jettison/agent"  # what survives a restart
+//! run_dir = "/run/jettison/agent"        # QEMU sockets, console logs
+//! memory_dir = "/dev/shm"                # VM memory files <vm>.mem
+//! qemu_binary = "qemu-system-x86_64"
+//! accel = "kvm"                          # or "tcg"
+//!
+//! [[vm]]
+//! name = "desk-17"
+//! memory_mib = 2048
+//! cpus = 2
+//! kernel = "/var/lib/jettison/images/vmlinuz"   # optional direct boot
+//! initrd = "/var/lib/jettison/images/initrd.img"
+//! append = "console=ttyS0"
+//! extra_args = []
+//! autostart = true
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jettison_qemu::{Accel, MachineSpec};
+use serde::Deserialize;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The agent's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This desktop's name.
+    #[serde(default = "jettison_daemon::hostname")]
+    pub host: String,
+    /// The consolidation server, `host:port`.
+    pub server: String,
+    /// Address the state server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address the server should dial to fetch memory (default: `listen`).
+    pub advertise: Option<String>,
+    /// The operator's control socket.
+    #[serde(default = "default_control")]
+    pub control_socket: PathBuf,
+    /// Persistent state (which VMs are consolidated where).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Runtime files: QEMU sockets and console logs.
+    #[serde(default = "default_run_dir")]
+    pub run_dir: PathBuf,
+    /// Where VM memory files live (tmpfs: survives QEMU, lost at power-off).
+    #[serde(default = "default_memory_dir")]
+    pub memory_dir: PathBuf,
+    /// QEMU binary.
+    #[serde(default = "default_qemu")]
+    pub qemu_binary: PathBuf,
+    /// Accelerator.
+    #[serde(default)]
+    pub accel: Accel,
+    /// The VMs of this desktop.
+    #[serde(default, rename = "vm")]
+    pub vms: Vec<VmConfig>,
+}
+
+/// One VM of the desktop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmConfig {
+    /// Name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// Guest memory.
+    pub memory_mib: u64,
+    /// vCPUs.
+    #[serde(default = "one")]
+    pub cpus: u32,
+    /// Direct-boot kernel.
+    pub kernel: Option<PathBuf>,
+    /// Direct-boot initramfs.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub append: Option<String>,
+    /// More QEMU arguments (identical on the server).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// Boot the VM when the agent starts (unless it is consolidated).
+    #[serde(default = "yes")]
+    pub autostart: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7401))
+}
+fn default_control() -> PathBuf {
+    PathBuf::from("/run/jettison/agent.sock")
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/jettison/agent")
+}
+fn default_run_dir() -> PathBuf {
+    PathBuf::from("/run/jettison/agent")
+}
+fn default_memory_dir() -> PathBuf {
+    PathBuf::from("/dev/shm")
+}
+fn default_qemu() -> PathBuf {
+    PathBuf::from("qemu-system-x86_64")
+}
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+impl AgentConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cfg: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut seen = std::collections::HashSet::new();
+        for vm in &cfg.vms {
+            if !valid_name(&vm.name) {
+                return Err(format!(
+                    "vm name {:?}: use 1-64 letters, digits, '-' or '_'",
+                    vm.name
+                ));
+            }
+            if !seen.insert(vm.name.clone()) {
+                return Err(format!("vm {:?} is defined twice", vm.name));
+            }
+            if vm.memory_mib < 16 || vm.cpus == 0 {
+                return Err(format!(
+                    "vm {:?}: memory_mib must be at least 16 and cpus at least 1",
+                    vm.name
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The address the server dials for this desktop's memory.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+/// Whether a VM name is usable in file names and on the wire.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl VmConfig {
+    /// The machine QEMU runs for this VM.
+    pub fn machine(&self) -> MachineSpec {
+        MachineSpec {
+            memory_mib: self.memory_mib,
+            cpus: self.cpus,
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            append: self.append.clone(),
+            extra_args: self.extra_args.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let cfg =
+            AgentConfig::parse("server = \"s:7400\"\n[[vm]]\nname = \"a\"\nmemory_mib = 512\n")
+                .unwrap();
+        assert_eq!(cfg.listen.port(), 7401);
+        assert_eq!(cfg.memory_dir, PathBuf::from("/dev/shm"));
+        assert_eq!(cfg.accel, Accel::Tcg);
+        assert_eq!(cfg.vms[0].cpus, 1);
+        assert!(cfg.vms[0].autostart);
+        assert_eq!(cfg.advertised(), "0.0.0.0:7401");
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        for (text, needle) in [
+            ("server = 1", "invalid type"),
+            ("server = \"s\"\nbogus = 1", "unknown field"),
+            ("server = \"s\"\n[[vm]]\nname = \"a/b\"\nmemory_mib = 512", "vm name"),
+            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 1", "at least 16"),
+            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\n[[vm]]\nname = \"a\"\nmemory_mib = 64", "twice"),
+        ] {
+            let err = AgentConfig::parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

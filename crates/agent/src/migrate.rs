@@ -1,0 +1,140 @@
+//! Partial migration out: only CPU and device state leave; memory stays in the
+//! memory file and is served on demand.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use jettison_daemon::describe_machine;
+use jettison_wire::handshake::connect;
+use jettison_wire::{Message, MigrateReport, Role, Transport};
+use tokio::net::TcpStream;
+
+use crate::vm::{Placement, VmSlot};
+use crate::{Agent, AgentError};
+
+/// How long the server may take to get ready or to resume the VM.
+const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Agent {
+    /// Opens an agent connection to the consolidation server.
+    pub(crate) async fn dial_server(&self) -> Result<Transport<TcpStream>, AgentError> {
+        let addr = &self.config.server;
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+            .await
+            .map_err(|_| AgentError::Server(format!("connecting to {addr} timed out")))?
+            .map_err(|e| AgentError::Server(format!("cannot connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let mut t = Transport::new(stream);
+        connect(&mut t, Role::Agent, &self.config.host).await?;
+        Ok(t)
+    }
+
+    /// Migrates a VM running at home to the server.
+    pub async fn migrate(&self, vm: &str) -> Result<MigrateReport, AgentError> {
+        let slot = self
+            .slot(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.into()))?;
+        let mut placement = slot.placement.lock().await;
+        let Placement::Home(_) = &*placement else {
+            return Err(AgentError::WrongState(format!(
+                "VM {vm} is not running at home"
+            )));
+        };
+        let mut t = self.dial_server().await?;
+        let machine = describe_machine(&slot.machine())?;
+        let prepare = Message::MigratePrepare {
+            vm: vm.into(),
+            machine,
+            state_server: self.config.advertised(),
+        };
+        expect(t.request(&prepare, SERVER_TIMEOUT).await?, "Prepared")?;
+        tracing::info!(vm, server = %self.config.server, "server ready; stopping the VM");
+
+        let Placement::Home(qemu) = std::mem::replace(&mut *placement, Placement::Off) else {
+            unreachable!()
+        };
+        let started = Instant::now();
+        let result = hand_over(&slot, &qemu, &mut t, started).await;
+        match result {
+            Ok(mut report) => {
+                report.latency_ms = ms(started.elapsed());
+                report.desktop_resident_bytes = slot.resident_bytes();
+                report.bytes_sent = t.bytes_sent();
+                if let Err(e) = qemu.quit().await {
+                    tracing::warn!(vm, "desktop QEMU did not quit cleanly: {e}");
+                }
+                let since = SystemTime::now();
+                slot.save_away(&self.config.server, since)?;
+                *placement = Placement::Away {
+                    server: self.config.server.clone(),
+                    since,
+                };
+                tracing::info!(
+                    vm,
+                    latency_ms = report.latency_ms,
+                    state_bytes = report.device_state_bytes,
+                    "VM consolidated"
+                );
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::error!(vm, "migration failed, resuming the VM at home: {e}");
+                slot.set_serving(false);
+                qemu.cont().await?;
+                *placement = Placement::Home(qemu);
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn hand_over(
+    slot: &VmSlot,
+    qemu: &jettison_qemu::Qemu,
+    t: &mut Transport<TcpStream>,
+    started: Instant,
+) -> Result<MigrateReport, AgentError> {
+    qemu.stop().await?;
+    let device_state = qemu.migrate_out().await?;
+    let save_ms = ms(started.elapsed());
+    let device_state_bytes = device_state.len() as u64;
+    // From here on the memory file no longer changes: the server may fetch it.
+    slot.set_serving(true);
+    let vm = slot.config.name.clone();
+    let reply = t
+        .request(
+            &Message::MigrateIn {
+                vm: vm.clone(),
+                device_state,
+            },
+            SERVER_TIMEOUT,
+        )
+        .await?;
+    let Message::MigrateInDone { restore_ms, .. } = reply else {
+        return Err(AgentError::Protocol(format!(
+            "expected MigrateInDone, got {}",
+            reply.kind()
+        )));
+    };
+    Ok(MigrateReport {
+        vm,
+        device_state_bytes,
+        save_ms,
+        restore_ms,
+        ..Default::default()
+    })
+}
+
+pub(crate) fn expect(reply: Message, what: &str) -> Result<Message, AgentError> {
+    if reply.kind() == what {
+        Ok(reply)
+    } else {
+        Err(AgentError::Protocol(format!(
+            "expected {what}, got {}",
+            reply.kind()
+        )))
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

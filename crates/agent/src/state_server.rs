@@ -1,0 +1,55 @@
+//! The desktop's state server: answers the consolidation server's fetches of
+//! a consolidated VM's memory, by offset, from the VM's memory file.
+
+use std::sync::Arc;
+
+use jettison_daemon::{next_request, ConnectionHandler, Peer};
+use jettison_wire::{validate_fetch, ErrorCode, Message, Transport};
+use tokio::net::TcpStream;
+
+use crate::Agent;
+
+impl ConnectionHandler<TcpStream> for Agent {
+    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TcpStream>) {
+        while let Some(req) = next_request(&mut t, &peer).await {
+            let reply = self.answer_fetch(req).await;
+            if let Err(e) = t.send(&reply).await {
+                tracing::warn!(peer = %peer.addr, "state server: reply failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+impl Agent {
+    async fn answer_fetch(&self, req: Message) -> Message {
+        let Message::Fetch { vm, ranges } = req else {
+            return Message::error(
+                ErrorCode::NotAllowed,
+                format!("the state server only answers Fetch, not {}", req.kind()),
+            );
+        };
+        let Some(slot) = self.slot(&vm) else {
+            return Message::error(
+                ErrorCode::UnknownVm,
+                format!("no VM {vm:?} on this desktop"),
+            );
+        };
+        if !slot.serving() {
+            return Message::error(
+                ErrorCode::WrongState,
+                format!("VM {vm:?} is running at home; its memory is not served"),
+            );
+        }
+        if let Err(why) = validate_fetch(&ranges, slot.memory_bytes()) {
+            tracing::warn!(vm = %vm, "refused fetch: {why}");
+            return Message::error(ErrorCode::OutOfRange, why);
+        }
+        let path = slot.mem_path.clone();
+        match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&path, &ranges)).await {
+            Ok(Ok(chunks)) => Message::Chunks { chunks },
+            Ok(Err(e)) => Message::error(ErrorCode::Failed, format!("reading memory of {vm}: {e}")),
+            Err(e) => Message::error(ErrorCode::Failed, format!("reader task failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! One VM of the desktop: where it runs, its memory file, and the record of
+//! that kept on disk so that a restarted agent still serves a consolidated
+//! VM's memory.
+
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AgentConfig, VmConfig};
+
+/// Where a VM is, as the agent sees it.
+#[derive(Debug)]
+pub enum Placement {
+    /// Not running anywhere (not booted yet, or its QEMU exited).
+    Off,
+    /// Running at home under this QEMU.
+    Home(Qemu),
+    /// Running on the consolidation server.
+    Away {
+        /// The server it went to.
+        server: String,
+        /// When it left.
+        since: SystemTime,
+    },
+}
+
+/// What survives an agent restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// Server the VM runs on.
+    pub server: String,
+    /// Unix time in ms when it left.
+    pub since_ms: u64,
+}
+
+/// A VM slot: configuration, memory file, placement.
+#[derive(Debug)]
+pub struct VmSlot {
+    /// Its configuration.
+    pub config: VmConfig,
+    /// Its memory file (`<memory_dir>/<name>.mem`).
+    pub mem_path: PathBuf,
+    /// Where it runs; held across a whole migration or reintegration.
+    pub placement: tokio::sync::Mutex<Placement>,
+    /// Whether the state server may serve its memory (only while the VM is
+    /// stopped at home: consolidated, or between stop and hand-over).
+    serving: AtomicBool,
+    state_file: PathBuf,
+}
+
+impl VmSlot {
+    /// A slot for a configured VM; picks up a saved "away" state.
+    pub fn new(cfg: &AgentConfig, vm: &VmConfig) -> std::io::Result<Self> {
+        let state_file = cfg.state_dir.join(format!("{}.json", vm.name));
+        let placement = match std::fs::read(&state_file) {
+            Ok(bytes) => match serde_json::from_slice::<SavedState>(&bytes) {
+                Ok(s) => Placement::Away {
+                    server: s.server,
+                    since: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(s.since_ms),
+                },
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("corrupt state file {}: {e}", state_file.display()),
+                    ))
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Placement::Off,
+            Err(e) => return Err(e),
+        };
+        let away = matches!(placement, Placement::Away { .. });
+        Ok(VmSlot {
+            config: vm.clone(),
+            mem_path: cfg.memory_dir.join(format!("{}.mem", vm.name)),
+            placement: tokio::sync::Mutex::new(placement),
+            serving: AtomicBool::new(away),
+            state_file,
+        })
+    }
+
+    /// Size of the memory file in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.config.memory_mib << 20
+    }
+
+    /// The machine spec.
+    pub fn machine(&self) -> MachineSpec {
+        self.config.machine()
+    }
+
+    /// Whether fetches are answered now.
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::SeqCst)
+    }
+
+    /// Starts or stops answering fetches.
+    pub fn set_serving(&self, on: bool) {
+        self.serving.store(on, Ordering::SeqCst);
+    }
+
+    /// Records that the VM is away (written atomically).
+    pub fn save_away(&self, server: &str, since: SystemTime) -> std::io::Result<()> {
+        let since_ms = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let text = serde_json::to_vec(&SavedState {
+            server: server.into(),
+            since_ms,
+        })
+        .map_err(std::io::Error::other)?;
+        if let Some(dir) = self.state_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.state_file.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, &self.state_file)
+    }
+
+    /// Records that the VM is home.
+    pub fn clear_saved(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.state_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes of the memory file resident in memory (tmpfs blocks in use).
+    pub fn resident_bytes(&self) -> u64 {
+        std::fs::metadata(&self.mem_path)
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0)
+    }
+
+    /// Launch options for this VM's QEMU on this desktop.
+    pub fn launch_options(&self, cfg: &AgentConfig, incoming: bool) -> LaunchOptions {
+        LaunchOptions {
+            binary: cfg.qemu_binary.clone(),
+            accel: cfg.accel,
+            mem_path: self.mem_path.clone(),
+            run_dir: cfg.run_dir.clone(),
+            console_log: Some(cfg.run_dir.join(format!("{}.console", self.config.name))),
+            incoming,
+            name: self.config.name.clone(),
+            deny_hugepage_advice: false,
+        }
+    }
+}
+
+/// Reads `ranges` of a memory file.
+pub fn read_ranges(
+    path: &Path,
+    ranges: &[jettison_wire::Range],
+) -> std::io::Result<Vec<jettison_wire::Chunk>> {
+    let file = std::fs::File::open(path)?;
+    ranges
+        .iter()
+        .map(|r| {
+            let mut data = vec![0u8; r.len as usize];
+            file.read_exact_at(&mut data, r.offset)?;
+            Ok(jettison_wire::Chunk {
+                offset: r.offset,
+                data,
+            })
+        })
+        .collect()
+}
+
+/// Writes pages into a memory file, refusing any beyond its end.
+pub fn write_pages(
+    file: &std::fs::File,
+    size: u64,
+    pages: &[jettison_wire::Chunk],
+) -> std::io::Result<()> {
+    for p in pages {
+        let end = p.offset.checked_add(p.data.len() as u64);
+        if p.offset % jettison_wire::PAGE_SIZE != 0 || end.is_none_or(|e| e > size) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "dirty page at {}+{} is outside the {size}-byte memory file",
+                    p.offset,
+                    p.data.len()
+                ),
+            ));
+        }
+        file.write_all_at(&p.data, p.offset)?;
+    }
+    Ok(())
+}
+
+/// BLAKE3 of a whole file, hex.
+pub fn digest_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}

@@ -1,0 +1,24 @@
+//! Plumbing shared by the desktop agent and the consolidation server:
+//! listeners that run the handshake on every connection, the operator's
+//! control socket, and the translation between a VM's machine description on
+//! the wire and a QEMU launch.
+
+pub mod listen;
+pub mod machine;
+
+pub use control::{hostname, request, ControlError};
+pub use listen::{bind_control, next_request};
+pub use listen::{serve_tcp, serve_unix, ConnectionHandler, Peer};
+pub use machine::{describe_machine, resolve_machine, MachineError};
+pub mod control;
+pub mod logging;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

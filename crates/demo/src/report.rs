@@ -1,0 +1,129 @@
+//! The demo's report: `report.json` (nested objects; the dotted names in the
+//! docs are paths into it) and a summary for the terminal.
+
+use serde_json::{json, Value};
+
+use crate::cluster::ClusterOptions;
+use crate::scenario::RoundTrip;
+
+const PAGE: u64 = 4096;
+
+/// Builds the report of a round trip.
+pub fn build(opts: &ClusterOptions, rt: &RoundTrip) -> Value {
+    let memory_bytes = opts.memory_mib << 20;
+    let m = &rt.migrate;
+    let r = &rt.reintegrate;
+    let fetched_bytes = rt.remote.pages_fetched * PAGE;
+    let pct = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        }
+    };
+    let bound = r.dirty_pages * PAGE + r.device_state_bytes;
+    json!({
+        "guest": {
+            "memory_mib": opts.memory_mib,
+            "fill_pct": opts.fill_pct,
+            "accel": opts.accel,
+            "boot_to_ready_s": rt.boot_s,
+        },
+        "migrate": {
+            "latency_ms": m.latency_ms,
+            "device_state_bytes": m.device_state_bytes,
+            "save_ms": m.save_ms,
+            "restore_ms": m.restore_ms,
+            "bytes_sent": m.bytes_sent,
+            "desktop_resident_bytes": m.desktop_resident_bytes,
+        },
+        "remote": {
+            "seconds": r.remote_seconds,
+            "faults": rt.remote.faults,
+            "replica_hits": rt.remote.replica_hits,
+            "pages_fetched": rt.remote.pages_fetched,
+            "bytes_fetched": rt.remote.bytes_fetched,
+            "fetch_retries": rt.remote.fetch_retries,
+            "pages_fetched_pct_of_memory": pct(fetched_bytes, memory_bytes),
+            "pages_fetched_pct_of_resident": pct(fetched_bytes, m.desktop_resident_bytes),
+            "fault_latency_us": {
+                "count": rt.remote.fault_latency_us.count,
+                "p50": rt.remote.fault_latency_us.p50,
+                "p90": rt.remote.fault_latency_us.p90,
+                "p99": rt.remote.fault_latency_us.p99,
+                "max": rt.remote.fault_latency_us.max,
+                "mean": rt.remote.fault_latency_us.mean,
+            },
+            "fetch_pages": opts.fetch_pages,
+            "max_readahead": opts.max_readahead,
+        },
+        "reintegrate": {
+            "latency_ms": r.latency_ms,
+            "dirty_pages": r.dirty_pages,
+            "dirty_pct_of_memory": pct(r.dirty_pages * PAGE, memory_bytes),
+            "device_state_bytes": r.device_state_bytes,
+            "bytes_sent": r.bytes_sent,
+            "payload_bound_bytes": bound,
+            "framing_overhead_bytes": r.bytes_sent as i64 - bound as i64,
+        },
+        "integrity": {
+            "images_equal": r.image_digest.as_deref() == Some(rt.server_digest.as_str()),
+            "server_digest": rt.server_digest,
+            "desktop_digest": r.image_digest,
+            "server_read_ms": rt.server_read_ms,
+            "inspection_pause_s": (rt.inspection.1 - rt.inspection.0) as f64 / 1000.0,
+            "desktop_digest_ms": r.verify_ms,
+            "guest_checks": rt.console.checks,
+            "guest_check_failures": rt.console.check_failures + rt.console.corrupt_lines,
+        },
+        "heartbeats": {
+            "received": rt.console.heartbeats,
+            "max_gap_s": rt.console.max_gap_s,
+        },
+    })
+}
+
+/// A human-readable summary of the report.
+pub fn summary(v: &Value) -> String {
+    let g = |path: &str| -> String {
+        let mut cur = v;
+        for k in path.split('.') {
+            cur = &cur[k];
+        }
+        match cur {
+            Value::Number(n) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+            other => other.to_string(),
+        }
+    };
+    format!(
+        "guest             {} MiB ({}% filled), {}\n\
+         migrate           {} ms, device state {} bytes, desktop resident {} bytes\n\
+         on the server     {} s, {} faults, {} pages fetched ({}% of memory, {}% of resident)\n\
+         fault service     p50 {} us, p99 {} us\n\
+         reintegrate       {} ms, {} dirty pages, {} bytes sent home (bound {} + framing {})\n\
+         integrity         images equal: {}, guest check failures: {}\n\
+         heartbeats        {} received, longest gap {} s\n",
+        g("guest.memory_mib"),
+        g("guest.fill_pct"),
+        g("guest.accel"),
+        g("migrate.latency_ms"),
+        g("migrate.device_state_bytes"),
+        g("migrate.desktop_resident_bytes"),
+        g("remote.seconds"),
+        g("remote.faults"),
+        g("remote.pages_fetched"),
+        g("remote.pages_fetched_pct_of_memory"),
+        g("remote.pages_fetched_pct_of_resident"),
+        g("remote.fault_latency_us.p50"),
+        g("remote.fault_latency_us.p99"),
+        g("reintegrate.latency_ms"),
+        g("reintegrate.dirty_pages"),
+        g("reintegrate.bytes_sent"),
+        g("reintegrate.payload_bound_bytes"),
+        g("reintegrate.framing_overhead_bytes"),
+        g("integrity.images_equal"),
+        g("integrity.guest_check_failures"),
+        g("heartbeats.received"),
+        g("heartbeats.max_gap_s"),
+    )
+}

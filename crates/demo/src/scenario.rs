@@ -1,0 +1,214 @@
+//! The round trip: the guest works at home, moves to the server with its
+//! device state only, runs there on memory fetched on demand, and comes home
+//! with the pages it wrote; its memory image is compared across the move.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use jettison_wire::{Message, MigrateReport, ReintegrateReport, VmMemStats};
+
+use crate::cluster::{tail, Cluster};
+use crate::console::{summarise, ConsoleSummary};
+
+/// How long each phase lasts.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    /// At home after the guest is ready, before migrating.
+    pub home: Duration,
+    /// On the server.
+    pub remote: Duration,
+    /// At home again after reintegration.
+    pub after: Duration,
+    /// Longest wait for the guest to boot and fill its memory.
+    pub boot_timeout: Duration,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            home: Duration::from_secs(5),
+            remote: Duration::from_secs(20),
+            after: Duration::from_secs(5),
+            boot_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a round trip measured.
+#[derive(Debug, Clone)]
+pub struct RoundTrip {
+    /// The migration, as the agent measured it.
+    pub migrate: MigrateReport,
+    /// The server's counters just before the VM was paused for comparison.
+    pub remote: VmMemStats,
+    /// The reintegration, as the agent measured it.
+    pub reintegrate: ReintegrateReport,
+    /// BLAKE3 of the memory file read through the server's filesystem.
+    pub server_digest: String,
+    /// Time to read the whole file through the filesystem.
+    pub server_read_ms: f64,
+    /// The guest's console over the whole run.
+    pub console: ConsoleSummary,
+    /// Seconds from boot to `JTS READY`.
+    pub boot_s: f64,
+    /// The inspection pause (host ms): from pausing the VM on the server to
+    /// asking for reintegration. Not counted in heartbeat gaps.
+    pub inspection: (u64, u64),
+}
+
+async fn countdown(what: &str, d: Duration, progress: &(dyn Fn(&str) + Sync)) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let left = end.saturating_duration_since(Instant::now());
+        progress(&format!("{what}: {:>3} s left", left.as_secs()));
+        tokio::time::sleep(left.min(Duration::from_secs(5))).await;
+    }
+}
+
+/// Server-side counters of the cluster's VM.
+pub async fn server_stats(cluster: &Cluster) -> anyhow::Result<VmMemStats> {
+    match cluster.server_request(Message::OpStatus).await? {
+        Message::OpStatusReply { vms, .. } => vms
+            .into_iter()
+            .find(|v| v.vm == cluster.vm)
+            .and_then(|v| v.memory)
+            .context("the server does not list the VM"),
+        other => bail!("unexpected status reply {}", other.kind()),
+    }
+}
+
+/// Migrates the cluster's VM and returns the agent's report.
+pub async fn migrate(cluster: &Cluster) -> anyhow::Result<MigrateReport> {
+    match cluster
+        .agent_request(Message::OpMigrate {
+            vm: cluster.vm.clone(),
+        })
+        .await
+    {
+        Ok(Message::OpMigrated(r)) => Ok(r),
+        Ok(other) => bail!("unexpected reply {}", other.kind()),
+        Err(e) => bail!(
+            "migration failed: {e:#}\nagent log:\n{}\nserver log:\n{}",
+            tail(&cluster.daemon_log("agent")),
+            tail(&cluster.daemon_log("server"))
+        ),
+    }
+}
+
+/// Reintegrates the cluster's VM and returns the agent's report.
+pub async fn reintegrate(cluster: &Cluster, verify: bool) -> anyhow::Result<ReintegrateReport> {
+    match cluster
+        .agent_request(Message::OpReintegrate {
+            vm: cluster.vm.clone(),
+            verify,
+        })
+        .await
+    {
+        Ok(Message::OpReintegrated(r)) => Ok(r),
+        Ok(other) => bail!("unexpected reply {}", other.kind()),
+        Err(e) => bail!(
+            "reintegration failed: {e:#}\nagent log:\n{}\nserver log:\n{}",
+            tail(&cluster.daemon_log("agent")),
+            tail(&cluster.daemon_log("server"))
+        ),
+    }
+}
+
+/// Pauses the VM on the server (flushing its dirty pages) and digests its
+/// memory as the server's filesystem shows it.
+pub async fn digest_server_view(cluster: &Cluster) -> anyhow::Result<(String, f64)> {
+    match cluster
+        .server_request(Message::OpPause {
+            vm: cluster.vm.clone(),
+        })
+        .await?
+    {
+        Message::OpOk => {}
+        other => bail!("unexpected pause reply {}", other.kind()),
+    }
+    let path = cluster.lazy_file();
+    let started = Instant::now();
+    let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_DIRECT: large reads straight to the filesystem (with readahead
+        // off, buffered reads would be one page each).
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(&path)?;
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(h.finalize().to_hex().to_string())
+    })
+    .await??;
+    Ok((digest, started.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// Runs the whole round trip on a started cluster.
+pub async fn round_trip(
+    cluster: &Cluster,
+    phases: &Phases,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RoundTrip> {
+    let booted = Instant::now();
+    progress("booting the guest at home and filling its memory");
+    cluster
+        .wait_console("JTS READY", phases.boot_timeout)
+        .await?;
+    let boot_s = booted.elapsed().as_secs_f64();
+    progress(&format!("guest ready after {boot_s:.1} s"));
+    countdown("running at home", phases.home, progress).await;
+
+    progress("migrating: device state only");
+    let migrate = migrate(cluster).await?;
+    progress(&format!(
+        "on the server after {:.1} ms; device state {} KiB",
+        migrate.latency_ms,
+        migrate.device_state_bytes / 1024
+    ));
+    countdown("running on the server", phases.remote, progress).await;
+
+    let remote = server_stats(cluster).await?;
+    progress("pausing on the server and reading its memory through the filesystem");
+    let pause_start = unix_ms();
+    let (server_digest, server_read_ms) = digest_server_view(cluster).await?;
+    let inspection = (pause_start, unix_ms());
+    progress("reintegrating: device state and dirty pages");
+    let reintegrate = reintegrate(cluster, true).await?;
+    progress(&format!(
+        "home after {:.1} ms; {} dirty pages",
+        reintegrate.latency_ms, reintegrate.dirty_pages
+    ));
+    countdown("running at home again", phases.after, progress).await;
+
+    let logs = cluster.console_logs();
+    let console = summarise(
+        &logs.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[inspection],
+    );
+    Ok(RoundTrip {
+        migrate,
+        remote,
+        reintegrate,
+        server_digest,
+        server_read_ms,
+        console,
+        boot_s,
+        inspection,
+    })
+}
+
+/// Host time in ms since the Unix epoch (the clock of the console logs).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,68 @@
+//! Shared set-up of the integration tests: real daemons (this package's
+//! binaries), a real guest under QEMU, and teardown by `Cluster`'s drop.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jettison_demo::{Binaries, Cluster, ClusterOptions, GuestImage};
+
+pub fn binaries() -> Binaries {
+    Binaries {
+        agent: PathBuf::from(env!("CARGO_BIN_EXE_jettison-agent")),
+        server: PathBuf::from(env!("CARGO_BIN_EXE_jettison-server")),
+    }
+}
+
+/// Starts a cluster whose agent boots a guest of `memory_mib`, and waits
+/// until the guest is ready.
+pub async fn ready_cluster(memory_mib: u64) -> Cluster {
+    let image =
+        GuestImage::locate().expect("guest image (run `cargo xtask guest`, or `cargo xtask test`)");
+    let opts = ClusterOptions {
+        memory_mib,
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start(&binaries(), &image, &opts)
+        .await
+        .expect("daemons start");
+    cluster
+        .wait_console("JTS READY", Duration::from_secs(300))
+        .await
+        .expect("guest boots");
+    cluster
+}
+
+/// Waits until the guest prints a heartbeat with a sequence number above
+/// `after`; returns that number.
+pub async fn next_heartbeat(cluster: &Cluster, after: u64, timeout: Duration) -> u64 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let last = last_heartbeat(cluster);
+        if last > after {
+            return last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeat after seq {after} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The highest heartbeat sequence number printed so far.
+pub fn last_heartbeat(cluster: &Cluster) -> u64 {
+    cluster
+        .console_logs()
+        .iter()
+        .flat_map(|l| l.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|l| {
+            l.split("seq=")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|s| s.parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
+}

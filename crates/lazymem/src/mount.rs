@@ -1,0 +1,193 @@
+//! The mount handle: mounting, adding and removing VMs, unmounting.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use fuser::{BackgroundSession, INodeNo, MountOption};
+use nix::mount::{umount2, MntFlags};
+use tokio::runtime::Handle;
+use tracing::{info, warn};
+
+use crate::fs::LazyFs;
+use crate::registry::Registry;
+use crate::stale::prepare_mountpoint;
+use crate::vm::VmMemory;
+use crate::{valid_name, LazyMemError, MountOptions, PageSource, PAGE_SIZE};
+
+/// A mounted lazy memory filesystem. Dropping it unmounts (like [`Self::unmount`]).
+#[derive(Debug)]
+pub struct LazyMemMount {
+    mountpoint: PathBuf,
+    registry: Arc<Registry>,
+    opts: MountOptions,
+    /// Serialises `add_vm`, so a refused duplicate never touches a replica.
+    add_lock: Mutex<()>,
+    session: Option<BackgroundSession>,
+}
+
+impl LazyMemMount {
+    /// Mounts an empty filesystem at `mountpoint`, creating the directory if
+    /// missing and clearing a stale mount a killed daemon left there.
+    /// Faults are served by tasks on `runtime`.
+    pub fn mount(
+        mountpoint: &Path,
+        runtime: Handle,
+        opts: MountOptions,
+    ) -> Result<Self, LazyMemError> {
+        let mountpoint = prepare_mountpoint(mountpoint)?;
+        let registry = Arc::new(Registry::new());
+        let fs = LazyFs {
+            registry: registry.clone(),
+            runtime,
+            opts,
+        };
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            MountOption::FSName("jettison-lazymem".into()),
+            MountOption::Subtype("jettison-lazymem".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+        ];
+        let session =
+            fuser::spawn_mount(fs, &mountpoint, &config).map_err(|source| LazyMemError::Mount {
+                op: "mount",
+                path: mountpoint.clone(),
+                source,
+            })?;
+        info!(mountpoint = %mountpoint.display(), ?opts, "lazy memory filesystem mounted");
+        Ok(Self {
+            mountpoint,
+            registry,
+            opts,
+            add_lock: Mutex::new(()),
+            session: Some(session),
+        })
+    }
+
+    /// The (absolute) mountpoint.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Serves a new VM as `<name>.mem` of `size` bytes, with a fresh sparse
+    /// replica at `replica` (created or truncated) and pages from `source`.
+    ///
+    /// Errors: name not 1-64 of `[A-Za-z0-9_-]`, size zero or not a multiple
+    /// of [`PAGE_SIZE`], name already served, replica not creatable.
+    pub fn add_vm(
+        &self,
+        name: &str,
+        size: u64,
+        replica: &Path,
+        source: Arc<dyn PageSource>,
+    ) -> Result<Arc<VmMemory>, LazyMemError> {
+        if !valid_name(name) {
+            return Err(LazyMemError::BadName(name.to_owned()));
+        }
+        if size == 0 || size % PAGE_SIZE != 0 {
+            return Err(LazyMemError::BadSize(size));
+        }
+        let _guard = self.add_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.registry.contains(name) {
+            return Err(LazyMemError::Exists(name.to_owned()));
+        }
+        let ino = self.registry.alloc_ino();
+        let vm = Arc::new(VmMemory::new(
+            name,
+            ino,
+            size,
+            replica,
+            source,
+            self.opts.fetch_pages,
+        )?);
+        self.registry.insert(vm.clone());
+        info!(vm = name, size, replica = %replica.display(), "VM memory added");
+        Ok(vm)
+    }
+
+    /// The VM served under `name`, if any.
+    pub fn vm(&self, name: &str) -> Option<Arc<VmMemory>> {
+        self.registry.by_file_name(&format!("{name}.mem"))
+    }
+
+    /// Removes `<name>.mem` from the filesystem, ends its pending fetches
+    /// (their reads fail with EIO) and deletes its replica. The VM's
+    /// [`VmMemory`] handles stay usable for counters, not for page data.
+    pub fn remove_vm(&self, name: &str) -> Result<(), LazyMemError> {
+        let vm = self
+            .registry
+            .remove(name)
+            .ok_or_else(|| LazyMemError::NotFound(name.to_owned()))?;
+        vm.cancel();
+        if let Some(session) = &self.session {
+            // Best effort: the entry also expires by itself after its TTL.
+            let file = format!("{name}.mem");
+            let _ = session
+                .notifier()
+                .inval_entry(INodeNo::ROOT, OsStr::new(&file));
+        }
+        match std::fs::remove_file(vm.replica_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(LazyMemError::io(
+                    format!("removing replica {}", vm.replica_path().display()),
+                    e,
+                ));
+            }
+            _ => {}
+        }
+        info!(vm = name, "VM memory removed");
+        Ok(())
+    }
+
+    /// Path of the VM's memory file in the mount (`<mountpoint>/<name>.mem`).
+    pub fn file_path(&self, name: &str) -> PathBuf {
+        self.mountpoint.join(format!("{name}.mem"))
+    }
+
+    /// Unmounts. If the file is still in use (QEMU running), the mount is
+    /// detached lazily and disappears when the last user closes it.
+    pub fn unmount(mut self) -> Result<(), LazyMemError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LazyMemError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        for vm in self.registry.list() {
+            vm.cancel();
+        }
+        if let Err(e) = session.umount_and_join() {
+            let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|t| {
+                    crate::stale::parse_mountinfo(&t)
+                        .iter()
+                        .any(|m| m.mount_point == self.mountpoint)
+                })
+                .unwrap_or(true);
+            if !mounted {
+                warn!(mountpoint = %self.mountpoint.display(), error = %e, "FUSE session ended with an error");
+                return Ok(());
+            }
+            warn!(mountpoint = %self.mountpoint.display(), error = %e, "unmount failed, detaching lazily");
+            umount2(&self.mountpoint, MntFlags::MNT_DETACH).map_err(|e| LazyMemError::Mount {
+                op: "unmount",
+                path: self.mountpoint.clone(),
+                source: e.into(),
+            })?;
+        }
+        info!(mountpoint = %self.mountpoint.display(), "lazy memory filesystem unmounted");
+        Ok(())
+    }
+}
+
+impl Drop for LazyMemMount {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            warn!(error = %e, "unmount on drop failed");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! READ and WRITE service, the only callbacks that touch page data.
+
+use std::time::Instant;
+
+use fuser::{Errno, INodeNo, ReplyData, ReplyWrite};
+use tracing::error;
+
+use crate::fs::LazyFs;
+use crate::vm::page_range;
+
+impl LazyFs {
+    /// READ: a hit is served from the replica on the session thread; a miss
+    /// is handed to the runtime, which fetches, stores and replies.
+    pub(crate) fn serve_read(&self, ino: INodeNo, offset: u64, size: u32, reply: ReplyData) {
+        let arrival = Instant::now();
+        let Some(vm) = self.vm(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let len = vm.clamp(offset, u64::from(size));
+        if len == 0 {
+            return reply.data(&[]);
+        }
+        match vm.read_if_present(offset, len) {
+            Some(Ok(buf)) => {
+                vm.stats.replica_hit();
+                reply.data(&buf);
+            }
+            Some(Err(e)) => {
+                error!(vm = vm.name(), offset, len, error = %e, "replica read failed");
+                reply.error(Errno::EIO);
+            }
+            None => {
+                self.runtime.spawn(async move {
+                    let wanted: Vec<u64> = page_range(offset, len).collect();
+                    let res = match vm.ensure_present(&wanted).await {
+                        Ok(()) => vm.read_present(offset, len).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    // Counted just before the reply, so a reader that sees its
+                    // data also sees the fault in the counters.
+                    vm.stats.fault(arrival.elapsed());
+                    match res {
+                        Ok(buf) => reply.data(&buf),
+                        Err(e) => {
+                            error!(vm = vm.name(), offset, len, error = %e, "fault failed");
+                            reply.error(Errno::EIO);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// WRITE: applied to the replica and marked dirty; a partly covered
+    /// absent page is fetched first (on the runtime), then patched.
+    pub(crate) fn serve_write(&self, ino: INodeNo, offset: u64, data: &[u8], reply: ReplyWrite) {
+        let Some(vm) = self.vm(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let len = data.len() as u64;
+        if offset.checked_add(len).map_or(true, |end| end > vm.size()) {
+            return reply.error(Errno::EFBIG);
+        }
+        if len == 0 {
+            return reply.written(0);
+        }
+        let need = vm.partial_absent(offset, len);
+        if need.is_empty() {
+            return match vm.write(offset, data) {
+                Ok(()) => reply.written(len as u32),
+                Err(e) => {
+                    error!(vm = vm.name(), offset, len, error = %e, "replica write failed");
+                    reply.error(Errno::EIO)
+                }
+            };
+        }
+        // A partly covered absent page must be fetched before it is patched.
+        let data = data.to_vec();
+        self.runtime.spawn(async move {
+            let res = match vm.ensure_present(&need).await {
+                Ok(()) => vm.write(offset, &data).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match res {
+                Ok(()) => reply.written(len as u32),
+                Err(e) => {
+                    error!(vm = vm.name(), offset, len, error = %e, "write failed");
+                    reply.error(Errno::EIO);
+                }
+            }
+        });
+    }
+}

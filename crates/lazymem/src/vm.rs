@@ -1,0 +1,276 @@
+//! One consolidated VM's memory: the local replica file and the page states.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::stats::Stats;
+use crate::{LazyMemError, PageSource, PAGE_SIZE};
+
+/// Not on the server yet.
+pub(crate) const ABSENT: u8 = 0;
+/// In the replica, identical to the desktop's copy.
+pub(crate) const PRESENT: u8 = 1;
+/// In the replica, written on the server (present + dirty).
+pub(crate) const DIRTY: u8 = 2;
+
+/// Presence of every page, plus the pages whose fetch is under way.
+#[derive(Debug)]
+pub(crate) struct PageState {
+    /// One of [`ABSENT`], [`PRESENT`], [`DIRTY`] per page.
+    pub(crate) pages: Vec<u8>,
+    /// Pages being fetched; the receiver's channel closes when the fetch ends.
+    pub(crate) inflight: HashMap<u64, watch::Receiver<()>>,
+    /// Number of [`DIRTY`] pages.
+    pub(crate) dirty: u64,
+}
+
+/// The memory of one consolidated VM as served by the mount.
+///
+/// Obtained from [`crate::LazyMemMount::add_vm`]; stays usable (for reading
+/// the dirty pages) after the VM is removed from the mount, until dropped.
+pub struct VmMemory {
+    name: String,
+    ino: u64,
+    size: u64,
+    created: SystemTime,
+    replica: File,
+    replica_path: PathBuf,
+    state: Mutex<PageState>,
+    pub(crate) source: Arc<dyn PageSource>,
+    pub(crate) stats: Stats,
+    pub(crate) fetch_pages: u64,
+    cancelled: AtomicBool,
+}
+
+impl fmt::Debug for VmMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmMemory")
+            .field("name", &self.name)
+            .field("ino", &self.ino)
+            .field("size", &self.size)
+            .field("replica", &self.replica_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VmMemory {
+    /// Creates the VM's state with a fresh sparse replica at `replica_path`.
+    pub(crate) fn new(
+        name: &str,
+        ino: u64,
+        size: u64,
+        replica_path: &Path,
+        source: Arc<dyn PageSource>,
+        fetch_pages: u32,
+    ) -> Result<Self, LazyMemError> {
+        let ctx = || format!("replica {}", replica_path.display());
+        let replica = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(replica_path)
+            .map_err(|e| LazyMemError::io(ctx(), e))?;
+        replica
+            .set_len(size)
+            .map_err(|e| LazyMemError::io(ctx(), e))?;
+        let npages = usize::try_from(size / PAGE_SIZE).map_err(|_| LazyMemError::BadSize(size))?;
+        Ok(Self {
+            name: name.to_owned(),
+            ino,
+            size,
+            created: SystemTime::now(),
+            replica,
+            replica_path: replica_path.to_owned(),
+            state: Mutex::new(PageState {
+                pages: vec![ABSENT; npages],
+                inflight: HashMap::new(),
+                dirty: 0,
+            }),
+            source,
+            stats: Stats::new(),
+            fetch_pages: u64::from(fetch_pages.max(1)),
+            cancelled: AtomicBool::new(false),
+        })
+    }
+
+    /// The VM's name (the file is `<name>.mem`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Memory size in bytes (the file's size).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Path of the local replica file.
+    pub fn replica_path(&self) -> &Path {
+        &self.replica_path
+    }
+
+    /// Number of pages.
+    pub fn pages(&self) -> u64 {
+        self.size / PAGE_SIZE
+    }
+
+    /// A snapshot of the VM's counters.
+    pub fn stats(&self) -> jettison_wire::VmMemStats {
+        let dirty = self.lock_state().dirty;
+        self.stats.snapshot(dirty)
+    }
+
+    /// Pages written on the server (page numbers, ascending). Call after
+    /// `fsync` of the file so that every guest write has reached the daemon.
+    pub fn dirty_pages(&self) -> Vec<u64> {
+        let st = self.lock_state();
+        (0u64..)
+            .zip(&st.pages)
+            .filter(|(_, s)| **s == DIRTY)
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// Reads one page from the replica into `buf` (at least [`PAGE_SIZE`]
+    /// bytes); an error if the page is not on the server.
+    pub fn read_page(&self, page: u64, buf: &mut [u8]) -> io::Result<()> {
+        let buf = buf
+            .get_mut(..PAGE_SIZE as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer below a page"))?;
+        let st = self.lock_state();
+        match st.pages.get(page as usize) {
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "page beyond the end",
+            )),
+            Some(&ABSENT) => Err(io::Error::new(io::ErrorKind::NotFound, "page not present")),
+            Some(_) => self.replica.read_exact_at(buf, page * PAGE_SIZE),
+        }
+    }
+
+    /// Page numbers in the order they were fetched from the source.
+    pub fn fetched_pages(&self) -> Vec<u64> {
+        self.stats.fetched_pages()
+    }
+
+    /// Whether `page` is on the server (fetched or written).
+    pub fn is_present(&self, page: u64) -> bool {
+        self.lock_state()
+            .pages
+            .get(page as usize)
+            .is_some_and(|s| *s != ABSENT)
+    }
+
+    pub(crate) fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    pub(crate) fn created(&self) -> SystemTime {
+        self.created
+    }
+
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, PageState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops pending and future fetches (the VM is being removed or unmounted).
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Clamps a request to the file: the byte count available at `offset`.
+    pub(crate) fn clamp(&self, offset: u64, len: u64) -> u64 {
+        len.min(self.size.saturating_sub(offset))
+    }
+
+    /// Reads `len` bytes at `offset` if every page they touch is present.
+    /// `len` must already be clamped and non-zero.
+    pub(crate) fn read_if_present(&self, offset: u64, len: u64) -> Option<io::Result<Vec<u8>>> {
+        let st = self.lock_state();
+        let all = page_range(offset, len).all(|p| st.pages[p as usize] != ABSENT);
+        all.then(|| self.read_locked(offset, len))
+    }
+
+    /// Reads `len` bytes at `offset`, every touched page being present.
+    pub(crate) fn read_present(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.read_if_present(offset, len)
+            .unwrap_or_else(|| Err(io::Error::other("page vanished after fetch")))
+    }
+
+    fn read_locked(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len as usize];
+        self.replica.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// Pages only partly covered by a write at `offset` that are absent:
+    /// they must be fetched before the write can patch them.
+    pub(crate) fn partial_absent(&self, offset: u64, len: u64) -> Vec<u64> {
+        let end = offset + len;
+        let st = self.lock_state();
+        page_range(offset, len)
+            .filter(|&p| offset > p * PAGE_SIZE || end < (p + 1) * PAGE_SIZE)
+            .filter(|&p| st.pages[p as usize] == ABSENT)
+            .collect()
+    }
+
+    /// Writes `data` at `offset` to the replica and marks the pages dirty.
+    /// Partly covered pages must be present (see [`Self::partial_absent`]).
+    pub(crate) fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut st = self.lock_state();
+        self.replica.write_all_at(data, offset)?;
+        for p in page_range(offset, data.len() as u64) {
+            let s = &mut st.pages[p as usize];
+            if *s != DIRTY {
+                *s = DIRTY;
+                st.dirty += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores fetched pages starting at page `first`, skipping pages that
+    /// became present meanwhile (a write must never be overwritten).
+    pub(crate) fn store_fetched(&self, first: u64, data: &[u8]) -> io::Result<()> {
+        let mut st = self.lock_state();
+        for (p, chunk) in (first..).zip(data.chunks(PAGE_SIZE as usize)) {
+            if st.pages[p as usize] == ABSENT {
+                self.replica.write_all_at(chunk, p * PAGE_SIZE)?;
+                st.pages[p as usize] = PRESENT;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Page numbers touched by `len` (> 0) bytes at `offset`.
+pub(crate) fn page_range(offset: u64, len: u64) -> std::ops::Range<u64> {
+    offset / PAGE_SIZE..(offset + len).div_ceil(PAGE_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(page_range(0, 1), 0..1);
+        assert_eq!(page_range(4095, 2), 0..2);
+        assert_eq!(page_range(4096, 4096), 1..2);
+        assert_eq!(page_range(4096, 8193), 1..4);
+    }
+}

@@ -1,0 +1,277 @@
+//! [`Qemu`]: one running QEMU instance.
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::error::{QemuError, Result};
+use crate::process::Child;
+use crate::qmp::{Cont, QmpClient, QueryStatus, Quit, RunState, Stop};
+use crate::spec::{command_line, ensure_mem_file, LaunchOptions, MachineSpec};
+
+/// How long `launch` waits for the QMP socket.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `quit` waits for QEMU to exit before killing it.
+pub const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time limit of a whole migration (`migrate_out` / `migrate_in`).
+pub const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One running QEMU instance. Dropping it kills QEMU.
+#[derive(Debug)]
+pub struct Qemu {
+    pub(crate) name: String,
+    pub(crate) opts: LaunchOptions,
+    pub(crate) child: Child,
+    pub(crate) qmp: QmpClient,
+    console_tx: broadcast::Sender<String>,
+    console: JoinHandle<()>,
+    pub(crate) migration_timeout_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.console.abort();
+        self.child.kill();
+    }
+}
+
+impl Qemu {
+    /// Creates the memory file if missing, spawns QEMU, connects QMP (capabilities
+    /// negotiated) and starts the serial console tap.
+    pub async fn launch(spec: &MachineSpec, opts: &LaunchOptions) -> Result<Qemu> {
+        std::fs::create_dir_all(&opts.run_dir)
+            .map_err(|e| QemuError::io(format!("create {}", opts.run_dir.display()), e))?;
+        ensure_mem_file(&opts.mem_path, spec.memory_bytes())?;
+        let qmp_path = opts.qmp_socket();
+        let serial_path = opts.serial_socket();
+        for p in [&qmp_path, &serial_path] {
+            remove_stale(p)?;
+        }
+        for d in crate::spec::option_rom_devices(spec) {
+            tracing::warn!(vm = %opts.name, device = %d, "device adds an option ROM to the migration stream; add `romfile=`");
+        }
+        let args = command_line(spec, opts);
+        let child = Child::spawn(&args, opts)?;
+        let name = opts.name.clone();
+
+        let started = Instant::now();
+        let stream = loop {
+            if child.exited().is_some() {
+                child.drain_stderr().await;
+                let status = match child.exited() {
+                    Some(Ok(st)) => st.to_string(),
+                    Some(Err(e)) => e,
+                    None => "unknown".into(),
+                };
+                return Err(QemuError::LaunchFailed {
+                    status,
+                    stderr: child.stderr.text(),
+                });
+            }
+            if let Ok(s) = UnixStream::connect(&qmp_path).await {
+                break s;
+            }
+            if started.elapsed() > LAUNCH_TIMEOUT {
+                child.kill();
+                return Err(QemuError::LaunchFailed {
+                    status: format!("no QMP socket after {LAUNCH_TIMEOUT:?}, killed"),
+                    stderr: child.stderr.text(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let qmp = match QmpClient::from_stream(stream, &name).await {
+            Ok(q) => q,
+            Err(e) => {
+                child.kill();
+                return Err(e);
+            }
+        };
+        let (console_tx, _) = broadcast::channel(1024);
+        let serial = match UnixStream::connect(&serial_path).await {
+            Ok(s) => s,
+            Err(e) => {
+                child.kill();
+                return Err(QemuError::io(
+                    format!("connect serial {}", serial_path.display()),
+                    e,
+                ));
+            }
+        };
+        let console = tokio::spawn(crate::console::tap(
+            serial,
+            opts.console_log.clone(),
+            name.clone(),
+            console_tx.clone(),
+        ));
+        tracing::info!(vm = %name, pid = ?child.pid, ms = started.elapsed().as_millis() as u64, "QEMU up");
+        Ok(Qemu {
+            name,
+            opts: opts.clone(),
+            child,
+            qmp,
+            console_tx,
+            console,
+            migration_timeout_ms: (MIGRATION_TIMEOUT.as_millis() as u64).into(),
+        })
+    }
+
+    /// The QMP client (for commands without a wrapper here, and for events).
+    pub fn qmp(&self) -> &QmpClient {
+        &self.qmp
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.pid
+    }
+
+    /// The VM name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The options this instance was launched with.
+    pub fn options(&self) -> &LaunchOptions {
+        &self.opts
+    }
+
+    /// Guest serial lines from now on (without timestamps).
+    pub fn subscribe_console(&self) -> broadcast::Receiver<String> {
+        self.console_tx.subscribe()
+    }
+
+    /// The last lines QEMU wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.child.stderr.text()
+    }
+
+    /// Sets the time limit of `migrate_out` / `migrate_in` (default [`MIGRATION_TIMEOUT`]).
+    pub fn set_migration_timeout(&self, t: Duration) {
+        self.migration_timeout_ms
+            .store(t.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Pauses the guest. Idempotent.
+    pub async fn stop(&self) -> Result<()> {
+        self.checked(self.qmp.execute(&Stop {})).await.map(drop)
+    }
+
+    /// Resumes the guest.
+    pub async fn cont(&self) -> Result<()> {
+        self.checked(self.qmp.execute(&Cont {})).await.map(drop)
+    }
+
+    /// The run state (`query-status`).
+    pub async fn status(&self) -> Result<RunState> {
+        Ok(self
+            .checked(self.qmp.execute(&QueryStatus {}))
+            .await?
+            .status)
+    }
+
+    /// Sends `quit` and waits for QEMU to exit (SIGKILL after [`QUIT_TIMEOUT`]).
+    pub async fn quit(self) -> Result<ExitStatus> {
+        self.child
+            .expected
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if self.child.exited().is_none() {
+            match self.qmp.execute(&Quit {}).await {
+                Ok(_) | Err(QemuError::Disconnected(_)) => {}
+                Err(e) => tracing::warn!(vm = %self.name, "quit failed: {e}; killing"),
+            }
+        }
+        match tokio::time::timeout(QUIT_TIMEOUT, self.child.wait()).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(vm = %self.name, "QEMU did not exit after quit; killing");
+                self.child.kill();
+                self.child.wait().await
+            }
+        }
+    }
+
+    /// Kills QEMU with SIGKILL and waits for it.
+    pub async fn kill(self) -> Result<ExitStatus> {
+        self.child.kill();
+        self.child.wait().await
+    }
+
+    /// Resolves when the QEMU process has exited (by itself or not); gives its status.
+    pub async fn wait_exit(&self) -> Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// A handle that can await QEMU's exit from another task, even after `quit`/`kill`
+    /// consumed this `Qemu`.
+    pub fn exit_handle(&self) -> ExitHandle {
+        ExitHandle(self.child.exit.clone())
+    }
+
+    /// Whether QEMU has exited.
+    pub fn has_exited(&self) -> bool {
+        self.child.exited().is_some()
+    }
+
+    /// Runs a QMP future; if it fails because the connection dropped, reports QEMU's exit
+    /// (status and stderr) instead.
+    pub(crate) async fn checked<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match f.await {
+            Err(QemuError::Disconnected(reason)) => Err(self.explain_exit(reason).await),
+            r => r,
+        }
+    }
+
+    /// The error to give when QEMU seems gone: its exit status if it exits soon.
+    pub(crate) async fn explain_exit(&self, reason: String) -> QemuError {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await;
+        self.child.drain_stderr().await;
+        self.child
+            .exited_error()
+            .unwrap_or(QemuError::Disconnected(reason))
+    }
+
+    pub(crate) fn migration_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.migration_timeout_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
+/// Awaits the exit of a QEMU process (see [`Qemu::exit_handle`]).
+#[derive(Debug, Clone)]
+pub struct ExitHandle(tokio::sync::watch::Receiver<crate::process::ExitState>);
+
+impl ExitHandle {
+    /// Resolves when QEMU has exited; gives its exit status.
+    pub async fn wait(&mut self) -> Result<ExitStatus> {
+        let state = self
+            .0
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| QemuError::Disconnected("QEMU supervisor gone".into()))?
+            .clone();
+        match state {
+            Some(Ok(st)) => Ok(st),
+            Some(Err(e)) => Err(QemuError::io("wait for QEMU", std::io::Error::other(e))),
+            None => Err(QemuError::Disconnected("no exit state".into())),
+        }
+    }
+}
+
+/// Removes a leftover socket file; a path that is something else is an error.
+pub(crate) fn remove_stale(p: &PathBuf) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(QemuError::io(format!("remove stale {}", p.display()), e)),
+    }
+}

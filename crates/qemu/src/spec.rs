@@ -1,0 +1,251 @@
+//! Machine description, per-host launch options and the QEMU command line built from them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{QemuError, Result};
+
+/// QEMU accelerator. `tcg` works everywhere (and is the only one that boots guests on the
+/// development machines), `kvm` is for production hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Software emulation (`-accel tcg`).
+    #[default]
+    Tcg,
+    /// Hardware virtualisation (`-accel kvm`).
+    Kvm,
+}
+
+impl Accel {
+    /// The name QEMU uses for it (`tcg` / `kvm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error of [`Accel::from_str`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown accelerator `{0}` (expected `tcg` or `kvm`)")]
+pub struct ParseAccelError(pub String);
+
+impl FromStr for Accel {
+    type Err = ParseAccelError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            _ => Err(ParseAccelError(s.to_string())),
+        }
+    }
+}
+
+/// Everything that must be identical on both hosts for a migration to load.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MachineSpec {
+    /// Guest RAM in MiB (also the exact size of the memory file).
+    pub memory_mib: u64,
+    /// Number of vCPUs (`-smp`).
+    pub cpus: u32,
+    /// Guest kernel (`-kernel`), if any. Without one SeaBIOS runs and finds no boot device.
+    pub kernel: Option<PathBuf>,
+    /// Initramfs (`-initrd`).
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line (`-append`).
+    pub append: Option<String>,
+    /// Further arguments appended verbatim (devices, netdevs...).
+    pub extra_args: Vec<String>,
+}
+
+impl Default for MachineSpec {
+    fn default() -> Self {
+        MachineSpec {
+            memory_mib: 256,
+            cpus: 1,
+            kernel: None,
+            initrd: None,
+            append: None,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl MachineSpec {
+    /// Size of guest RAM in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib * 1024 * 1024
+    }
+}
+
+/// Where this host's instance keeps its files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchOptions {
+    /// The QEMU binary (`qemu-system-x86_64`).
+    pub binary: PathBuf,
+    /// Accelerator.
+    pub accel: Accel,
+    /// `memory-backend-file` mem-path: a file of exactly `memory_mib` MiB, mapped `share=on`.
+    pub mem_path: PathBuf,
+    /// Directory for this instance's sockets (QMP, serial, migration).
+    pub run_dir: PathBuf,
+    /// Guest serial lines are appended here as `"<unix ms> <line>\n"`.
+    pub console_log: Option<PathBuf>,
+    /// Start with `-incoming defer` (the instance waits for [`crate::Qemu::migrate_in`]).
+    pub incoming: bool,
+    /// VM name, used in file names and logs.
+    pub name: String,
+    /// Make QEMU's `madvise(MADV_HUGEPAGE)` on guest RAM fail (see
+    /// `no_thp`): needed when guest RAM is a lazily served FUSE file.
+    pub deny_hugepage_advice: bool,
+}
+
+impl LaunchOptions {
+    /// Defaults: binary `qemu-system-x86_64` from `PATH`, TCG, memory in
+    /// `/dev/shm/<name>.mem`, no console log, not incoming.
+    pub fn new(name: impl Into<String>, run_dir: impl Into<PathBuf>) -> Self {
+        let name = name.into();
+        LaunchOptions {
+            binary: PathBuf::from("qemu-system-x86_64"),
+            accel: Accel::Tcg,
+            mem_path: PathBuf::from(format!("/dev/shm/{name}.mem")),
+            run_dir: run_dir.into(),
+            console_log: None,
+            incoming: false,
+            name,
+            deny_hugepage_advice: false,
+        }
+    }
+
+    /// Path of the QMP socket.
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.run_dir.join(format!("{}.qmp", self.name))
+    }
+
+    /// Path of the serial console socket.
+    pub fn serial_socket(&self) -> PathBuf {
+        self.run_dir.join(format!("{}.serial", self.name))
+    }
+
+    /// Path of the unix socket used for migration streams.
+    pub fn migration_socket(&self) -> PathBuf {
+        self.run_dir.join(format!("{}.migrate", self.name))
+    }
+}
+
+/// QEMU's option parser treats `,` as a separator; a literal comma is written `,,`.
+fn escape_opt(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The QEMU arguments (without the binary itself) for `spec` on this host.
+///
+/// No default devices, no VGA, no NIC (`-nodefaults` implies no `-net`), so that the only
+/// non-shared RAM blocks are the small BIOS/ACPI ROMs and the migration stream stays small.
+pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
+    let mem = format!("{}M", spec.memory_mib);
+    let mut a: Vec<String> = [
+        "-nodefaults",
+        "-vga",
+        "none",
+        "-display",
+        "none",
+        "-no-user-config",
+        "-machine",
+        "q35,memory-backend=mem",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.splice(0..0, ["-name".to_string(), opts.name.replace(',', ",,")]);
+    a.push("-object".into());
+    a.push(format!(
+        "memory-backend-file,id=mem,size={mem},mem-path={},share=on",
+        escape_opt(&opts.mem_path)
+    ));
+    a.extend(["-m".into(), mem]);
+    a.extend(["-smp".into(), spec.cpus.to_string()]);
+    a.extend(["-accel".into(), opts.accel.to_string()]);
+    a.push("-qmp".into());
+    a.push(format!(
+        "unix:{},server=on,wait=off",
+        escape_opt(&opts.qmp_socket())
+    ));
+    a.push("-chardev".into());
+    a.push(format!(
+        "socket,id=ser0,path={},server=on,wait=off",
+        escape_opt(&opts.serial_socket())
+    ));
+    a.extend(["-serial".into(), "chardev:ser0".into()]);
+    if let Some(k) = &spec.kernel {
+        a.extend(["-kernel".into(), k.display().to_string()]);
+    }
+    if let Some(i) = &spec.initrd {
+        a.extend(["-initrd".into(), i.display().to_string()]);
+    }
+    if let Some(ap) = &spec.append {
+        a.extend(["-append".into(), ap.clone()]);
+    }
+    a.extend(spec.extra_args.iter().cloned());
+    if opts.incoming {
+        a.extend(["-incoming".into(), "defer".into()]);
+    }
+    a
+}
+
+/// `-device` arguments in `extra_args` that would add an option ROM: a NIC without
+/// `romfile=` loads e.g. `efi-virtio.rom`, a non-shared RAM block carried in every
+/// migration stream (and the ROM must then exist on both hosts).
+pub fn option_rom_devices(spec: &MachineSpec) -> Vec<String> {
+    spec.extra_args
+        .windows(2)
+        .filter(|w| w[0] == "-device")
+        .map(|w| &w[1])
+        .filter(|d| {
+            let driver = d.split(',').next().unwrap_or("");
+            let nic = driver.contains("net") || driver.starts_with("e1000") || driver == "rtl8139";
+            nic && !d.split(',').any(|o| o.starts_with("romfile="))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Makes sure `path` is a memory file of exactly `size` bytes: creates it (sparse) if it
+/// does not exist, fails if it exists with another size. Never truncates existing data.
+pub fn ensure_mem_file(path: &Path, size: u64) -> Result<()> {
+    let err = |reason: String| QemuError::MemFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(err("exists but is not a regular file".into())),
+        Ok(m) if m.len() != size => Err(err(format!(
+            "exists with size {} bytes, expected {size} bytes",
+            m.len()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| err(format!("cannot create: {e}")))?;
+            f.set_len(size)
+                .map_err(|e| err(format!("cannot set length {size}: {e}")))?;
+            tracing::debug!(path = %path.display(), size, "created memory file");
+            Ok(())
+        }
+        Err(e) => Err(err(format!("cannot stat: {e}"))),
+    }
+}

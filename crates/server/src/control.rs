@@ -1,0 +1,88 @@
+//! The operator's requests to the server, on its control socket.
+
+use std::sync::Arc;
+
+use jettison_daemon::{next_request, ConnectionHandler, Peer};
+use jettison_wire::{Message, Transport, VmStatus};
+use tokio::net::UnixStream;
+
+use crate::{flush, Phase, Server, ServerError};
+
+impl ConnectionHandler<UnixStream> for Server {
+    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<UnixStream>) {
+        while let Some(req) = next_request(&mut t, &peer).await {
+            let reply = match req {
+                Message::OpStatus => Ok(self.status().await),
+                Message::OpPause { vm } => self.pause(&vm).await.map(|()| Message::OpOk),
+                Message::OpResume { vm } => self.resume(&vm).await.map(|()| Message::OpOk),
+                other => Err(ServerError::NotAllowed(other.kind())),
+            };
+            let reply = reply.unwrap_or_else(|e| Message::error(e.code(), e.to_string()));
+            if t.send(&reply).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Server {
+    async fn status(&self) -> Message {
+        let slots: Vec<(String, crate::GuestSlot)> = self
+            .guests
+            .lock()
+            .expect("guests lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut vms = Vec::new();
+        for (name, slot) in slots {
+            let g = slot.lock().await;
+            let state = match g.phase {
+                Phase::Prepared => "arriving",
+                Phase::Running => "consolidated",
+                Phase::Paused => "paused",
+            };
+            vms.push(VmStatus {
+                vm: name,
+                state: format!("{state} (from {})", g.desktop),
+                host: self.config.host.clone(),
+                memory_mib: g.memory_mib,
+                memory: Some(g.memory.stats()),
+            });
+        }
+        vms.sort_by(|a, b| a.vm.cmp(&b.vm));
+        Message::OpStatusReply {
+            host: format!("server {}", self.config.host),
+            vms,
+        }
+    }
+
+    /// Pauses a consolidated VM and flushes its dirty pages, so that its
+    /// memory file shows exactly the guest's memory.
+    async fn pause(&self, vm: &str) -> Result<(), ServerError> {
+        let slot = self.guest(vm)?;
+        let mut g = slot.lock().await;
+        if g.phase == Phase::Prepared {
+            return Err(ServerError::WrongState(format!(
+                "VM {vm} has not arrived yet"
+            )));
+        }
+        g.qemu.stop().await?;
+        g.mark_stopped();
+        flush(self.mount.file_path(vm)).await?;
+        g.phase = Phase::Paused;
+        Ok(())
+    }
+
+    async fn resume(&self, vm: &str) -> Result<(), ServerError> {
+        let slot = self.guest(vm)?;
+        let mut g = slot.lock().await;
+        if g.phase != Phase::Paused {
+            return Err(ServerError::WrongState(format!("VM {vm} is not paused")));
+        }
+        g.qemu.cont().await?;
+        g.mark_running();
+        g.phase = Phase::Running;
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! The server's client of a desktop's state server: the [`PageSource`] behind
+//! a consolidated VM's lazy memory file. One connection per VM, opened on
+//! first use and reopened after a failure (the memory filesystem retries).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jettison_lazymem::{FetchError, PageSource};
+use jettison_wire::handshake::connect;
+use jettison_wire::{Message, Range, Role, Transport};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+/// How long one fetch may take before the connection is given up.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Fetches one VM's memory from its desktop.
+#[derive(Debug, Clone)]
+pub struct StateClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    addr: String,
+    vm: String,
+    host: String,
+    conn: Mutex<Option<Transport<TcpStream>>>,
+}
+
+impl StateClient {
+    /// A client for `vm`'s memory at the state server `addr`.
+    pub fn new(addr: &str, vm: &str, host: &str) -> Self {
+        StateClient {
+            inner: Arc::new(Inner {
+                addr: addr.into(),
+                vm: vm.into(),
+                host: host.into(),
+                conn: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    async fn dial(&self) -> Result<Transport<TcpStream>, FetchError> {
+        let stream = tokio::time::timeout(FETCH_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| {
+                FetchError::new(format!(
+                    "connecting to state server {} timed out",
+                    self.addr
+                ))
+            })?
+            .map_err(|e| FetchError::new(format!("state server {} unreachable: {e}", self.addr)))?;
+        let _ = stream.set_nodelay(true);
+        let mut t = Transport::new(stream);
+        connect(&mut t, Role::Server, &self.host)
+            .await
+            .map_err(|e| FetchError::new(format!("state server {} handshake: {e}", self.addr)))?;
+        Ok(t)
+    }
+
+    async fn fetch(&self, offset: u64, len: u64) -> Result<Vec<u8>, FetchError> {
+        let mut conn = self.conn.lock().await;
+        if conn.is_none() {
+            *conn = Some(self.dial().await?);
+        }
+        let t = conn.as_mut().expect("connected above");
+        let req = Message::Fetch {
+            vm: self.vm.clone(),
+            ranges: vec![Range { offset, len }],
+        };
+        let result = match t.request(&req, FETCH_TIMEOUT).await {
+            Ok(Message::Chunks { mut chunks })
+                if chunks.len() == 1 && chunks[0].offset == offset =>
+            {
+                let data = chunks.pop().expect("one chunk").data;
+                if data.len() as u64 == len {
+                    Ok(data)
+                } else {
+                    Err(FetchError::new(format!(
+                        "state server sent {} bytes for a {len}-byte fetch",
+                        data.len()
+                    )))
+                }
+            }
+            Ok(other) => Err(FetchError::new(format!(
+                "state server answered {} to a fetch",
+                other.kind()
+            ))),
+            Err(e) => Err(FetchError::new(format!("fetch from {}: {e}", self.addr))),
+        };
+        if result.is_err() {
+            // Start afresh next time: the stream may be out of step.
+            *conn = None;
+        }
+        result
+    }
+}
+
+impl PageSource for StateClient {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Vec<u8>, FetchError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.fetch(offset, len).await })
+    }
+}

@@ -1,0 +1,176 @@
+//! Agent connections: taking a VM in (prepare, then device state) and
+//! dispatching reintegration requests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jettison_daemon::{next_request, resolve_machine, ConnectionHandler, Peer};
+use jettison_qemu::{LaunchOptions, Qemu};
+use jettison_wire::{MachineDesc, Message, Transport};
+use tokio::net::TcpStream;
+
+use crate::fetch_client::StateClient;
+use crate::{Guest, Phase, Server, ServerError};
+
+impl ConnectionHandler<TcpStream> for Server {
+    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TcpStream>) {
+        let mut prepared: Vec<String> = Vec::new();
+        while let Some(req) = next_request(&mut t, &peer).await {
+            let reply = match req {
+                Message::MigratePrepare {
+                    vm,
+                    machine,
+                    state_server,
+                } => {
+                    let r = self
+                        .prepare(&vm, &machine, &state_server, &peer.hello.host)
+                        .await;
+                    if r.is_ok() {
+                        prepared.push(vm.clone());
+                    }
+                    r.map(|()| Message::Prepared { vm })
+                }
+                Message::MigrateIn { vm, device_state } => {
+                    let r = self.take_in(&vm, &device_state).await;
+                    prepared.retain(|p| p != &vm);
+                    r.map(|restore_ms| Message::MigrateInDone { vm, restore_ms })
+                }
+                Message::Reintegrate { vm } => {
+                    // Streams its own replies; the connection ends with it.
+                    if let Err(e) = self.send_home(&vm, &mut t).await {
+                        tracing::error!(vm = %vm, "reintegration failed: {e}");
+                        let _ = t.send(&Message::error(e.code(), e.to_string())).await;
+                    }
+                    break;
+                }
+                other => Err(ServerError::NotAllowed(other.kind())),
+            };
+            let reply = reply.unwrap_or_else(|e| {
+                tracing::warn!(peer = %peer.addr, "request failed: {e}");
+                Message::error(e.code(), e.to_string())
+            });
+            if t.send(&reply).await.is_err() {
+                break;
+            }
+        }
+        // A VM prepared but never handed over: drop it.
+        for vm in prepared {
+            if let Ok(slot) = self.guest(&vm) {
+                let guest = slot.lock().await;
+                if guest.phase == Phase::Prepared {
+                    tracing::warn!(vm, "agent left before handing the VM over; discarding");
+                    drop(guest);
+                    self.discard(&vm).await;
+                }
+            }
+        }
+    }
+}
+
+impl Server {
+    async fn prepare(
+        &self,
+        vm: &str,
+        machine: &MachineDesc,
+        state_server: &str,
+        desktop: &str,
+    ) -> Result<(), ServerError> {
+        if !valid_name(vm) {
+            return Err(ServerError::WrongState(format!("invalid VM name {vm:?}")));
+        }
+        if self.guests.lock().expect("guests lock").contains_key(vm) {
+            return Err(ServerError::WrongState(format!(
+                "VM {vm} is already on this server"
+            )));
+        }
+        let spec = resolve_machine(machine, &self.config.image_dirs)?;
+        let source = Arc::new(StateClient::new(state_server, vm, &self.config.host));
+        let memory =
+            self.mount
+                .add_vm(vm, machine.memory_mib << 20, &self.replica_path(vm), source)?;
+        let opts = LaunchOptions {
+            binary: self.config.qemu_binary.clone(),
+            accel: self.config.accel,
+            mem_path: self.mount.file_path(vm),
+            run_dir: self.config.run_dir.clone(),
+            console_log: Some(self.config.run_dir.join(format!("{vm}.console"))),
+            incoming: true,
+            name: vm.into(),
+            deny_hugepage_advice: true,
+        };
+        let qemu = match Qemu::launch(&spec, &opts).await {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = self.mount.remove_vm(vm);
+                return Err(e.into());
+            }
+        };
+        let guest = Guest {
+            qemu,
+            memory,
+            phase: Phase::Prepared,
+            memory_mib: machine.memory_mib,
+            desktop: desktop.into(),
+            running_since: None,
+            ran: std::time::Duration::ZERO,
+        };
+        self.guests
+            .lock()
+            .expect("guests lock")
+            .insert(vm.into(), Arc::new(tokio::sync::Mutex::new(guest)));
+        tracing::info!(vm, desktop, "prepared: QEMU waits for the device state");
+        Ok(())
+    }
+
+    async fn take_in(&self, vm: &str, device_state: &[u8]) -> Result<f64, ServerError> {
+        let slot = self.guest(vm)?;
+        let mut guest = slot.lock().await;
+        if guest.phase != Phase::Prepared {
+            return Err(ServerError::WrongState(format!(
+                "VM {vm} is not waiting for its state"
+            )));
+        }
+        let started = Instant::now();
+        let loaded = async {
+            guest.qemu.migrate_in(device_state).await?;
+            guest.qemu.cont().await
+        }
+        .await;
+        if let Err(e) = loaded {
+            drop(guest);
+            self.discard(vm).await;
+            return Err(e.into());
+        }
+        guest.phase = Phase::Running;
+        guest.mark_running();
+        let restore_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            vm,
+            restore_ms,
+            state_bytes = device_state.len(),
+            "VM runs here"
+        );
+        Ok(restore_ms)
+    }
+
+    /// Quits a VM's QEMU and forgets it.
+    pub(crate) async fn discard(&self, vm: &str) {
+        let slot = self.guests.lock().expect("guests lock").remove(vm);
+        if let Some(slot) = slot {
+            if let Ok(guest) = Arc::try_unwrap(slot).map(|m| m.into_inner()) {
+                let _ = guest.qemu.quit().await;
+            }
+        }
+        if let Err(e) = self.mount.remove_vm(vm) {
+            tracing::warn!(vm, "removing the memory file: {e}");
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,114 @@
+//! `cargo xtask setup`: make sure the host packages are installed.
+
+use anyhow::{bail, Result};
+
+use crate::sh::{cmd, probe, run_live};
+
+/// Debian packages the project needs on the host.
+pub const PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "fuse3",
+    "cpio",
+    "iproute2",
+];
+
+/// Whether `dpkg -s` output says the package is installed.
+pub fn dpkg_installed(dpkg_s_output: &str) -> bool {
+    dpkg_s_output
+        .lines()
+        .any(|l| l.starts_with("Status:") && l.split_whitespace().last() == Some("installed"))
+}
+
+/// Effective uid from the text of `/proc/self/status`.
+pub fn euid_from_status(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Whether we run as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| euid_from_status(&s))
+        == Some(0)
+}
+
+/// The packages of `wanted` that are not installed.
+pub fn missing(wanted: &[&str]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|p| !probe(&mut cmd("dpkg", ["-s", p])).is_some_and(|o| dpkg_installed(&o)))
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// The apt command that installs `pkgs`.
+pub fn apt_install_line(pkgs: &[String]) -> String {
+    format!(
+        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+        pkgs.join(" ")
+    )
+}
+
+/// Installs the missing packages (root) or explains what to do (non-root).
+pub fn setup() -> Result<()> {
+    println!("== setup: checking host packages: {}", PACKAGES.join(" "));
+    let miss = missing(PACKAGES);
+    if miss.is_empty() {
+        println!("== setup: all host packages present");
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing host packages: {}\nnot running as root, so they cannot be installed here; run as root:\n  {}",
+            miss.join(" "),
+            apt_install_line(&miss)
+        );
+    }
+    println!("== setup: installing {}", miss.join(" "));
+    run_live(&mut cmd("apt-get", ["update"]))?;
+    run_live(
+        cmd("apt-get", ["install", "-y", "--no-install-recommends"])
+            .args(&miss)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    let still = missing(PACKAGES);
+    if !still.is_empty() {
+        bail!(
+            "packages still missing after apt-get install: {}",
+            still.join(" ")
+        );
+    }
+    println!("== setup: done");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_dpkg_status() {
+        assert!(dpkg_installed(
+            "Package: cpio\nStatus: install ok installed\nVersion: 2\n"
+        ));
+        assert!(!dpkg_installed(
+            "Package: cpio\nStatus: deinstall ok config-files\n"
+        ));
+        assert!(!dpkg_installed(""));
+    }
+
+    #[test]
+    fn parses_euid() {
+        let s = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n";
+        assert_eq!(euid_from_status(s), Some(0));
+        assert_eq!(euid_from_status("Name: x\n"), None);
+    }
+
+    #[test]
+    fn install_line_lists_packages() {
+        let l = apt_install_line(&["cpio".into(), "fuse3".into()]);
+        assert!(l.ends_with("--no-install-recommends cpio fuse3"));
+    }
+}

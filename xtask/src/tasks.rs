@@ -1,0 +1,89 @@
+//! The composite tasks: `test`, `demo` and `ci`.
+
+use std::process::ExitStatus;
+
+use anyhow::{bail, Result};
+
+use crate::paths::Paths;
+use crate::setup::{is_root, setup};
+use crate::sh::{cmd, probe, run_live, run_live_status};
+use crate::{boot, guest};
+
+/// Environment variable naming the guest image directory for tests and demo.
+pub const GUEST_DIR_ENV: &str = "JETTISON_GUEST_DIR";
+
+/// Says what needs root, when we are not root.
+fn warn_if_not_root() {
+    if !is_root() {
+        eprintln!(
+            "warning: not running as root. Tests that need root will fail or skip: \
+             /dev/fuse mounts, network namespaces (`ip netns`), tap devices and the \
+             freezer cgroup (/sys/fs/cgroup/freezer). Run `cargo xtask test` as root for the full suite."
+        );
+    }
+}
+
+/// `cargo xtask test`: setup, guest, then the workspace tests (nextest if
+/// installed). Returns the test runner's exit status.
+pub fn test(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    warn_if_not_root();
+    setup()?;
+    guest::guest(paths, &[])?;
+    let mut c = paths.cargo();
+    if probe(&mut cmd("cargo", ["nextest", "--version"])).is_some() {
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        println!("== test: cargo-nextest not installed, using cargo test");
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    c.args(extra).env(GUEST_DIR_ENV, &paths.guest);
+    println!("== test: {GUEST_DIR_ENV}={}", paths.guest.display());
+    let status = run_live_status(&mut c)?;
+    println!(
+        "== test: {}",
+        if status.success() {
+            "passed".to_string()
+        } else {
+            format!("FAILED ({status})")
+        }
+    );
+    Ok(status)
+}
+
+/// `cargo xtask demo`: setup, guest, build and run `jettison-demo`.
+pub fn demo(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    warn_if_not_root();
+    setup()?;
+    guest::guest(paths, &[])?;
+    run_live(paths.cargo().args(["build", "--release", "-p", "jettison"]))?;
+    let bin = paths.target.join("release/jettison-demo");
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: the `jettison` package does not build a `jettison-demo` binary yet",
+            bin.display()
+        );
+    }
+    let mut c = std::process::Command::new(&bin);
+    c.args(extra)
+        .current_dir(&paths.root)
+        .env(GUEST_DIR_ENV, &paths.guest);
+    run_live_status(&mut c)
+}
+
+/// `cargo xtask ci`: formatting, clippy (warnings denied), a guest boot
+/// smoke test, then the tests.
+pub fn ci(paths: &Paths, timeout: std::time::Duration) -> Result<ExitStatus> {
+    run_live(paths.cargo().args(["fmt", "--all", "--check"]))?;
+    run_live(paths.cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    setup()?;
+    let img = guest::guest(paths, &[])?;
+    boot::smoke(&img, "512M", timeout)?;
+    test(paths, &[])
+}
