@@ -16,7 +16,7 @@ pub const GUEST_DIR_ENV: &str = "JETTISON_GUEST_DIR";
 fn warn_if_not_root() {
     if !is_root() {
         eprintln!(
-            "warning: not running as root. Tests that need root will fail or skip: \
+            "warning: not running as root. Tests that need root will fail: \
              /dev/fuse mounts, network namespaces (`ip netns`), tap devices and the \
              freezer cgroup (/sys/fs/cgroup/freezer). Run `cargo xtask test` as root for the full suite."
         );
@@ -55,11 +55,18 @@ pub fn demo(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
     warn_if_not_root();
     setup()?;
     guest::guest(paths, &[])?;
-    run_live(paths.cargo().args(["build", "--release", "-p", "jettison"]))?;
+    run_live(paths.cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "jettison",
+        "-p",
+        "jettison-demo",
+    ]))?;
     let bin = paths.target.join("release/jettison-demo");
     if !bin.exists() {
         bail!(
-            "{} does not exist: the `jettison` package does not build a `jettison-demo` binary yet",
+            "{} does not exist: the `jettison-demo` package did not build it",
             bin.display()
         );
     }

@@ -95,7 +95,7 @@ impl Agent {
         }
         let qemu = Qemu::launch(&slot.machine(), &slot.launch_options(&self.config, false)).await?;
         tracing::info!(vm, pid = ?qemu.pid(), "VM booted at home");
-        *placement = Placement::Home(qemu);
+        *placement = Placement::Home(Box::new(qemu));
         Ok(())
     }
 

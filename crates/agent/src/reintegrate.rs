@@ -61,7 +61,7 @@ impl Agent {
                 let total = started.elapsed();
                 t.send(&Message::ReintegrateDone { vm: vm.into() }).await?;
                 slot.clear_saved()?;
-                *placement = Placement::Home(q);
+                *placement = Placement::Home(Box::new(q));
                 let report = ReintegrateReport {
                     vm: vm.into(),
                     latency_ms: ms(total) - r.verify_ms,

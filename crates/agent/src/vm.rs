@@ -18,7 +18,7 @@ pub enum Placement {
     /// Not running anywhere (not booted yet, or its QEMU exited).
     Off,
     /// Running at home under this QEMU.
-    Home(Qemu),
+    Home(Box<Qemu>),
     /// Running on the consolidation server.
     Away {
         /// The server it went to.

@@ -58,7 +58,7 @@ impl LazyFs {
             return reply.error(Errno::ENOENT);
         };
         let len = data.len() as u64;
-        if offset.checked_add(len).map_or(true, |end| end > vm.size()) {
+        if offset.checked_add(len).is_none_or(|end| end > vm.size()) {
             return reply.error(Errno::EFBIG);
         }
         if len == 0 {

@@ -63,3 +63,41 @@ pub(crate) fn spawn_filtered<T: Send + 'static>(
     .join()
     .map_err(|_| std::io::Error::other("QEMU spawner thread panicked"))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADVISE: &str = "import mmap\nm = mmap.mmap(-1, 4 << 20)\nm.madvise(mmap.MADV_HUGEPAGE)\nm.madvise(mmap.MADV_DONTNEED)\n";
+
+    fn python() -> std::process::Command {
+        let mut c = std::process::Command::new("python3");
+        c.arg("-c")
+            .arg(ADVISE)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    }
+
+    #[test]
+    fn hugepage_advice_fails_only_under_the_filter() {
+        let plain = python().output().unwrap();
+        assert!(
+            plain.status.success(),
+            "{}",
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        let filtered = spawn_filtered(|| python().spawn())
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            !filtered.status.success(),
+            "MADV_HUGEPAGE must fail under the filter"
+        );
+        let err = String::from_utf8_lossy(&filtered.stderr);
+        assert!(err.contains("Invalid argument"), "{err}");
+        // The calling thread is not filtered.
+        assert!(python().output().unwrap().status.success());
+    }
+}

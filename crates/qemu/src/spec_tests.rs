@@ -13,6 +13,7 @@ fn opts() -> LaunchOptions {
         console_log: None,
         incoming: false,
         name: "vm1".into(),
+        deny_hugepage_advice: false,
     }
 }
 

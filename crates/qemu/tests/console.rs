@@ -1,5 +1,5 @@
 //! Serial console tap: lines land in the console log prefixed by host unix ms.
-//! Needs a bootable kernel: uses the host's `/boot/vmlinuz-*` (skips if there is none).
+//! Needs a bootable kernel: the project's guest kernel (`cargo xtask guest`).
 
 mod common;
 
@@ -8,26 +8,26 @@ use std::time::Duration;
 
 use jettison_qemu::{unix_ms, MachineSpec, Qemu};
 
-fn host_kernel() -> Option<PathBuf> {
-    let mut ks: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .collect();
-    ks.sort();
-    ks.pop()
+/// The project's guest kernel (built by `cargo xtask guest`).
+fn guest_kernel() -> PathBuf {
+    let dir = std::env::var_os("JETTISON_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/jettison-guest")
+        });
+    let kernel = dir.join("vmlinuz");
+    assert!(
+        kernel.is_file(),
+        "no guest kernel at {}: run `cargo xtask guest` (or `cargo xtask test`)",
+        kernel.display()
+    );
+    kernel
 }
 
 #[tokio::test]
 async fn console_lines_are_timestamped() {
     common::init_tracing();
-    let Some(kernel) = host_kernel() else {
-        eprintln!("SKIP: no /boot/vmlinuz-* on this machine");
-        return;
-    };
+    let kernel = guest_kernel();
     let dir = common::shm_dir("cons");
     let opts = common::options(dir.path(), "cons");
     let spec = MachineSpec {

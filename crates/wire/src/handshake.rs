@@ -46,7 +46,7 @@ pub fn judge_hello(
     msg: &Message,
     allowed: &[Role],
     host: &str,
-) -> Result<(Hello, Message), (WireError, Message)> {
+) -> Result<(Hello, Message), Box<(WireError, Message)>> {
     let hello = match msg {
         Message::Hello(h) => h,
         other => {
@@ -58,7 +58,7 @@ pub fn judge_hello(
                 ErrorCode::BadRequest,
                 format!("expected Hello, got {}", other.kind()),
             );
-            return Err((err, reply));
+            return Err(Box::new((err, reply)));
         }
     };
     if hello.magic != MAGIC || hello.major != PROTOCOL_MAJOR {
@@ -73,7 +73,7 @@ pub fn judge_hello(
                 hello.major, hello.minor
             ),
         );
-        return Err((err, reply));
+        return Err(Box::new((err, reply)));
     }
     if !allowed.contains(&hello.role) {
         let err = WireError::Refused(format!("role {:?} not accepted here", hello.role));
@@ -81,11 +81,14 @@ pub fn judge_hello(
             ErrorCode::NotAllowed,
             format!("role {:?} is not accepted on this port", hello.role),
         );
-        return Err((err, reply));
+        return Err(Box::new((err, reply)));
     }
+    // The lower minor is in force (a no-op while ours is 0).
+    #[allow(clippy::unnecessary_min_or_max)]
+    let minor = hello.minor.min(PROTOCOL_MINOR);
     let welcome = Welcome {
         major: PROTOCOL_MAJOR,
-        minor: hello.minor.min(PROTOCOL_MINOR),
+        minor,
         host: host.into(),
     };
     Ok((hello.clone(), Message::Welcome(welcome)))
@@ -113,7 +116,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             transport.send(&reply).await?;
             Ok(hello)
         }
-        Err((err, reply)) => {
+        Err(refusal) => {
+            let (err, reply) = *refusal;
             let _ = transport.send(&reply).await;
             Err(err)
         }

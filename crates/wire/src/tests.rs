@@ -170,7 +170,7 @@ fn hello_judgement() {
         role: Role::Server,
         host: "s".into(),
     });
-    let (_, reply) = judge_hello(&bad_major, &[Role::Server], "d").unwrap_err();
+    let (_, reply) = *judge_hello(&bad_major, &[Role::Server], "d").unwrap_err();
     assert!(matches!(
         reply,
         Message::Error(ErrorReply {

@@ -35,6 +35,7 @@ pub fn options(dir: &Path, name: &str) -> LaunchOptions {
         console_log: Some(dir.join(format!("{name}.console"))),
         incoming: false,
         name: name.to_string(),
+        deny_hugepage_advice: false,
     }
 }
 
