@@ -11,6 +11,7 @@
 //! memory_dir = "/dev/shm"                # VM memory files <vm>.mem
 //! qemu_binary = "qemu-system-x86_64"
 //! accel = "kvm"                          # or "tcg"
+//! bridge = "br0"                         # LAN bridge for the VMs' taps
 //!
 //! [[vm]]
 //! name = "desk-17"
@@ -21,6 +22,9 @@
 //! append = "console=ttyS0"
 //! extra_args = []
 //! autostart = true
+//! mac = "52:54:00:12:34:56"              # NIC on `bridge`; the VM keeps it on the server
+//! disk = "/var/lib/jettison/disks/desk-17.img"  # raw image, served lazily while away
+//! disk_mib = 64                          # size of an image the agent creates
 //! ```
 
 use std::net::SocketAddr;
@@ -82,6 +86,8 @@ pub struct AgentConfig {
     /// Accelerator.
     #[serde(default)]
     pub accel: Accel,
+    /// The LAN bridge the VMs' taps are attached to (needed for VMs with a `mac`).
+    pub bridge: Option<String>,
     /// The VMs of this desktop.
     #[serde(default, rename = "vm")]
     pub vms: Vec<VmConfig>,
@@ -110,6 +116,14 @@ pub struct VmConfig {
     /// Boot the VM when the agent starts (unless it is consolidated).
     #[serde(default = "yes")]
     pub autostart: bool,
+    /// MAC address of the VM's NIC (a tap on `bridge`); no NIC if absent.
+    pub mac: Option<String>,
+    /// Raw disk image of the VM (created sparse, `disk_mib` large, if
+    /// missing); no disk if absent.
+    pub disk: Option<PathBuf>,
+    /// Size of a disk image created by the agent.
+    #[serde(default = "default_disk_mib")]
+    pub disk_mib: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -129,6 +143,9 @@ fn default_memory_dir() -> PathBuf {
 }
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
+}
+fn default_disk_mib() -> u64 {
+    64
 }
 fn one() -> u32 {
     1
@@ -182,6 +199,16 @@ impl AgentConfig {
     }
 }
 
+/// Whether a MAC address is six hex pairs, unicast.
+pub fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
+}
+
 /// Whether a VM name is usable in file names and on the wire.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -201,6 +228,8 @@ impl VmConfig {
             initrd: self.initrd.clone(),
             append: self.append.clone(),
             extra_args: self.extra_args.clone(),
+            nic_mac: self.mac.clone(),
+            disk: self.disk.is_some(),
         }
     }
 }
@@ -229,6 +258,8 @@ mod tests {
             ("server = \"s\"\nbogus = 1", "unknown field"),
             ("server = \"s\"\n[[vm]]\nname = \"a/b\"\nmemory_mib = 512", "vm name"),
             ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 1", "at least 16"),
+            ("server = \"s\"\nbridge = \"br0\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\nmac = \"01:00:00:00:00:01\"", "unicast"),
+            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\nmac = \"52:54:00:00:00:01\"", "bridge"),
             ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\n[[vm]]\nname = \"a\"\nmemory_mib = 64", "twice"),
         ] {
             let err = AgentConfig::parse(text).unwrap_err();

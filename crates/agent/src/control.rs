@@ -37,7 +37,7 @@ impl Agent {
             let placement = slot.placement.lock().await;
             let (state, host) = match &*placement {
                 Placement::Off => ("off".to_string(), self.config.host.clone()),
-                Placement::Home(q) => match q.status().await {
+                Placement::Home(r) => match r.qemu.status().await {
                     Ok(s) => (
                         format!("home ({s:?})").to_lowercase(),
                         self.config.host.clone(),

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jettison_daemon::{bind_control, serve_tcp, serve_unix};
-use jettison_qemu::Qemu;
 use jettison_wire::Role;
 
 pub use config::{AgentConfig, VmConfig};
@@ -47,6 +46,9 @@ pub enum AgentError {
     /// A boot file problem.
     #[error(transparent)]
     Machine(#[from] jettison_daemon::MachineError),
+    /// The VM's tap could not be set up.
+    #[error(transparent)]
+    Tap(#[from] jettison_daemon::tap::TapError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -93,9 +95,9 @@ impl Agent {
                 "VM {vm} is already running"
             )));
         }
-        let qemu = Qemu::launch(&slot.machine(), &slot.launch_options(&self.config, false)).await?;
-        tracing::info!(vm, pid = ?qemu.pid(), "VM booted at home");
-        *placement = Placement::Home(Box::new(qemu));
+        let running = slot.launch(&self.config, false).await?;
+        tracing::info!(vm, pid = ?running.qemu.pid(), "VM booted at home");
+        *placement = Placement::Home(Box::new(running));
         Ok(())
     }
 

@@ -40,7 +40,7 @@ impl Agent {
             )));
         };
         let mut t = self.dial_server().await?;
-        let machine = describe_machine(&slot.machine())?;
+        let machine = describe_machine(&slot.machine(), slot.disk().map(|(_, len)| len))?;
         let prepare = Message::MigratePrepare {
             vm: vm.into(),
             machine,
@@ -49,19 +49,17 @@ impl Agent {
         expect(t.request(&prepare, SERVER_TIMEOUT).await?, "Prepared")?;
         tracing::info!(vm, server = %self.config.server, "server ready; stopping the VM");
 
-        let Placement::Home(qemu) = std::mem::replace(&mut *placement, Placement::Off) else {
+        let Placement::Home(running) = std::mem::replace(&mut *placement, Placement::Off) else {
             unreachable!()
         };
         let started = Instant::now();
-        let result = hand_over(&slot, &qemu, &mut t, started).await;
+        let result = hand_over(&slot, &running.qemu, &mut t, started).await;
         match result {
             Ok(mut report) => {
                 report.latency_ms = ms(started.elapsed());
                 report.desktop_resident_bytes = slot.resident_bytes();
                 report.bytes_sent = t.bytes_sent();
-                if let Err(e) = qemu.quit().await {
-                    tracing::warn!(vm, "desktop QEMU did not quit cleanly: {e}");
-                }
+                running.quit().await;
                 let since = SystemTime::now();
                 slot.save_away(&self.config.server, since)?;
                 *placement = Placement::Away {
@@ -79,8 +77,8 @@ impl Agent {
             Err(e) => {
                 tracing::error!(vm, "migration failed, resuming the VM at home: {e}");
                 slot.set_serving(false);
-                qemu.cont().await?;
-                *placement = Placement::Home(qemu);
+                running.qemu.cont().await?;
+                *placement = Placement::Home(running);
                 Err(e)
             }
         }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use jettison_qemu::Qemu;
-use jettison_wire::{Message, ReintegrateReport, Transport, VmMemStats};
+use jettison_wire::{FileKind, Message, ReintegrateReport, Transport, VmMemStats};
 use tokio::net::TcpStream;
 
 use crate::migrate::ms;
@@ -32,25 +32,24 @@ impl Agent {
             )));
         };
         // QEMU starts while the server stops and sends: it waits for the state.
-        let opts = slot.launch_options(&self.config, true);
-        let machine = slot.machine();
-        let launching = tokio::spawn(async move { Qemu::launch(&machine, &opts).await });
+        let (launch_slot, config) = (slot.clone(), self.config.clone());
+        let launching = tokio::spawn(async move { launch_slot.launch(&config, true).await });
 
         let mut t = self.dial_server().await?;
         let started = Instant::now();
         t.send(&Message::Reintegrate { vm: vm.into() }).await?;
         let received = receive_home(&slot, &mut t, verify).await;
         let launched = match launching.await {
-            Ok(r) => r.map_err(AgentError::from),
+            Ok(r) => r,
             Err(e) => Err(AgentError::Protocol(format!("QEMU launch task: {e}"))),
         };
         let outcome = async {
             let r = received?;
             let q = launched?;
-            match resume(&q, &r.device_state).await {
+            match resume(&q.qemu, &r.device_state).await {
                 Ok(()) => Ok((r, q)),
                 Err(e) => {
-                    let _ = q.quit().await;
+                    q.quit().await;
                     Err(e)
                 }
             }
@@ -66,6 +65,8 @@ impl Agent {
                     vm: vm.into(),
                     latency_ms: ms(total) - r.verify_ms,
                     dirty_pages: r.dirty_pages,
+                    dirty_disk_blocks: r.dirty_disk_blocks,
+                    remote_disk: r.remote_disk,
                     device_state_bytes: r.device_state.len() as u64,
                     bytes_sent: t.bytes_received(),
                     remote: r.remote,
@@ -100,7 +101,9 @@ impl Agent {
 struct Received {
     device_state: Vec<u8>,
     dirty_pages: u64,
+    dirty_disk_blocks: u64,
     remote: VmMemStats,
+    remote_disk: Option<VmMemStats>,
     remote_seconds: f64,
     digest: Option<String>,
     verify_ms: f64,
@@ -115,7 +118,9 @@ async fn receive_home(
     let Message::ReintegrateBegin {
         device_state,
         dirty_pages,
+        dirty_disk_blocks,
         remote,
+        remote_disk,
         remote_seconds,
         ..
     } = first
@@ -128,19 +133,20 @@ async fn receive_home(
             first.kind()
         )));
     };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&slot.mem_path)?;
-    let size = slot.memory_bytes();
-    let mut written = 0u64;
+    let mut written = [0u64; 2];
     loop {
         match t.recv_within(SERVER_TIMEOUT).await? {
-            Message::DirtyPages { pages } => {
-                written += pages.len() as u64;
-                let file = file.try_clone()?;
-                tokio::task::spawn_blocking(move || write_pages(&file, size, &pages))
-                    .await
-                    .map_err(|e| AgentError::Protocol(format!("page writer task: {e}")))??;
+            Message::DirtyPages { file: kind, pages } => {
+                let (path, size) = slot.file(kind).ok_or_else(|| {
+                    AgentError::Protocol(format!("dirty {kind:?} pages for a VM without one"))
+                })?;
+                written[(kind == FileKind::Disk) as usize] += pages.len() as u64;
+                tokio::task::spawn_blocking(move || {
+                    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                    write_pages(&file, size, &pages)
+                })
+                .await
+                .map_err(|e| AgentError::Protocol(format!("page writer task: {e}")))??;
             }
             Message::ReintegrateEnd { .. } => break,
             other => {
@@ -151,9 +157,10 @@ async fn receive_home(
             }
         }
     }
-    if written != dirty_pages {
+    if written != [dirty_pages, dirty_disk_blocks] {
         return Err(AgentError::Protocol(format!(
-            "server announced {dirty_pages} dirty pages but sent {written}"
+            "server announced {dirty_pages} dirty pages and {dirty_disk_blocks} disk blocks but sent {} and {}",
+            written[0], written[1]
         )));
     }
     // The memory file now holds the server's view; stop serving it.
@@ -171,7 +178,9 @@ async fn receive_home(
     Ok(Received {
         device_state,
         dirty_pages,
+        dirty_disk_blocks,
         remote,
+        remote_disk,
         remote_seconds,
         digest,
         verify_ms,

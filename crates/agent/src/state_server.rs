@@ -23,7 +23,7 @@ impl ConnectionHandler<TcpStream> for Agent {
 
 impl Agent {
     async fn answer_fetch(&self, req: Message) -> Message {
-        let Message::Fetch { vm, ranges } = req else {
+        let Message::Fetch { vm, file, ranges } = req else {
             return Message::error(
                 ErrorCode::NotAllowed,
                 format!("the state server only answers Fetch, not {}", req.kind()),
@@ -41,11 +41,16 @@ impl Agent {
                 format!("VM {vm:?} is running at home; its memory is not served"),
             );
         }
-        if let Err(why) = validate_fetch(&ranges, slot.memory_bytes()) {
+        let Some((path, size)) = slot.file(file) else {
+            return Message::error(
+                ErrorCode::UnknownVm,
+                format!("VM {vm:?} has no {file:?} file"),
+            );
+        };
+        if let Err(why) = validate_fetch(&ranges, size) {
             tracing::warn!(vm = %vm, "refused fetch: {why}");
             return Message::error(ErrorCode::OutOfRange, why);
         }
-        let path = slot.mem_path.clone();
         match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&path, &ranges)).await {
             Ok(Ok(chunks)) => Message::Chunks { chunks },
             Ok(Err(e)) => Message::error(ErrorCode::Failed, format!("reading memory of {vm}: {e}")),

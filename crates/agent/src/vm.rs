@@ -10,15 +10,19 @@ use std::time::SystemTime;
 use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
 use serde::{Deserialize, Serialize};
 
+use jettison_daemon::tap::Tap;
+use jettison_wire::FileKind;
+
 use crate::config::{AgentConfig, VmConfig};
+use crate::AgentError;
 
 /// Where a VM is, as the agent sees it.
 #[derive(Debug)]
 pub enum Placement {
     /// Not running anywhere (not booted yet, or its QEMU exited).
     Off,
-    /// Running at home under this QEMU.
-    Home(Box<Qemu>),
+    /// Running at home.
+    Home(Box<Running>),
     /// Running on the consolidation server.
     Away {
         /// The server it went to.
@@ -26,6 +30,25 @@ pub enum Placement {
         /// When it left.
         since: SystemTime,
     },
+}
+
+/// A VM running at home: its QEMU and the tap of its NIC.
+#[derive(Debug)]
+pub struct Running {
+    /// The QEMU process.
+    pub qemu: Qemu,
+    /// Removed when the VM leaves (after QEMU).
+    tap: Option<Tap>,
+}
+
+impl Running {
+    /// Quits QEMU, then removes the tap.
+    pub async fn quit(self) {
+        if let Err(e) = self.qemu.quit().await {
+            tracing::warn!("QEMU did not quit cleanly: {e}");
+        }
+        drop(self.tap);
+    }
 }
 
 /// What survives an agent restart.
@@ -136,6 +159,37 @@ impl VmSlot {
             .unwrap_or(0)
     }
 
+    /// The disk image and its size, if the VM has a disk.
+    pub fn disk(&self) -> Option<(PathBuf, u64)> {
+        let path = self.config.disk.clone()?;
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Some((path, len))
+    }
+
+    /// The file behind a fetch or dirty-page request, and its size.
+    pub fn file(&self, kind: FileKind) -> Option<(PathBuf, u64)> {
+        match kind {
+            FileKind::Memory => Some((self.mem_path.clone(), self.memory_bytes())),
+            FileKind::Disk => self.disk(),
+        }
+    }
+
+    /// Starts this VM's QEMU at home (waiting for state if `incoming`), with
+    /// its tap and disk.
+    pub async fn launch(&self, cfg: &AgentConfig, incoming: bool) -> Result<Running, AgentError> {
+        if let Some(disk) = &self.config.disk {
+            ensure_disk(disk, self.config.disk_mib << 20)?;
+        }
+        let tap = match (&self.config.mac, &cfg.bridge) {
+            (Some(_), Some(bridge)) => Some(Tap::create(&self.config.name, bridge)?),
+            _ => None,
+        };
+        let mut opts = self.launch_options(cfg, incoming);
+        opts.tap = tap.as_ref().map(|t| t.name().to_string());
+        let qemu = Qemu::launch(&self.machine(), &opts).await?;
+        Ok(Running { qemu, tap })
+    }
+
     /// Launch options for this VM's QEMU on this desktop.
     pub fn launch_options(&self, cfg: &AgentConfig, incoming: bool) -> LaunchOptions {
         LaunchOptions {
@@ -147,6 +201,8 @@ impl VmSlot {
             incoming,
             name: self.config.name.clone(),
             deny_hugepage_advice: false,
+            tap: None,
+            disk_path: self.config.disk.clone(),
         }
     }
 }
@@ -198,4 +254,23 @@ pub fn digest_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Creates a sparse disk image of `size` bytes if there is none.
+fn ensure_disk(path: &Path, size: u64) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => {
+            tracing::info!(disk = %path.display(), size, "created an empty disk image");
+            f.set_len(size)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("creating disk image {}: {e}", path.display()),
+        )),
+    }
 }

@@ -12,6 +12,7 @@ pub use listen::{serve_tcp, serve_unix, ConnectionHandler, Peer};
 pub use machine::{describe_machine, resolve_machine, MachineError};
 pub mod control;
 pub mod logging;
+pub mod tap;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -87,12 +87,7 @@ async fn faults_wait_for_an_unreachable_desktop_and_never_see_zeros() {
     let (server_digest, _) = digest_server_view(&cluster).await.unwrap();
     let r = reintegrate(&cluster, true).await.unwrap();
     assert_eq!(r.image_digest.as_deref(), Some(server_digest.as_str()));
-    let hb = common::last_heartbeat(&cluster);
-    common::next_heartbeat(&cluster, hb + 2, Duration::from_secs(60)).await;
-    let logs = cluster.console_logs();
-    let s = jettison_demo::console::summarise(
-        &logs.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[],
-    );
+    let checks = common::console(&cluster).checks;
+    let s = common::checks_after(&cluster, checks, Duration::from_secs(120)).await;
     assert_eq!((s.check_failures, s.corrupt_lines), (0, 0), "{s:?}");
 }

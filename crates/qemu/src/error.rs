@@ -76,6 +76,14 @@ pub enum QemuError {
     /// `migrate_in` was called on an instance not launched with `incoming = true`.
     #[error("instance `{0}` was not launched with -incoming defer")]
     NotIncoming(String),
+    /// The machine and the launch options do not fit together.
+    #[error("cannot launch `{vm}`: {why}")]
+    Config {
+        /// VM name.
+        vm: String,
+        /// What is missing.
+        why: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -45,6 +45,7 @@ impl Qemu {
     pub async fn launch(spec: &MachineSpec, opts: &LaunchOptions) -> Result<Qemu> {
         std::fs::create_dir_all(&opts.run_dir)
             .map_err(|e| QemuError::io(format!("create {}", opts.run_dir.display()), e))?;
+        check_fit(spec, opts)?;
         ensure_mem_file(&opts.mem_path, spec.memory_bytes())?;
         let qmp_path = opts.qmp_socket();
         let serial_path = opts.serial_socket();
@@ -274,4 +275,25 @@ pub(crate) fn remove_stale(p: &PathBuf) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(QemuError::io(format!("remove stale {}", p.display()), e)),
     }
+}
+
+/// The launch options must provide the host side of every device the
+/// machine has.
+fn check_fit(spec: &MachineSpec, opts: &LaunchOptions) -> Result<()> {
+    let why = if spec.nic_mac.is_some() && opts.tap.is_none() {
+        "the machine has a NIC but no tap device was given"
+    } else if spec.disk && opts.disk_path.is_none() {
+        "the machine has a disk but no disk image was given"
+    } else if let Some(d) = opts.disk_path.as_ref().filter(|d| spec.disk && !d.exists()) {
+        return Err(QemuError::Config {
+            vm: opts.name.clone(),
+            why: format!("disk image {} does not exist", d.display()),
+        });
+    } else {
+        return Ok(());
+    };
+    Err(QemuError::Config {
+        vm: opts.name.clone(),
+        why: why.into(),
+    })
 }

@@ -67,6 +67,14 @@ pub struct MachineSpec {
     pub append: Option<String>,
     /// Further arguments appended verbatim (devices, netdevs...).
     pub extra_args: Vec<String>,
+    /// MAC address of the VM's virtio NIC, if it has one; the host side is
+    /// the tap in [`LaunchOptions::tap`].
+    #[serde(default)]
+    pub nic_mac: Option<String>,
+    /// Whether the VM has a virtio disk; its image is
+    /// [`LaunchOptions::disk_path`] on each host.
+    #[serde(default)]
+    pub disk: bool,
 }
 
 impl Default for MachineSpec {
@@ -78,6 +86,8 @@ impl Default for MachineSpec {
             initrd: None,
             append: None,
             extra_args: Vec::new(),
+            nic_mac: None,
+            disk: false,
         }
     }
 }
@@ -109,6 +119,10 @@ pub struct LaunchOptions {
     /// Make QEMU's `madvise(MADV_HUGEPAGE)` on guest RAM fail (see
     /// `no_thp`): needed when guest RAM is a lazily served FUSE file.
     pub deny_hugepage_advice: bool,
+    /// Host tap device for the VM's NIC (required when the machine has one).
+    pub tap: Option<String>,
+    /// Raw disk image on this host (required when the machine has a disk).
+    pub disk_path: Option<PathBuf>,
 }
 
 impl LaunchOptions {
@@ -125,6 +139,8 @@ impl LaunchOptions {
             incoming: false,
             name,
             deny_hugepage_advice: false,
+            tap: None,
+            disk_path: None,
         }
     }
 
@@ -196,6 +212,22 @@ pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
     }
     if let Some(ap) = &spec.append {
         a.extend(["-append".into(), ap.clone()]);
+    }
+    if let (Some(mac), Some(tap)) = (&spec.nic_mac, &opts.tap) {
+        a.push("-netdev".into());
+        a.push(format!("tap,id=net0,ifname={tap},script=no,downscript=no"));
+        a.push("-device".into());
+        // romfile= keeps the NIC's option ROM out of the migration stream.
+        a.push(format!("virtio-net-pci,netdev=net0,mac={mac},romfile="));
+    }
+    if let (true, Some(disk)) = (spec.disk, &opts.disk_path) {
+        a.push("-drive".into());
+        a.push(format!(
+            "file={},if=none,id=disk0,format=raw,cache=writeback,discard=ignore,file.locking=off",
+            escape_opt(disk)
+        ));
+        a.push("-device".into());
+        a.push("virtio-blk-pci,drive=disk0".into());
     }
     a.extend(spec.extra_args.iter().cloned());
     if opts.incoming {

@@ -12,6 +12,7 @@
 //! accel = "kvm"                             # or "tcg"
 //! max_readahead = 0                         # FUSE readahead, bytes
 //! fetch_pages = 1                           # pages fetched per miss
+//! bridge = "br0"                            # LAN bridge for the VMs' taps
 //! ```
 
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     /// Pages fetched from the desktop per miss (aligned group around it).
     #[serde(default = "one")]
     pub fetch_pages: u32,
+    /// The LAN bridge consolidated VMs' taps are attached to.
+    pub bridge: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {

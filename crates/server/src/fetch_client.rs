@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use jettison_lazymem::{FetchError, PageSource};
 use jettison_wire::handshake::connect;
-use jettison_wire::{Message, Range, Role, Transport};
+use jettison_wire::{FileKind, Message, Range, Role, Transport};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -25,17 +25,19 @@ pub struct StateClient {
 struct Inner {
     addr: String,
     vm: String,
+    file: FileKind,
     host: String,
     conn: Mutex<Option<Transport<TcpStream>>>,
 }
 
 impl StateClient {
-    /// A client for `vm`'s memory at the state server `addr`.
-    pub fn new(addr: &str, vm: &str, host: &str) -> Self {
+    /// A client for `vm`'s memory (or disk) at the state server `addr`.
+    pub fn new(addr: &str, vm: &str, file: FileKind, host: &str) -> Self {
         StateClient {
             inner: Arc::new(Inner {
                 addr: addr.into(),
                 vm: vm.into(),
+                file,
                 host: host.into(),
                 conn: Mutex::new(None),
             }),
@@ -70,6 +72,7 @@ impl Inner {
         let t = conn.as_mut().expect("connected above");
         let req = Message::Fetch {
             vm: self.vm.clone(),
+            file: self.file,
             ranges: vec![Range { offset, len }],
         };
         let result = match t.request(&req, FETCH_TIMEOUT).await {

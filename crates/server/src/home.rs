@@ -4,9 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use jettison_wire::{Chunk, Message, Transport, DIRTY_BATCH_PAGES, PAGE_SIZE};
+use std::sync::Arc;
+
+use jettison_lazymem::VmMemory;
+use jettison_wire::{Chunk, FileKind, Message, Transport, DIRTY_BATCH_PAGES, PAGE_SIZE};
 use tokio::net::TcpStream;
 
+use crate::intake::disk_name;
 use crate::{flush, Phase, Server, ServerError};
 
 const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -30,6 +34,9 @@ impl Server {
         guest.mark_stopped();
         let saved = async {
             flush(self.mount.file_path(vm)).await?;
+            if guest.disk.is_some() {
+                flush(self.mount.file_path(&disk_name(vm))).await?;
+            }
             Ok::<_, ServerError>(guest.qemu.migrate_out().await?)
         }
         .await;
@@ -44,36 +51,28 @@ impl Server {
             }
         };
         let dirty = guest.memory.dirty_pages();
+        let dirty_disk = guest
+            .disk
+            .as_ref()
+            .map(|d| d.dirty_pages())
+            .unwrap_or_default();
         let remote_seconds = guest.run_time().as_secs_f64();
         let begin = Message::ReintegrateBegin {
             vm: vm.into(),
             device_state,
             dirty_pages: dirty.len() as u64,
+            dirty_disk_blocks: dirty_disk.len() as u64,
             remote: guest.memory.stats(),
+            remote_disk: guest.disk.as_ref().map(|d| d.stats()),
             remote_seconds,
             server_ms: started.elapsed().as_secs_f64() * 1000.0,
         };
         tracing::info!(vm, dirty_pages = dirty.len(), "sending the VM home");
         let sent = async {
             t.send(&begin).await?;
-            for batch in dirty.chunks(DIRTY_BATCH_PAGES) {
-                let memory = guest.memory.clone();
-                let batch = batch.to_vec();
-                let pages = tokio::task::spawn_blocking(move || {
-                    batch
-                        .iter()
-                        .map(|&p| {
-                            let mut data = vec![0u8; PAGE_SIZE as usize];
-                            memory.read_page(p, &mut data).map(|()| Chunk {
-                                offset: p * PAGE_SIZE,
-                                data,
-                            })
-                        })
-                        .collect::<std::io::Result<Vec<_>>>()
-                })
-                .await
-                .map_err(|e| ServerError::Protocol(format!("page reader task: {e}")))??;
-                t.send(&Message::DirtyPages { pages }).await?;
+            send_pages(t, &guest.memory, &dirty, FileKind::Memory).await?;
+            if let Some(disk) = &guest.disk {
+                send_pages(t, disk, &dirty_disk, FileKind::Disk).await?;
             }
             t.send(&Message::ReintegrateEnd { vm: vm.into() }).await?;
             Ok::<_, ServerError>(t.recv_within(AGENT_TIMEOUT).await?)
@@ -110,4 +109,33 @@ impl Server {
             }
         }
     }
+}
+
+/// Streams pages of a lazy file, read from its replica, in batches.
+async fn send_pages(
+    t: &mut Transport<TcpStream>,
+    file: &Arc<VmMemory>,
+    pages: &[u64],
+    kind: FileKind,
+) -> Result<(), ServerError> {
+    for batch in pages.chunks(DIRTY_BATCH_PAGES) {
+        let file = file.clone();
+        let batch = batch.to_vec();
+        let pages = tokio::task::spawn_blocking(move || {
+            batch
+                .iter()
+                .map(|&p| {
+                    let mut data = vec![0u8; PAGE_SIZE as usize];
+                    file.read_page(p, &mut data).map(|()| Chunk {
+                        offset: p * PAGE_SIZE,
+                        data,
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| ServerError::Protocol(format!("page reader task: {e}")))??;
+        t.send(&Message::DirtyPages { file: kind, pages }).await?;
+    }
+    Ok(())
 }

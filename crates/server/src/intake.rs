@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use jettison_daemon::tap::Tap;
 use jettison_daemon::{next_request, resolve_machine, ConnectionHandler, Peer};
 use jettison_qemu::{LaunchOptions, Qemu};
-use jettison_wire::{MachineDesc, Message, Transport};
+use jettison_wire::{FileKind, MachineDesc, Message, Transport};
 use tokio::net::TcpStream;
 
 use crate::fetch_client::StateClient;
@@ -84,35 +85,64 @@ impl Server {
             )));
         }
         let spec = resolve_machine(machine, &self.config.image_dirs)?;
-        let source = Arc::new(StateClient::new(state_server, vm, &self.config.host));
+        let host = &self.config.host;
+        let source = Arc::new(StateClient::new(state_server, vm, FileKind::Memory, host));
         let memory =
             self.mount
                 .add_vm(vm, machine.memory_mib << 20, &self.replica_path(vm), source)?;
-        let opts = LaunchOptions {
-            binary: self.config.qemu_binary.clone(),
-            accel: self.config.accel,
-            mem_path: self.mount.file_path(vm),
-            run_dir: self.config.run_dir.clone(),
-            console_log: Some(self.config.run_dir.join(format!("{vm}.console"))),
-            incoming: true,
-            name: vm.into(),
-            deny_hugepage_advice: true,
-        };
-        let qemu = match Qemu::launch(&spec, &opts).await {
-            Ok(q) => q,
+        let guest = async {
+            let disk = match machine.disk_bytes {
+                Some(size) => {
+                    let name = disk_name(vm);
+                    let source = Arc::new(StateClient::new(state_server, vm, FileKind::Disk, host));
+                    Some(
+                        self.mount
+                            .add_vm(&name, size, &self.replica_path(&name), source)?,
+                    )
+                }
+                None => None,
+            };
+            let tap = match (&machine.nic_mac, &self.config.bridge) {
+                (Some(_), Some(bridge)) => Some(Tap::create(vm, bridge)?),
+                (Some(_), None) => {
+                    return Err(ServerError::WrongState(format!(
+                        "VM {vm} has a NIC but this server has no `bridge` configured"
+                    )))
+                }
+                _ => None,
+            };
+            let opts = LaunchOptions {
+                binary: self.config.qemu_binary.clone(),
+                accel: self.config.accel,
+                mem_path: self.mount.file_path(vm),
+                run_dir: self.config.run_dir.clone(),
+                console_log: Some(self.config.run_dir.join(format!("{vm}.console"))),
+                incoming: true,
+                name: vm.into(),
+                deny_hugepage_advice: true,
+                tap: tap.as_ref().map(|t| t.name().to_string()),
+                disk_path: disk.as_ref().map(|_| self.mount.file_path(&disk_name(vm))),
+            };
+            let qemu = Qemu::launch(&spec, &opts).await?;
+            Ok(Guest {
+                qemu,
+                memory,
+                disk,
+                tap,
+                phase: Phase::Prepared,
+                memory_mib: machine.memory_mib,
+                desktop: desktop.into(),
+                running_since: None,
+                ran: std::time::Duration::ZERO,
+            })
+        }
+        .await;
+        let guest = match guest {
+            Ok(g) => g,
             Err(e) => {
-                let _ = self.mount.remove_vm(vm);
-                return Err(e.into());
+                self.release_files(vm);
+                return Err(e);
             }
-        };
-        let guest = Guest {
-            qemu,
-            memory,
-            phase: Phase::Prepared,
-            memory_mib: machine.memory_mib,
-            desktop: desktop.into(),
-            running_since: None,
-            ran: std::time::Duration::ZERO,
         };
         self.guests
             .lock()
@@ -161,10 +191,25 @@ impl Server {
                 let _ = guest.qemu.quit().await;
             }
         }
+        self.release_files(vm);
+    }
+
+    /// Removes a VM's lazy files (memory, and disk if any) and replicas.
+    pub(crate) fn release_files(&self, vm: &str) {
         if let Err(e) = self.mount.remove_vm(vm) {
             tracing::warn!(vm, "removing the memory file: {e}");
         }
+        if self.mount.vm(&disk_name(vm)).is_some() {
+            if let Err(e) = self.mount.remove_vm(&disk_name(vm)) {
+                tracing::warn!(vm, "removing the disk file: {e}");
+            }
+        }
     }
+}
+
+/// Name of a VM's disk in the lazy filesystem (file `<vm>-disk.mem`).
+pub(crate) fn disk_name(vm: &str) -> String {
+    format!("{vm}-disk")
 }
 
 fn valid_name(name: &str) -> bool {

@@ -47,6 +47,9 @@ pub enum ServerError {
     /// A boot file problem.
     #[error(transparent)]
     Machine(#[from] jettison_daemon::MachineError),
+    /// The VM's tap could not be set up.
+    #[error(transparent)]
+    Tap(#[from] jettison_daemon::tap::TapError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -80,6 +83,12 @@ pub(crate) enum Phase {
 pub(crate) struct Guest {
     pub(crate) qemu: Qemu,
     pub(crate) memory: Arc<VmMemory>,
+    /// The lazy disk, if the VM has one.
+    pub(crate) disk: Option<Arc<VmMemory>>,
+    /// The NIC's tap on this host; held (not read) so that it is removed
+    /// when the guest is dropped, after QEMU.
+    #[allow(dead_code)]
+    pub(crate) tap: Option<jettison_daemon::tap::Tap>,
     pub(crate) phase: Phase,
     pub(crate) memory_mib: u64,
     pub(crate) desktop: String,

@@ -67,6 +67,19 @@ pub struct MachineDesc {
     pub append: Option<String>,
     /// Further QEMU arguments, identical on both hosts.
     pub extra_args: Vec<String>,
+    /// MAC address of the VM's NIC (it keeps it on every host).
+    pub nic_mac: Option<String>,
+    /// Size of the VM's disk image, if it has one (served lazily like memory).
+    pub disk_bytes: Option<u64>,
+}
+
+/// Which of a VM's files a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileKind {
+    /// The guest's memory file.
+    Memory,
+    /// The guest's disk image.
+    Disk,
 }
 
 /// A byte range of a VM's memory file.
@@ -157,6 +170,10 @@ pub struct ReintegrateReport {
     pub latency_ms: f64,
     /// Pages the guest wrote while consolidated, all sent home.
     pub dirty_pages: u64,
+    /// Disk blocks (4 KiB) the guest wrote while consolidated, all sent home.
+    pub dirty_disk_blocks: u64,
+    /// The server's disk counters, if the VM has a disk.
+    pub remote_disk: Option<VmMemStats>,
     /// Size of the CPU and device state stream.
     pub device_state_bytes: u64,
     /// Bytes the server sent home in this exchange (framing included).
@@ -239,17 +256,24 @@ pub enum Message {
         /// The QEMU migration stream out of the server.
         #[serde(with = "serde_bytes")]
         device_state: Vec<u8>,
-        /// How many pages follow in [`Message::DirtyPages`] frames.
+        /// How many memory pages follow in [`Message::DirtyPages`] frames.
         dirty_pages: u64,
+        /// How many 4 KiB disk blocks follow in [`Message::DirtyPages`] frames.
+        dirty_disk_blocks: u64,
         /// The server's counters for the consolidated period.
         remote: VmMemStats,
+        /// The same for the disk, if the VM has one.
+        remote_disk: Option<VmMemStats>,
         /// Seconds the VM ran on the server.
         remote_seconds: f64,
         /// Server-side time from the request to this frame.
         server_ms: f64,
     },
-    /// Server -> agent: a batch of dirty pages (offset = page number x 4096).
+    /// Server -> agent: a batch of dirty pages (offset = page number x 4096)
+    /// of the memory file or the disk image.
     DirtyPages {
+        /// Which file.
+        file: FileKind,
         /// The pages; each chunk is exactly one page.
         pages: Vec<Chunk>,
     },
@@ -271,10 +295,12 @@ pub enum Message {
         reason: String,
     },
 
-    /// Server -> state server: send these ranges of a VM's memory file.
+    /// Server -> state server: send these ranges of a VM's memory file or disk.
     Fetch {
         /// VM name.
         vm: String,
+        /// Which file.
+        file: FileKind,
         /// Ranges, page-aligned, within the file.
         ranges: Vec<Range>,
     },

@@ -13,6 +13,7 @@ fn sample_messages() -> Vec<Message> {
         }),
         Message::Fetch {
             vm: "vm".into(),
+            file: FileKind::Memory,
             ranges: vec![Range {
                 offset: 4096,
                 len: 8192,
@@ -29,6 +30,7 @@ fn sample_messages() -> Vec<Message> {
             device_state: vec![1, 2, 3],
         },
         Message::DirtyPages {
+            file: FileKind::Disk,
             pages: vec![Chunk {
                 offset: 0,
                 data: vec![9; 4096],
@@ -55,7 +57,11 @@ fn page_payload_overhead_is_small() {
             data: vec![0xAB; PAGE_SIZE as usize],
         })
         .collect();
-    let bytes = encode(&Message::DirtyPages { pages }).unwrap();
+    let bytes = encode(&Message::DirtyPages {
+        file: FileKind::Memory,
+        pages,
+    })
+    .unwrap();
     let payload = DIRTY_BATCH_PAGES as u64 * PAGE_SIZE;
     let overhead = bytes.len() as u64 - payload;
     assert!(

@@ -66,3 +66,30 @@ pub fn last_heartbeat(cluster: &Cluster) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// What the guest's console says so far, over both hosts.
+pub fn console(cluster: &Cluster) -> jettison_demo::console::ConsoleSummary {
+    let logs = cluster.console_logs();
+    jettison_demo::console::summarise(&logs.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
+/// Waits until the guest has reported more than `after` integrity checks;
+/// returns the summary then.
+pub async fn checks_after(
+    cluster: &Cluster,
+    after: u64,
+    timeout: Duration,
+) -> jettison_demo::console::ConsoleSummary {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let s = console(cluster);
+        if s.checks > after {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no integrity check after #{after} within {timeout:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
