@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jettison_demo::scenario::{migrate, reintegrate, server_stats};
 use jettison_wire::handshake::connect;
-use jettison_wire::{ErrorCode, ErrorReply, Message, Range, Role, Transport, WireError};
+use jettison_wire::{ErrorCode, FileKind, ErrorReply, Message, Range, Role, Transport, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -76,6 +76,7 @@ async fn fetch(
 ) -> Result<Message, WireError> {
     let req = Message::Fetch {
         vm: vm.into(),
+        file: FileKind::Memory,
         ranges: vec![Range { offset, len }],
     };
     t.request(&req, Duration::from_secs(10)).await
