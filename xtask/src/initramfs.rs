@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::kernel::Kernel;
+use crate::modfiles;
 use crate::modules::{self, Plan};
 use crate::sh::{cmd, pipeline, run};
 
@@ -34,7 +35,7 @@ pub fn module_plan(kernel: &Kernel) -> Result<ModuleReport> {
     let builtin = fs::read_to_string(mdir.join("modules.builtin")).unwrap_or_default();
     let mut found = BTreeMap::new();
     if mdir.join("kernel").is_dir() {
-        modules::find(&mdir, &mdir.join("kernel"), &mut found)?;
+        modfiles::find(&mdir, &mdir.join("kernel"), &mut found)?;
     }
     Ok(modules::plan(&config, &builtin, &found))
 }
@@ -93,13 +94,19 @@ pub fn build(
     let (mut names, mut installed, mut deps) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
     for (name, p) in plan {
         if let Plan::Load(rel) = p {
-            let dst_rel = modules::install(&kernel.modules_dir(), &mdst, rel)?;
+            let dst_rel = modfiles::install(&kernel.modules_dir(), &mdst, rel)?;
             let d = modules::modinfo_depends(&fs::read(mdst.join(&dst_rel))?);
             println!("   module {name}: {dst_rel} (depends: {})", d.join(","));
             names.push(*name);
             installed.insert(name.to_string(), dst_rel);
             deps.insert(name.to_string(), d);
         }
+    }
+    let builtin =
+        fs::read_to_string(kernel.modules_dir().join("modules.builtin")).unwrap_or_default();
+    let unmet = modules::unmet_dependencies(&deps, &builtin);
+    if !unmet.is_empty() {
+        bail!("modules with dependencies neither shipped nor built in (add them to modules::ORDER): {unmet:?}");
     }
     let mut order = String::new();
     for n in modules::load_order(&names, &deps) {

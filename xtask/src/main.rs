@@ -6,6 +6,8 @@
 //! - `test`: setup + guest + workspace tests, with `JETTISON_GUEST_DIR` set.
 //! - `demo`: setup + guest + build and run `jettison-demo`.
 //! - `ci`: fmt, clippy, guest boot smoke test, tests.
+//! - `testbed clean [--all]`: remove what killed test runs left behind
+//!   (namespaces, processes, FUSE mounts, QEMUs, `/dev/shm` files).
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,7 @@ mod elf;
 mod guest;
 mod initramfs;
 mod kernel;
+mod modfiles;
 mod modules;
 mod paths;
 mod setup;
@@ -68,6 +71,21 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Test hosts (network namespaces) housekeeping.
+    Testbed {
+        #[command(subcommand)]
+        cmd: TestbedCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestbedCmd {
+    /// Remove leftovers of test runs whose process is dead (root).
+    Clean {
+        /// Remove the leftovers of every run, also of live ones.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 fn exit_code(status: ExitStatus) -> ExitCode {
@@ -98,5 +116,20 @@ fn main() -> Result<ExitCode> {
         Cmd::Test { args } => exit_code(tasks::test(&paths, &args)?),
         Cmd::Demo { args } => exit_code(tasks::demo(&paths, &args)?),
         Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
+        Cmd::Testbed {
+            cmd: TestbedCmd::Clean { all },
+        } => {
+            let report = jettison_testbed::clean_leftovers(all)?;
+            if report.is_empty() {
+                println!("== testbed: no leftovers");
+            } else {
+                print!("== testbed: removed\n{report}");
+            }
+            if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     })
 }

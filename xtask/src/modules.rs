@@ -6,16 +6,17 @@
 //! and `modules.builtin`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Result};
-
-use crate::sh::pipeline;
 
 /// Modules wanted, in preferred load order, with their config symbol. The
 /// actual order also honours each module's `depends=` ([`load_order`]): in
 /// Debian's 6.1 kernel `virtio` depends on `virtio_ring`, for example.
+///
+/// The disk: `ext4` (which also mounts ext2) has `depends=jbd2,mbcache,crc16`
+/// in Debian 6.1 (the package ships no modules.dep; `depends=` comes from
+/// each module's `.modinfo`). `crc32c_generic` is not a declared dependency:
+/// ext4 and jbd2 ask the crypto API for "crc32c" at mount time (metadata
+/// checksums), which would need a working modprobe; loading it up front
+/// avoids that. [`unmet_dependencies`] catches a missing entry at build time.
 pub const ORDER: &[(&str, &str)] = &[
     ("virtio_ring", "CONFIG_VIRTIO"),
     ("virtio", "CONFIG_VIRTIO"),
@@ -26,6 +27,11 @@ pub const ORDER: &[(&str, &str)] = &[
     ("net_failover", "CONFIG_NET_FAILOVER"),
     ("virtio_net", "CONFIG_VIRTIO_NET"),
     ("virtio_blk", "CONFIG_VIRTIO_BLK"),
+    ("crc16", "CONFIG_CRC16"),
+    ("mbcache", "CONFIG_FS_MBCACHE"),
+    ("jbd2", "CONFIG_JBD2"),
+    ("crc32c_generic", "CONFIG_CRYPTO_CRC32C"),
+    ("ext4", "CONFIG_EXT4_FS"),
 ];
 
 /// What to do about one module.
@@ -121,51 +127,30 @@ pub fn load_order(names: &[&str], deps: &BTreeMap<String, Vec<String>>) -> Vec<S
     out
 }
 
-/// Walks `dir` and maps each wanted module name to its path relative to `base`.
-pub fn find(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<()> {
-    for e in fs::read_dir(dir)?.flatten() {
-        let path = e.path();
-        if e.file_type()?.is_dir() {
-            find(base, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(base) {
-            let rel = rel.to_string_lossy();
-            if let Some(name) = module_name(&rel) {
-                if ORDER.iter().any(|(n, _)| *n == name) {
-                    out.insert(name.to_string(), rel.into_owned());
-                }
+/// Dependencies (`module -> depends`) of shipped modules that are neither
+/// shipped nor built in (`builtin`: the `modules.builtin` text), as
+/// `(module, dependency)` pairs. Non-empty means [`ORDER`] lacks an entry.
+pub fn unmet_dependencies(
+    deps: &BTreeMap<String, Vec<String>>,
+    builtin: &str,
+) -> Vec<(String, String)> {
+    let builtin_names: Vec<&str> = builtin.lines().filter_map(module_name).collect();
+    let mut out = Vec::new();
+    for (m, ds) in deps {
+        for d in ds {
+            // Module names use '_' where file names may use '-'.
+            let shipped = deps
+                .keys()
+                .any(|k| k.replace('-', "_") == d.replace('-', "_"));
+            let built_in = builtin_names
+                .iter()
+                .any(|b| b.replace('-', "_") == d.replace('-', "_"));
+            if !shipped && !built_in {
+                out.push((m.clone(), d.clone()));
             }
         }
     }
-    Ok(())
-}
-
-/// Copies `rel` from `src_root` to `dst_root` as a plain `.ko` (decompressing
-/// `.ko.xz`/`.ko.zst`/`.ko.gz`) and returns the destination's relative path.
-pub fn install(src_root: &Path, dst_root: &Path, rel: &str) -> Result<String> {
-    let name = module_name(rel).unwrap_or(rel);
-    let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
-    let dst_rel = format!("{dir}/{name}.ko");
-    let dst: PathBuf = dst_root.join(&dst_rel);
-    fs::create_dir_all(dst.parent().unwrap_or(dst_root))?;
-    let src = src_root.join(rel);
-    let tool = match rel.rsplit('.').next() {
-        Some("ko") => None,
-        Some("xz") => Some("xz"),
-        Some("zst") => Some("zstd"),
-        Some("gz") => Some("gzip"),
-        _ => bail!("unexpected module file {rel}"),
-    };
-    match tool {
-        None => {
-            fs::copy(&src, &dst)?;
-        }
-        Some(t) => {
-            let script = format!("{t} -dc '{}' > '{}'", src.display(), dst.display());
-            pipeline(&script, dst_root)
-                .map_err(|e| e.context(format!("decompressing {rel} needs `{t}`")))?;
-        }
-    }
-    Ok(dst_rel)
+    out
 }
 
 #[cfg(test)]
@@ -222,6 +207,23 @@ mod tests {
         assert!(pos("virtio_ring") < pos("virtio"));
         assert!(pos("virtio_pci_modern_dev") < pos("virtio_pci"));
         assert!(pos("failover") < pos("net_failover") && pos("net_failover") < pos("virtio_net"));
+    }
+
+    #[test]
+    fn unmet_dependencies_are_found() {
+        let deps: BTreeMap<String, Vec<String>> = [
+            ("ext4", vec!["jbd2", "mbcache", "crc16"]),
+            ("jbd2", vec![]),
+            ("mbcache", vec![]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        assert_eq!(
+            unmet_dependencies(&deps, ""),
+            vec![("ext4".to_string(), "crc16".to_string())]
+        );
+        assert!(unmet_dependencies(&deps, "kernel/lib/crc16.ko\n").is_empty());
     }
 
     #[test]

@@ -229,7 +229,10 @@ impl VmConfig {
             append: self.append.clone(),
             extra_args: self.extra_args.clone(),
             nic_mac: self.mac.clone(),
-            disk: self.disk.is_some(),
+            disk_bytes: self.disk.as_ref().map(|d| match std::fs::metadata(d) {
+                Ok(m) => m.len(),
+                Err(_) => self.disk_mib << 20,
+            }),
         }
     }
 }

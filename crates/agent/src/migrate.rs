@@ -40,7 +40,7 @@ impl Agent {
             )));
         };
         let mut t = self.dial_server().await?;
-        let machine = describe_machine(&slot.machine(), slot.disk().map(|(_, len)| len))?;
+        let machine = describe_machine(&slot.machine())?;
         let prepare = Message::MigratePrepare {
             vm: vm.into(),
             machine,

@@ -51,12 +51,8 @@ fn boot_file(path: &Option<PathBuf>) -> Result<Option<BootFile>, MachineError> {
         .transpose()
 }
 
-/// Describes a machine for the wire, hashing its boot files. `disk_bytes`
-/// is the size of its disk image, if it has one.
-pub fn describe_machine(
-    spec: &MachineSpec,
-    disk_bytes: Option<u64>,
-) -> Result<MachineDesc, MachineError> {
+/// Describes a machine for the wire, hashing its boot files.
+pub fn describe_machine(spec: &MachineSpec) -> Result<MachineDesc, MachineError> {
     Ok(MachineDesc {
         memory_mib: spec.memory_mib,
         cpus: spec.cpus,
@@ -65,7 +61,7 @@ pub fn describe_machine(
         append: spec.append.clone(),
         extra_args: spec.extra_args.clone(),
         nic_mac: spec.nic_mac.clone(),
-        disk_bytes: disk_bytes.filter(|_| spec.disk),
+        disk_bytes: spec.disk_bytes,
     })
 }
 
@@ -113,7 +109,7 @@ pub fn resolve_machine(
         append: desc.append.clone(),
         extra_args: desc.extra_args.clone(),
         nic_mac: desc.nic_mac.clone(),
-        disk: desc.disk_bytes.is_some(),
+        disk_bytes: desc.disk_bytes,
     })
 }
 
@@ -130,7 +126,7 @@ mod tests {
             append: Some("console=ttyS0".into()),
             extra_args: vec![],
             nic_mac: Some("52:54:00:00:00:01".into()),
-            disk: false,
+            disk_bytes: None,
         }
     }
 
@@ -140,7 +136,7 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         std::fs::write(a.path().join("vmlinuz"), b"kernel bytes").unwrap();
         std::fs::write(b.path().join("vmlinuz"), b"kernel bytes").unwrap();
-        let desc = describe_machine(&spec(a.path().join("vmlinuz")), None).unwrap();
+        let desc = describe_machine(&spec(a.path().join("vmlinuz"))).unwrap();
         std::fs::remove_file(a.path().join("vmlinuz")).unwrap();
         let resolved = resolve_machine(&desc, &[b.path().to_owned()]).unwrap();
         assert_eq!(resolved.kernel.unwrap(), b.path().join("vmlinuz"));
@@ -153,7 +149,7 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         std::fs::write(a.path().join("vmlinuz"), b"kernel bytes").unwrap();
         std::fs::write(b.path().join("vmlinuz"), b"other kernel").unwrap();
-        let desc = describe_machine(&spec(a.path().join("vmlinuz")), None).unwrap();
+        let desc = describe_machine(&spec(a.path().join("vmlinuz"))).unwrap();
         std::fs::write(a.path().join("vmlinuz"), b"changed").unwrap();
         let err = resolve_machine(&desc, &[b.path().to_owned()]).unwrap_err();
         assert!(
@@ -164,7 +160,7 @@ mod tests {
 
     #[test]
     fn missing_boot_file_is_a_read_error() {
-        let err = describe_machine(&spec(PathBuf::from("/nonexistent/vmlinuz")), None).unwrap_err();
+        let err = describe_machine(&spec(PathBuf::from("/nonexistent/vmlinuz"))).unwrap_err();
         assert!(matches!(err, MachineError::Read { .. }));
     }
 }

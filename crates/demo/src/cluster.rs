@@ -9,9 +9,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
+use crate::configs::{agent_toml, server_toml, Layout, VmLayout};
 use crate::guest::GuestImage;
+pub use crate::procs::tail;
+use crate::procs::{kill_child, kill_stray_qemus, stop_child, wait_for_socket};
 
 /// Where the programs are.
 #[derive(Debug, Clone)]
@@ -20,6 +24,8 @@ pub struct Binaries {
     pub agent: PathBuf,
     /// `jettison-server`.
     pub server: PathBuf,
+    /// `jettison-peer` (the office services; needed for LAN runs).
+    pub peer: PathBuf,
 }
 
 impl Binaries {
@@ -30,11 +36,19 @@ impl Binaries {
         for dir in exe.ancestors().skip(1).take(2) {
             let agent = dir.join("jettison-agent");
             let server = dir.join("jettison-server");
-            if agent.is_file() && server.is_file() {
-                return Ok(Binaries { agent, server });
+            let peer = dir.join("jettison-peer");
+            if agent.is_file() && server.is_file() && peer.is_file() {
+                return Ok(Binaries {
+                    agent,
+                    server,
+                    peer,
+                });
             }
         }
-        bail!("jettison-agent and jettison-server not found next to {} (build the `jettison` package)", exe.display())
+        bail!(
+            "jettison-agent, jettison-server and jettison-peer not found next to {} (build the `jettison` and `jettison-peer` packages)",
+            exe.display()
+        )
     }
 }
 
@@ -55,6 +69,12 @@ pub struct ClusterOptions {
     pub work_root: PathBuf,
     /// Keep the work directory (logs) after teardown.
     pub keep: bool,
+    /// Run the hosts as separate test hosts (network namespaces on one
+    /// LAN, with a peer host for the office services and a NIC for the VM);
+    /// otherwise both daemons run on loopback and the VM has no NIC.
+    pub lan: bool,
+    /// Give the VM a disk image of this size (MiB).
+    pub disk_mib: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -67,11 +87,13 @@ impl Default for ClusterOptions {
             fetch_pages: 1,
             work_root: std::env::temp_dir(),
             keep: false,
+            lan: false,
+            disk_mib: None,
         }
     }
 }
 
-/// The two daemons and their files.
+/// The daemons, the office services, and their files.
 #[derive(Debug)]
 pub struct Cluster {
     /// VM name (unique per run).
@@ -86,14 +108,32 @@ pub struct Cluster {
     pub mount_dir: PathBuf,
     /// The desktop's memory file.
     pub mem_path: PathBuf,
+    /// The desktop's disk image, if the VM has one.
+    pub disk_path: Option<PathBuf>,
     /// The agent's state server address.
     pub state_addr: String,
     /// The server's agent-facing address.
     pub server_addr: String,
+    /// The peer host's chat, mail and status addresses (LAN runs).
+    pub peer_addrs: Option<PeerAddrs>,
     bins: Binaries,
     agent: Option<Child>,
     server: Option<Child>,
+    peer: Option<Child>,
     keep: bool,
+    /// Dropped last: the namespaces go after every process in them.
+    lan: Option<Lan>,
+}
+
+/// Where the office services listen.
+#[derive(Debug, Clone)]
+pub struct PeerAddrs {
+    /// Chat server.
+    pub chat: String,
+    /// Mail server.
+    pub mail: String,
+    /// Counters.
+    pub status: String,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -105,65 +145,100 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Cluster {
-    /// Writes the configurations and starts both daemons; the agent boots
-    /// the VM.
+    /// Makes the hosts, writes the configurations and starts the daemons
+    /// (and, on a LAN, the office services); the agent boots the VM.
     pub async fn start(
         bins: &Binaries,
         image: &GuestImage,
         opts: &ClusterOptions,
     ) -> anyhow::Result<Cluster> {
-        let id = format!(
-            "jt{}x{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
+        let lan = if opts.lan {
+            Some(Lan::create(&LanSpec { desktops: 1 })?)
+        } else {
+            None
+        };
+        let id = match &lan {
+            Some(l) => l.vm_name(0),
+            None => format!(
+                "jt{}x{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst)
+            ),
+        };
         let dir = opts.work_root.join(&id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let vm = id.clone();
-        let state_addr = format!("127.0.0.1:{}", free_port()?);
-        let server_addr = format!("127.0.0.1:{}", free_port()?);
-        let d = |p: &str| dir.join(p);
-        let server_toml = format!(
-            "host = \"server-{id}\"\nlisten = \"{server_addr}\"\ncontrol_socket = \"{}\"\nmount_dir = \"{}\"\n\
-             replica_dir = \"{}\"\nrun_dir = \"{}\"\nimage_dirs = [\"{}\"]\naccel = \"{}\"\nmax_readahead = {}\nfetch_pages = {}\n",
-            d("server.sock").display(),
-            d("mnt").display(),
-            d("replica").display(),
-            d("server-run").display(),
-            image.dir.display(),
-            opts.accel,
-            opts.max_readahead,
-            opts.fetch_pages,
-        );
-        let append = format!("{} jettison.fill_pct={}", image.cmdline, opts.fill_pct);
-        let agent_toml = format!(
-            "host = \"desktop-{id}\"\nserver = \"{server_addr}\"\nlisten = \"{state_addr}\"\ncontrol_socket = \"{}\"\n\
-             state_dir = \"{}\"\nrun_dir = \"{}\"\nmemory_dir = \"/dev/shm\"\naccel = \"{}\"\n\n[[vm]]\nname = \"{vm}\"\n\
-             memory_mib = {}\nkernel = \"{}\"\ninitrd = \"{}\"\nappend = \"{append}\"\n",
-            d("agent.sock").display(),
-            d("agent-state").display(),
-            d("agent-run").display(),
-            opts.accel,
-            opts.memory_mib,
-            image.kernel.display(),
-            image.initrd.display(),
-        );
-        std::fs::write(d("server.toml"), server_toml)?;
-        std::fs::write(d("agent.toml"), agent_toml)?;
+        let (server_addr, state_addr) = match &lan {
+            Some(l) => (
+                format!("{}:7400", l.server().ip),
+                format!("{}:7401", l.desktop(0).ip),
+            ),
+            None => (
+                format!("127.0.0.1:{}", free_port()?),
+                format!("127.0.0.1:{}", free_port()?),
+            ),
+        };
+        let peer_addrs = lan.as_ref().map(|l| {
+            let ip = l.peer().ip;
+            PeerAddrs {
+                chat: format!("{ip}:5222"),
+                mail: format!("{ip}:1110"),
+                status: format!("{ip}:5280"),
+            }
+        });
+        let mut append = format!("{} jettison.fill_pct={}", image.cmdline, opts.fill_pct);
+        if let (Some(l), Some(p)) = (&lan, &peer_addrs) {
+            append += &format!(
+                " jettison.ip={}/24 jettison.peer={} jettison.mail={} jettison.id={id} jettison.mail_interval_s=5",
+                l.vm_ip(0),
+                p.chat,
+                p.mail
+            );
+        }
+        let mac = lan.as_ref().map(|l| l.vm_mac(0));
+        let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
+        let layout = Layout {
+            dir: &dir,
+            server_addr: &server_addr,
+            state_addr: &state_addr,
+            bridge: lan.as_ref().map(|l| l.server().bridge()),
+            accel: &opts.accel,
+            tls: None,
+        };
+        let vm = VmLayout {
+            name: &id,
+            memory_mib: opts.memory_mib,
+            kernel: &image.kernel,
+            initrd: &image.initrd,
+            append: &append,
+            mac: mac.as_deref(),
+            disk: disk_path.as_deref().zip(opts.disk_mib),
+        };
+        std::fs::write(
+            dir.join("server.toml"),
+            server_toml(&layout, &image.dir, opts.max_readahead, opts.fetch_pages),
+        )?;
+        std::fs::write(dir.join("agent.toml"), agent_toml(&layout, &vm))?;
         let mut cluster = Cluster {
-            mem_path: PathBuf::from(format!("/dev/shm/{vm}.mem")),
-            vm,
-            agent_socket: d("agent.sock"),
-            server_socket: d("server.sock"),
-            mount_dir: d("mnt"),
+            mem_path: PathBuf::from(format!("/dev/shm/{id}.mem")),
+            disk_path,
+            vm: id,
+            agent_socket: dir.join("agent.sock"),
+            server_socket: dir.join("server.sock"),
+            mount_dir: dir.join("mnt"),
             state_addr,
             server_addr,
+            peer_addrs,
             bins: bins.clone(),
             agent: None,
             server: None,
+            peer: None,
             keep: opts.keep,
             dir,
+            lan,
         };
+        if cluster.lan.is_some() {
+            cluster.start_peer()?;
+        }
         cluster.start_server()?;
         wait_for_socket(&cluster.server_socket, cluster.server.as_mut(), "server").await?;
         cluster.start_agent()?;
@@ -171,14 +246,26 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn spawn(&self, bin: &Path, config: &str, log: &str) -> anyhow::Result<Child> {
+    fn host(&self, pick: fn(&Lan) -> &Host) -> Option<&Host> {
+        self.lan.as_ref().map(pick)
+    }
+
+    fn spawn(
+        &self,
+        host: Option<&Host>,
+        bin: &Path,
+        args: &[&str],
+        log: &str,
+    ) -> anyhow::Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(log))?;
-        Command::new(bin)
-            .arg("--config")
-            .arg(self.dir.join(config))
+        let mut cmd = match host {
+            Some(h) => h.command(bin),
+            None => Command::new(bin),
+        };
+        cmd.args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -190,32 +277,63 @@ impl Cluster {
             .with_context(|| format!("starting {}", bin.display()))
     }
 
+    fn config_arg(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
     /// Starts (or restarts) the server daemon.
     pub fn start_server(&mut self) -> anyhow::Result<()> {
-        self.server = Some(self.spawn(&self.bins.server, "server.toml", "server.log")?);
+        let config = self.config_arg("server.toml");
+        let child = self.spawn(
+            self.host(Lan::server),
+            &self.bins.server,
+            &["--config", &config],
+            "server.log",
+        )?;
+        self.server = Some(child);
         Ok(())
     }
 
     /// Starts (or restarts) the agent daemon.
     pub fn start_agent(&mut self) -> anyhow::Result<()> {
-        self.agent = Some(self.spawn(&self.bins.agent, "agent.toml", "agent.log")?);
+        let config = self.config_arg("agent.toml");
+        let host = self.lan.as_ref().map(|l| l.desktop(0));
+        let child = self.spawn(host, &self.bins.agent, &["--config", &config], "agent.log")?;
+        self.agent = Some(child);
         Ok(())
+    }
+
+    fn start_peer(&mut self) -> anyhow::Result<()> {
+        let ip = self
+            .host(Lan::peer)
+            .map(|h| h.ip.to_string())
+            .unwrap_or_default();
+        let child = self.spawn(
+            self.host(Lan::peer),
+            &self.bins.peer,
+            &["--ip", &ip],
+            "peer.log",
+        )?;
+        self.peer = Some(child);
+        Ok(())
+    }
+
+    /// Stops the agent (its VM's QEMU quits), the server and the office
+    /// services, keeping the files (to inspect the disk image).
+    pub fn stop_daemons(&mut self) {
+        stop_child(&mut self.agent);
+        stop_child(&mut self.server);
+        stop_child(&mut self.peer);
     }
 
     /// Kills the agent with SIGKILL (as a crash would).
     pub fn kill_agent(&mut self) {
-        if let Some(mut c) = self.agent.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.agent);
     }
 
     /// Kills the server with SIGKILL (as a crash would).
     pub fn kill_server(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.server);
     }
 
     /// Waits for a daemon's control socket to answer after a (re)start.
@@ -237,6 +355,18 @@ impl Cluster {
         Ok(jettison_daemon::request(&self.server_socket, &msg, Duration::from_secs(600)).await?)
     }
 
+    /// The office services' counters (LAN runs).
+    pub fn peer_status(&self) -> anyhow::Result<jettison_peer::PeerStatus> {
+        let (Some(lan), Some(addrs)) = (&self.lan, &self.peer_addrs) else {
+            bail!("no peer host: this cluster runs on loopback");
+        };
+        let addr: std::net::SocketAddr = addrs.status.parse()?;
+        crate::procs::in_netns(&lan.peer().netns, move || {
+            jettison_peer::fetch_status_blocking(addr)
+        })?
+        .map_err(anyhow::Error::from)
+    }
+
     /// The guest's console logs, desktop's first.
     pub fn console_logs(&self) -> Vec<String> {
         ["agent-run", "server-run"]
@@ -248,7 +378,7 @@ impl Cluster {
             .collect()
     }
 
-    /// A daemon's log (`agent` or `server`).
+    /// A daemon's log (`agent`, `server` or `peer`).
     pub fn daemon_log(&self, which: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{which}.log"))).unwrap_or_default()
     }
@@ -272,28 +402,13 @@ impl Cluster {
             tail(&self.daemon_log("agent"))
         )
     }
-
-    fn stop_child(child: &mut Option<Child>) {
-        if let Some(mut c) = child.take() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        Self::stop_child(&mut self.agent);
-        Self::stop_child(&mut self.server);
+        stop_child(&mut self.agent);
+        stop_child(&mut self.server);
+        stop_child(&mut self.peer);
         // A killed server leaves its FUSE mount behind.
         let _ = nix::mount::umount2(&self.mount_dir, nix::mount::MntFlags::MNT_DETACH);
         kill_stray_qemus(&self.vm);
@@ -301,56 +416,6 @@ impl Drop for Cluster {
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+        // `lan` drops after this body: namespaces (taps, bridges) go last.
     }
-}
-
-/// Kills QEMU processes of this run left behind by a killed daemon.
-fn kill_stray_qemus(vm: &str) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("qemu-system") && cmdline.contains(&format!("/{vm}.")) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-async fn wait_for_socket(path: &Path, child: Option<&mut Child>, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut child = child;
-    while Instant::now() < deadline {
-        if let Some(c) = child.as_deref_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                bail!("the {what} exited during start-up ({status}); see its log");
-            }
-        }
-        if jettison_daemon::request(path, &Message::OpStatus, Duration::from_secs(5))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!(
-        "the {what} did not answer on {} within 30 s",
-        path.display()
-    )
-}
-
-/// The last lines of a log, for error messages.
-pub fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

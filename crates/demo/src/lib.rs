@@ -4,8 +4,11 @@
 //! reported. Used by `cargo xtask demo` and by the integration tests.
 
 pub mod cluster;
+pub mod configs;
 pub mod console;
+pub mod disk;
 pub mod guest;
+pub mod procs;
 pub mod report;
 pub mod scenario;
 

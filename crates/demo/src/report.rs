@@ -4,12 +4,14 @@
 use serde_json::{json, Value};
 
 use crate::cluster::ClusterOptions;
+use crate::disk::DiskCheck;
 use crate::scenario::RoundTrip;
 
 const PAGE: u64 = 4096;
 
-/// Builds the report of a round trip.
-pub fn build(opts: &ClusterOptions, rt: &RoundTrip) -> Value {
+/// Builds the report of a round trip; `disk` is the check of the guest's
+/// disk after the run, when the VM had one.
+pub fn build(opts: &ClusterOptions, rt: &RoundTrip, disk: Option<&DiskCheck>, tls: bool) -> Value {
     let memory_bytes = opts.memory_mib << 20;
     let m = &rt.migrate;
     let r = &rt.reintegrate;
@@ -80,6 +82,26 @@ pub fn build(opts: &ClusterOptions, rt: &RoundTrip) -> Value {
             "received": rt.console.heartbeats,
             "max_gap_s": rt.console.max_gap_s,
         },
+        "presence": rt.presence.as_ref().map(|p| json!({
+            "connections": p.connections,
+            // Connections that ended; the one chat connection is still open.
+            "connection_resets": p.resets,
+            "connected": p.connected,
+            "heartbeats_received": p.heartbeats,
+            "heartbeats_lost": p.hb_lost,
+            "max_heartbeat_gap_s": p.max_hb_gap_ms as f64 / 1000.0,
+            "pongs": p.pongs,
+            "mail_polls": p.mail_polls,
+        })),
+        "tls": { "enabled": tls },
+        "disk": rt.reintegrate.remote_disk.as_ref().map(|d| json!({
+            "bytes": opts.disk_mib.unwrap_or(0) << 20,
+            "bytes_fetched": d.bytes_fetched,
+            "fetched_pct_of_disk": pct(d.bytes_fetched, opts.disk_mib.unwrap_or(0) << 20),
+            "dirty_blocks": r.dirty_disk_blocks,
+            "bytes_sent_home": r.dirty_disk_blocks * PAGE,
+            "mail_cache": disk,
+        })),
     })
 }
 
@@ -102,7 +124,10 @@ pub fn summary(v: &Value) -> String {
          fault service     p50 {} us, p99 {} us\n\
          reintegrate       {} ms, {} dirty pages, {} bytes sent home (bound {} + framing {})\n\
          integrity         images equal: {}, guest check failures: {}\n\
-         heartbeats        {} received, longest gap {} s\n",
+         heartbeats        {} received, longest gap {} s\n\
+         presence          chat connection resets {}, longest heartbeat gap at the peer {} s, mail polls {}\n\
+         disk              {} bytes fetched, {} bytes sent home; mail cache at home matches: {} ({} records written on the server)\n\
+         tls               {}\n",
         g("guest.memory_mib"),
         g("guest.fill_pct"),
         g("guest.accel"),
@@ -125,5 +150,13 @@ pub fn summary(v: &Value) -> String {
         g("integrity.guest_check_failures"),
         g("heartbeats.received"),
         g("heartbeats.max_gap_s"),
+        g("presence.connection_resets"),
+        g("presence.max_heartbeat_gap_s"),
+        g("presence.mail_polls"),
+        g("disk.bytes_fetched"),
+        g("disk.bytes_sent_home"),
+        g("disk.mail_cache.checksum_matches"),
+        g("disk.mail_cache.writes_on_server"),
+        g("tls.enabled"),
     )
 }

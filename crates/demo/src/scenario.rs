@@ -54,6 +54,8 @@ pub struct RoundTrip {
     /// The inspection pause (host ms): from pausing the VM on the server to
     /// asking for reintegration. Not counted in heartbeat gaps.
     pub inspection: (u64, u64),
+    /// The office services' view of the guest's chat and mail (LAN runs).
+    pub presence: Option<jettison_peer::ClientStats>,
 }
 
 async fn countdown(what: &str, d: Duration, progress: &(dyn Fn(&str) + Sync)) {
@@ -188,6 +190,17 @@ pub async fn round_trip(
     ));
     countdown("running at home again", phases.after, progress).await;
 
+    let presence = match &cluster.peer_addrs {
+        Some(_) => Some(
+            cluster
+                .peer_status()?
+                .clients
+                .get(&cluster.vm)
+                .cloned()
+                .context("the peer never heard from the guest")?,
+        ),
+        None => None,
+    };
     let logs = cluster.console_logs();
     let console = summarise(
         &logs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -202,6 +215,7 @@ pub async fn round_trip(
         console,
         boot_s,
         inspection,
+        presence,
     })
 }
 

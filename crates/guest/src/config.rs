@@ -25,6 +25,16 @@ pub struct Settings {
     pub seed: u64,
     /// Chat peer to keep a TCP connection to, if any.
     pub peer: Option<SocketAddr>,
+    /// Client id announced to the peer (default: hostname, else eth0's MAC).
+    pub id: Option<String>,
+    /// Mail server to poll, if any.
+    pub mail: Option<SocketAddr>,
+    /// Seconds between mail polls (>= 1).
+    pub mail_interval_s: u32,
+    /// Seconds between mail-cache writes to the disk (>= 1).
+    pub disk_interval_s: u32,
+    /// File name of the mail cache in `/mnt/disk` (no `/`).
+    pub disk_file: String,
 }
 
 impl Default for Settings {
@@ -38,6 +48,11 @@ impl Default for Settings {
             touch_pages: 8,
             seed: 0x4a54_535f_6775_6573,
             peer: None,
+            id: None,
+            mail: None,
+            mail_interval_s: 10,
+            disk_interval_s: 5,
+            disk_file: "mail-cache.log".into(),
         }
     }
 }
@@ -59,9 +74,14 @@ fn set<T: FromStr>(
     }
 }
 
+/// Whether `v` is 1..=`max` printable ASCII characters without spaces.
+fn valid_name(v: &str, max: usize) -> bool {
+    !v.is_empty() && v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Parses a kernel command line. Returns the settings (defaults for missing
 /// or invalid keys) and human-readable warnings for every value ignored.
-/// Keys used by the init script (`ip`) are accepted and ignored here.
+/// Keys used by the init script (`ip`, `gw`) are accepted and ignored here.
 pub fn parse_cmdline(cmdline: &str) -> (Settings, Vec<String>) {
     let mut s = Settings::default();
     let mut w = Vec::new();
@@ -89,7 +109,29 @@ pub fn parse_cmdline(cmdline: &str) -> (Settings, Vec<String>) {
                     "bad value {value:?} for jettison.peer (want ip:port), no peer"
                 )),
             },
-            "ip" => {}
+            "mail" => match value.parse::<SocketAddr>() {
+                Ok(a) => s.mail = Some(a),
+                Err(_) => w.push(format!(
+                    "bad value {value:?} for jettison.mail (want ip:port), no mail"
+                )),
+            },
+            "id" => match value {
+                v if valid_name(v, 64) => s.id = Some(v.to_string()),
+                _ => w.push(format!(
+                    "bad value {value:?} for jettison.id, using default"
+                )),
+            },
+            "mail_interval_s" => set(&mut s.mail_interval_s, key, value, |v| *v >= 1, &mut w),
+            "disk_interval_s" => set(&mut s.disk_interval_s, key, value, |v| *v >= 1, &mut w),
+            "disk_file" => match value {
+                v if valid_name(v, 100) && !v.contains('/') && !v.starts_with('.') => {
+                    s.disk_file = v.to_string()
+                }
+                _ => w.push(format!(
+                    "bad value {value:?} for jettison.disk_file, using default"
+                )),
+            },
+            "ip" | "gw" => {}
             _ => w.push(format!("unknown key jettison.{key}, ignored")),
         }
     }
@@ -137,6 +179,25 @@ mod tests {
         assert_eq!(w.len(), 7, "{w:?}");
         assert!(w[0].contains("fill_pct"));
         assert!(w[5].contains("unknown"));
+    }
+
+    #[test]
+    fn office_settings() {
+        let (s, w) = parse_cmdline(
+            "jettison.id=desk-7 jettison.mail=10.0.0.3:1110 jettison.mail_interval_s=3 \
+             jettison.disk_interval_s=2 jettison.disk_file=cache.log jettison.gw=10.0.0.1",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.id.as_deref(), Some("desk-7"));
+        assert_eq!(s.mail, Some("10.0.0.3:1110".parse().unwrap()));
+        assert_eq!((s.mail_interval_s, s.disk_interval_s), (3, 2));
+        assert_eq!(s.disk_file, "cache.log");
+        let (s, w) = parse_cmdline(
+            "jettison.disk_file=../x jettison.disk_file=.hidden jettison.mail=x \
+             jettison.mail_interval_s=0 jettison.id=",
+        );
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert_eq!(s, Settings::default());
     }
 
     #[test]

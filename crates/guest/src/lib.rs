@@ -4,8 +4,9 @@
 //! initramfs and behaves like an idle desktop's background applications: it
 //! keeps a large share of memory allocated and filled (caches, heaps), runs an
 //! integrity checker over a region with a known pattern, prints heartbeats,
-//! touches a few pages every second, and optionally keeps a chat-like TCP
-//! connection to a peer. Everything it has to say goes to the serial console as
+//! touches a few pages every second, and optionally keeps a chat connection
+//! to the office peer (heartbeats both ways), polls its mail server, and
+//! appends to a mail cache on its disk (`/mnt/disk`, mounted by `/init`). Everything it has to say goes to the serial console as
 //! lines starting with `JTS `, so tests can tell that the guest kept running,
 //! lost no heartbeat and saw no memory corruption.
 //!
@@ -16,6 +17,8 @@
 
 pub mod check;
 pub mod config;
+pub mod disk;
+pub mod mail;
 pub mod meminfo;
 pub mod net;
 pub mod rng;

@@ -3,22 +3,25 @@
 //! Runs as `/init`'s final `exec` in a busybox initramfs. Reads its settings
 //! from `/proc/cmdline` (`jettison.<key>=<value>`), fills memory, then runs
 //! the heartbeat, the integrity checker, the page-touching timer and the
-//! optional chat client, reporting `JTS ...` lines on stdout (the serial
+//! optional office apps (chat, mail, disk cache), reporting `JTS ...` lines on stdout (the serial
 //! console). See the crate documentation of `jettison_guest`.
 
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::io::Write;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use jettison_guest::check::CheckRegion;
 use jettison_guest::meminfo::{fill_bytes, parse_meminfo, MIB};
-use jettison_guest::{net, parse_cmdline, Settings, SplitMix64};
+use jettison_guest::{disk, mail, net, parse_cmdline, Settings, SplitMix64};
 
 /// Size of the "cache" buffer dirtied by the timer.
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// Where `/init` mounts the disk (`/dev/vda`), if there is one.
+const DISK_DIR: &str = "/mnt/disk";
 /// Words per 4 KiB page.
 const PAGE_WORDS: usize = 512;
 
@@ -128,6 +131,47 @@ fn toucher(mut cache: Vec<u64>, pages: usize, seed: u64) -> ! {
     }
 }
 
+/// The chat client, the mail client and the disk writer, each if set up.
+fn start_office_apps(s: &Settings) -> Result<()> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let id = net::client_id(
+        s.id.as_deref(),
+        &read("/proc/sys/kernel/hostname"),
+        &read("/sys/class/net/eth0/address"),
+    );
+    match s.peer {
+        Some(peer) => {
+            let id = id.clone();
+            thread::Builder::new()
+                .name("net".into())
+                .spawn(move || net::run_chat(peer, id, say))?;
+        }
+        None => say("JTS NET off (no jettison.peer)"),
+    }
+    match s.mail {
+        Some(server) => {
+            let iv = Duration::from_secs(u64::from(s.mail_interval_s));
+            thread::Builder::new()
+                .name("mail".into())
+                .spawn(move || mail::run_mail(server, id, iv, say))?;
+        }
+        None => say("JTS MAIL off (no jettison.mail)"),
+    }
+    if disk::is_mounted(&read("/proc/mounts"), DISK_DIR) {
+        let (iv, file, seed) = (
+            Duration::from_secs(u64::from(s.disk_interval_s)),
+            s.disk_file.clone(),
+            s.seed,
+        );
+        thread::Builder::new()
+            .name("disk".into())
+            .spawn(move || disk::run_disk(Path::new(DISK_DIR), &file, iv, seed, say))?;
+    } else {
+        say(&format!("JTS DISK off (nothing mounted at {DISK_DIR})"));
+    }
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let clock = Clock::new();
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
@@ -176,14 +220,7 @@ fn run() -> Result<()> {
     thread::Builder::new()
         .name("touch".into())
         .spawn(move || toucher(cache, tp, seed))?;
-    match s.peer {
-        Some(peer) => {
-            thread::Builder::new()
-                .name("net".into())
-                .spawn(move || net::run_chat(peer, say))?;
-        }
-        None => say("JTS NET off (no jettison.peer)"),
-    }
+    start_office_apps(&s)?;
     black_box(&filled);
     heartbeat(clock, Duration::from_millis(u64::from(s.hb_interval_ms)))
 }

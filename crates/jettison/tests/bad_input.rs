@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jettison_demo::scenario::{migrate, reintegrate, server_stats};
 use jettison_wire::handshake::connect;
-use jettison_wire::{ErrorCode, FileKind, ErrorReply, Message, Range, Role, Transport, WireError};
+use jettison_wire::{ErrorCode, ErrorReply, FileKind, Message, Range, Role, Transport, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

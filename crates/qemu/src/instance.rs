@@ -282,9 +282,13 @@ pub(crate) fn remove_stale(p: &PathBuf) -> Result<()> {
 fn check_fit(spec: &MachineSpec, opts: &LaunchOptions) -> Result<()> {
     let why = if spec.nic_mac.is_some() && opts.tap.is_none() {
         "the machine has a NIC but no tap device was given"
-    } else if spec.disk && opts.disk_path.is_none() {
+    } else if spec.disk_bytes.is_some() && opts.disk_path.is_none() {
         "the machine has a disk but no disk image was given"
-    } else if let Some(d) = opts.disk_path.as_ref().filter(|d| spec.disk && !d.exists()) {
+    } else if let Some(d) = opts
+        .disk_path
+        .as_ref()
+        .filter(|d| spec.disk_bytes.is_some() && !d.exists())
+    {
         return Err(QemuError::Config {
             vm: opts.name.clone(),
             why: format!("disk image {} does not exist", d.display()),

@@ -71,10 +71,10 @@ pub struct MachineSpec {
     /// the tap in [`LaunchOptions::tap`].
     #[serde(default)]
     pub nic_mac: Option<String>,
-    /// Whether the VM has a virtio disk; its image is
+    /// Size of the VM's virtio disk, if it has one; its image is
     /// [`LaunchOptions::disk_path`] on each host.
     #[serde(default)]
-    pub disk: bool,
+    pub disk_bytes: Option<u64>,
 }
 
 impl Default for MachineSpec {
@@ -87,7 +87,7 @@ impl Default for MachineSpec {
             append: None,
             extra_args: Vec::new(),
             nic_mac: None,
-            disk: false,
+            disk_bytes: None,
         }
     }
 }
@@ -220,14 +220,20 @@ pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
         // romfile= keeps the NIC's option ROM out of the migration stream.
         a.push(format!("virtio-net-pci,netdev=net0,mac={mac},romfile="));
     }
-    if let (true, Some(disk)) = (spec.disk, &opts.disk_path) {
+    if let (Some(bytes), Some(disk)) = (spec.disk_bytes, &opts.disk_path) {
         a.push("-drive".into());
         a.push(format!(
             "file={},if=none,id=disk0,format=raw,cache=writeback,discard=ignore,file.locking=off",
             escape_opt(disk)
         ));
         a.push("-device".into());
-        a.push("virtio-blk-pci,drive=disk0".into());
+        // An explicit geometry: otherwise QEMU reads sector 0 at start-up to
+        // guess one, which on the server is a fetch from a desktop whose VM
+        // still runs (and must not be served yet).
+        let cyls = bytes.div_ceil(16 * 63 * 512).clamp(1, 65535);
+        a.push(format!(
+            "virtio-blk-pci,drive=disk0,cyls={cyls},heads=16,secs=63"
+        ));
     }
     a.extend(spec.extra_args.iter().cloned());
     if opts.incoming {

@@ -14,6 +14,8 @@ fn opts() -> LaunchOptions {
         incoming: false,
         name: "vm1".into(),
         deny_hugepage_advice: false,
+        tap: None,
+        disk_path: None,
     }
 }
 
@@ -75,6 +77,7 @@ fn kernel_extra_incoming_kvm() {
         initrd: Some(PathBuf::from("/k/initrd")),
         append: Some("console=ttyS0 quiet".into()),
         extra_args: vec!["-device".into(), "virtio-net-pci,netdev=n0".into()],
+        ..MachineSpec::default()
     };
     let o = LaunchOptions {
         incoming: true,
@@ -164,4 +167,33 @@ fn nic_without_romfile_is_flagged() {
         option_rom_devices(&spec),
         vec!["virtio-net-pci,netdev=n0".to_string()]
     );
+}
+
+#[test]
+fn nic_on_a_tap_and_disk_with_a_fixed_geometry() {
+    let spec = MachineSpec {
+        nic_mac: Some("52:54:00:00:00:07".into()),
+        disk_bytes: Some(32 << 20),
+        ..MachineSpec::default()
+    };
+    let o = LaunchOptions {
+        tap: Some("jtap0".into()),
+        disk_path: Some("/d/vm1.img".into()),
+        ..opts()
+    };
+    let a = command_line(&spec, &o);
+    assert_eq!(
+        a[pos(&a, "-netdev") + 1],
+        "tap,id=net0,ifname=jtap0,script=no,downscript=no"
+    );
+    assert!(a.contains(&"virtio-net-pci,netdev=net0,mac=52:54:00:00:00:07,romfile=".to_string()));
+    assert!(a[pos(&a, "-drive") + 1].starts_with("file=/d/vm1.img,if=none,id=disk0,format=raw"));
+    // 32 MiB / (16 heads x 63 sectors x 512 bytes) rounded up.
+    assert!(
+        a.contains(&"virtio-blk-pci,drive=disk0,cyls=66,heads=16,secs=63".to_string()),
+        "{a:?}"
+    );
+    // Without the host side, no device is emitted (launch refuses it earlier).
+    let bare = command_line(&spec, &opts());
+    assert!(!bare.iter().any(|x| x == "-netdev" || x == "-drive"));
 }

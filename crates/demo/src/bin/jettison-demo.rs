@@ -37,6 +37,13 @@ struct Args {
     /// Where the report and the run's logs go.
     #[arg(long, default_value = "target/jettison-demo")]
     out: PathBuf,
+    /// Run both daemons on loopback instead of separate test hosts (no NIC,
+    /// no office services).
+    #[arg(long)]
+    loopback: bool,
+    /// Size of the VM's disk image in MiB (0: no disk).
+    #[arg(long, default_value_t = 64)]
+    disk_mib: u64,
 }
 
 #[tokio::main]
@@ -56,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         fetch_pages: args.fetch_pages,
         work_root: runs,
         keep: true,
+        lan: !args.loopback,
+        disk_mib: (args.disk_mib > 0).then_some(args.disk_mib),
         ..ClusterOptions::default()
     };
     let phases = Phases {
@@ -70,16 +79,30 @@ async fn main() -> anyhow::Result<()> {
         args.accel,
         out.join("runs").display()
     );
-    let cluster = Cluster::start(&bins, &image, &opts).await?;
-    println!(
-        "  desktop agent and consolidation server up (run {})",
-        cluster.vm
-    );
+    let mut cluster = Cluster::start(&bins, &image, &opts).await?;
+    let hosts = if opts.lan {
+        "desktop, server and office hosts"
+    } else {
+        "desktop agent and server (loopback)"
+    };
+    println!("  {hosts} up (run {})", cluster.vm);
     let progress = |msg: &str| println!("  .. {msg}");
     let rt = round_trip(&cluster, &phases, &progress).await?;
     let run_dir = cluster.dir.clone();
+    cluster.stop_daemons();
+    let disk = match &cluster.disk_path {
+        Some(image) => {
+            let logs = cluster.console_logs();
+            Some(jettison_demo::disk::check(
+                image,
+                &lines_after(&logs[0], rt.inspection.1),
+                &logs[1],
+            )?)
+        }
+        None => None,
+    };
     drop(cluster);
-    let value = report::build(&opts, &rt);
+    let value = report::build(&opts, &rt, disk.as_ref(), false);
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
     println!("\n{}", report::summary(&value));
@@ -93,4 +116,17 @@ async fn main() -> anyhow::Result<()> {
         "the guest's integrity checker reported failures"
     );
     Ok(())
+}
+
+/// The console lines logged after host time `ms`.
+fn lines_after(log: &str, ms: u64) -> String {
+    log.lines()
+        .filter(|l| {
+            l.split(' ')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|t| t > ms)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

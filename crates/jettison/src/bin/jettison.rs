@@ -7,6 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jettison_wire::Message;
 
+#[path = "../certs_cmd.rs"]
+mod certs_cmd;
+
 /// Operate jettison: move a desktop's VM to the consolidation server and back.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -61,6 +64,11 @@ enum Command {
         /// VM name.
         vm: String,
     },
+    /// Create the deployment's CA and host certificates (mutual TLS).
+    Certs {
+        #[command(subcommand)]
+        command: certs_cmd::CertsCommand,
+    },
 }
 
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -71,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let agent = args.agent_socket.as_path();
     let server = args.server_socket.as_path();
     match &args.command {
+        Command::Certs { command } => certs_cmd::run(command),
         Command::Migrate { vm } => show(
             &args,
             ask(agent, Message::OpMigrate { vm: vm.clone() }).await?,

@@ -9,21 +9,36 @@ use std::time::Duration;
 use jettison_demo::{Binaries, Cluster, ClusterOptions, GuestImage};
 
 pub fn binaries() -> Binaries {
+    let agent = PathBuf::from(env!("CARGO_BIN_EXE_jettison-agent"));
+    // The office services are another package's binary, built beside ours
+    // by a workspace build (`cargo xtask test`).
+    let peer = agent.with_file_name("jettison-peer");
+    assert!(
+        peer.is_file(),
+        "{} missing: build the workspace (cargo build -p jettison-peer)",
+        peer.display()
+    );
     Binaries {
-        agent: PathBuf::from(env!("CARGO_BIN_EXE_jettison-agent")),
+        agent,
         server: PathBuf::from(env!("CARGO_BIN_EXE_jettison-server")),
+        peer,
     }
 }
 
 /// Starts a cluster whose agent boots a guest of `memory_mib`, and waits
 /// until the guest is ready.
 pub async fn ready_cluster(memory_mib: u64) -> Cluster {
-    let image =
-        GuestImage::locate().expect("guest image (run `cargo xtask guest`, or `cargo xtask test`)");
-    let opts = ClusterOptions {
+    ready_cluster_with(ClusterOptions {
         memory_mib,
         ..ClusterOptions::default()
-    };
+    })
+    .await
+}
+
+/// Starts a cluster with these options and waits until the guest is ready.
+pub async fn ready_cluster_with(opts: ClusterOptions) -> Cluster {
+    let image =
+        GuestImage::locate().expect("guest image (run `cargo xtask guest`, or `cargo xtask test`)");
     let cluster = Cluster::start(&binaries(), &image, &opts)
         .await
         .expect("daemons start");

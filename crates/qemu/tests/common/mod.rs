@@ -36,6 +36,8 @@ pub fn options(dir: &Path, name: &str) -> LaunchOptions {
         incoming: false,
         name: name.to_string(),
         deny_hugepage_advice: false,
+        tap: None,
+        disk_path: None,
     }
 }
 
