@@ -3,6 +3,7 @@
 //! ```toml
 //! host = "desk-17"                       # default: the kernel's hostname
 //! server = "10.0.0.2:7400"               # the consolidation server
+//! server_name = "consol-1"               # the name its certificate carries
 //! listen = "0.0.0.0:7401"                # this desktop's state server
 //! advertise = "10.0.0.17:7401"           # how the server dials it (default: listen)
 //! control_socket = "/run/jettison/agent.sock"
@@ -12,6 +13,12 @@
 //! qemu_binary = "qemu-system-x86_64"
 //! accel = "kvm"                          # or "tcg"
 //! bridge = "br0"                         # LAN bridge for the VMs' taps
+//!
+//! [tls]                                  # mutual TLS (see `jettison certs`)
+//! ca = "/etc/jettison/tls/ca.pem"
+//! cert = "/etc/jettison/tls/desk-17.pem"
+//! key = "/etc/jettison/tls/desk-17.key"
+//! allowed_peers = ["consol-1"]           # servers that may take this desktop's VMs
 //!
 //! [[vm]]
 //! name = "desk-17"
@@ -63,6 +70,9 @@ pub struct AgentConfig {
     pub host: String,
     /// The consolidation server, `host:port`.
     pub server: String,
+    /// The name the server's certificate must carry (and that must be in
+    /// `tls.allowed_peers`).
+    pub server_name: String,
     /// Address the state server listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -88,6 +98,8 @@ pub struct AgentConfig {
     pub accel: Accel,
     /// The LAN bridge the VMs' taps are attached to (needed for VMs with a `mac`).
     pub bridge: Option<String>,
+    /// Mutual TLS: this desktop's certificate and the servers it trusts.
+    pub tls: jettison_tls::TlsSettings,
     /// The VMs of this desktop.
     #[serde(default, rename = "vm")]
     pub vms: Vec<VmConfig>,
@@ -241,31 +253,59 @@ impl VmConfig {
 mod tests {
     use super::*;
 
+    /// A config with top-level keys `top`, a `[tls]` section and `vms`.
+    fn text(top: &str, vms: &str) -> String {
+        format!(
+            "server = \"s:7400\"\nserver_name = \"srv\"\n{top}\n[tls]\nca = \"/c\"\ncert = \"/h\"\nkey = \"/k\"\n\
+             allowed_peers = [\"srv\"]\n{vms}"
+        )
+    }
+
+    const VM: &str = "[[vm]]\nname = \"a\"\nmemory_mib = 64\n";
+
     #[test]
     fn minimal_config_gets_documented_defaults() {
-        let cfg =
-            AgentConfig::parse("server = \"s:7400\"\n[[vm]]\nname = \"a\"\nmemory_mib = 512\n")
-                .unwrap();
+        let cfg = AgentConfig::parse(&text("", VM)).unwrap();
         assert_eq!(cfg.listen.port(), 7401);
         assert_eq!(cfg.memory_dir, PathBuf::from("/dev/shm"));
         assert_eq!(cfg.accel, Accel::Tcg);
         assert_eq!(cfg.vms[0].cpus, 1);
         assert!(cfg.vms[0].autostart);
         assert_eq!(cfg.advertised(), "0.0.0.0:7401");
+        assert_eq!(cfg.tls.allowed_peers, vec!["srv".to_string()]);
     }
 
     #[test]
     fn bad_configs_are_refused_with_a_reason() {
         for (text, needle) in [
-            ("server = 1", "invalid type"),
-            ("server = \"s\"\nbogus = 1", "unknown field"),
-            ("server = \"s\"\n[[vm]]\nname = \"a/b\"\nmemory_mib = 512", "vm name"),
-            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 1", "at least 16"),
-            ("server = \"s\"\nbridge = \"br0\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\nmac = \"01:00:00:00:00:01\"", "unicast"),
-            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\nmac = \"52:54:00:00:00:01\"", "bridge"),
-            ("server = \"s\"\n[[vm]]\nname = \"a\"\nmemory_mib = 64\n[[vm]]\nname = \"a\"\nmemory_mib = 64", "twice"),
+            ("server = 1".to_string(), "invalid type"),
+            (
+                "server = \"s\"\nserver_name = \"x\"\n".to_string(),
+                "missing field `tls`",
+            ),
+            (text("bogus = 1", VM), "unknown field"),
+            (
+                text("", "[[vm]]\nname = \"a/b\"\nmemory_mib = 512"),
+                "vm name",
+            ),
+            (
+                text("", "[[vm]]\nname = \"a\"\nmemory_mib = 1"),
+                "at least 16",
+            ),
+            (
+                text(
+                    "bridge = \"br0\"",
+                    &format!("{VM}mac = \"01:00:00:00:00:01\""),
+                ),
+                "unicast",
+            ),
+            (
+                text("", &format!("{VM}mac = \"52:54:00:00:00:01\"")),
+                "bridge",
+            ),
+            (text("", &format!("{VM}{VM}")), "twice"),
         ] {
-            let err = AgentConfig::parse(text).unwrap_err();
+            let err = AgentConfig::parse(&text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
     }

@@ -13,7 +13,7 @@ pub mod vm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jettison_daemon::{bind_control, serve_tcp, serve_unix};
+use jettison_daemon::{bind_control, serve_tls, serve_unix};
 use jettison_wire::Role;
 
 pub use config::{AgentConfig, VmConfig};
@@ -49,6 +49,12 @@ pub enum AgentError {
     /// The VM's tap could not be set up.
     #[error(transparent)]
     Tap(#[from] jettison_daemon::tap::TapError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] jettison_tls::TlsError),
+    /// The server could not be reached or refused us.
+    #[error("consolidation server: {0}")]
+    Dial(#[from] jettison_daemon::DialError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -58,6 +64,7 @@ pub enum AgentError {
 #[derive(Debug)]
 pub struct Agent {
     config: AgentConfig,
+    tls: Arc<jettison_tls::TlsContext>,
     slots: BTreeMap<String, Arc<VmSlot>>,
 }
 
@@ -72,7 +79,14 @@ impl Agent {
         for vm in &config.vms {
             slots.insert(vm.name.clone(), Arc::new(VmSlot::new(&config, vm)?));
         }
-        Ok(Agent { config, slots })
+        let tls = jettison_tls::TlsContext::load(&config.tls)?;
+        if !tls.is_allowed(&config.server_name) {
+            return Err(AgentError::Server(format!(
+                "server_name {:?} is not in tls.allowed_peers: this desktop would refuse its own server",
+                config.server_name
+            )));
+        }
+        Ok(Agent { config, tls, slots })
     }
 
     /// The configuration in force.
@@ -114,8 +128,9 @@ impl Agent {
                 tracing::info!(vm = %slot.config.name, %server, "VM is consolidated; serving its memory");
             }
         }
-        let state = tokio::spawn(serve_tcp(
+        let state = tokio::spawn(serve_tls(
             listener,
+            agent.tls.clone(),
             &[Role::Server],
             host.clone(),
             agent.clone(),

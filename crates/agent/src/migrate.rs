@@ -4,9 +4,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use jettison_daemon::describe_machine;
-use jettison_wire::handshake::connect;
+use jettison_tls::TlsConn;
 use jettison_wire::{Message, MigrateReport, Role, Transport};
-use tokio::net::TcpStream;
 
 use crate::vm::{Placement, VmSlot};
 use crate::{Agent, AgentError};
@@ -15,17 +14,17 @@ use crate::{Agent, AgentError};
 const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Agent {
-    /// Opens an agent connection to the consolidation server.
-    pub(crate) async fn dial_server(&self) -> Result<Transport<TcpStream>, AgentError> {
-        let addr = &self.config.server;
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .map_err(|_| AgentError::Server(format!("connecting to {addr} timed out")))?
-            .map_err(|e| AgentError::Server(format!("cannot connect to {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let mut t = Transport::new(stream);
-        connect(&mut t, Role::Agent, &self.config.host).await?;
-        Ok(t)
+    /// Opens a mutually authenticated agent connection to the server.
+    pub(crate) async fn dial_server(&self) -> Result<Transport<TlsConn>, AgentError> {
+        let c = &self.config;
+        Ok(jettison_daemon::dial(
+            &self.tls,
+            &c.server,
+            &c.server_name,
+            Role::Agent,
+            Duration::from_secs(10),
+        )
+        .await?)
     }
 
     /// Migrates a VM running at home to the server.
@@ -88,7 +87,7 @@ impl Agent {
 async fn hand_over(
     slot: &VmSlot,
     qemu: &jettison_qemu::Qemu,
-    t: &mut Transport<TcpStream>,
+    t: &mut Transport<TlsConn>,
     started: Instant,
 ) -> Result<MigrateReport, AgentError> {
     qemu.stop().await?;

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use jettison_qemu::Qemu;
+use jettison_tls::TlsConn;
 use jettison_wire::{FileKind, Message, ReintegrateReport, Transport, VmMemStats};
-use tokio::net::TcpStream;
 
 use crate::migrate::ms;
 use crate::vm::{digest_file, write_pages, Placement, VmSlot};
@@ -111,7 +111,7 @@ struct Received {
 
 async fn receive_home(
     slot: &VmSlot,
-    t: &mut Transport<TcpStream>,
+    t: &mut Transport<TlsConn>,
     verify: bool,
 ) -> Result<Received, AgentError> {
     let first = t.recv_within(SERVER_TIMEOUT).await?;

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use jettison_daemon::{next_request, ConnectionHandler, Peer};
+use jettison_tls::TlsConn;
 use jettison_wire::{validate_fetch, ErrorCode, Message, Transport};
-use tokio::net::TcpStream;
 
 use crate::Agent;
 
-impl ConnectionHandler<TcpStream> for Agent {
-    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TcpStream>) {
+impl ConnectionHandler<TlsConn> for Agent {
+    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TlsConn>) {
         while let Some(req) = next_request(&mut t, &peer).await {
             let reply = self.answer_fetch(req).await;
             if let Err(e) = t.send(&reply).await {

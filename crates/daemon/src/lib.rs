@@ -8,7 +8,7 @@ pub mod machine;
 
 pub use control::{hostname, request, ControlError};
 pub use listen::{bind_control, next_request};
-pub use listen::{serve_tcp, serve_unix, ConnectionHandler, Peer};
+pub use listen::{dial, serve_tls, serve_unix, ConnectionHandler, DialError, Peer};
 pub use machine::{describe_machine, resolve_machine, MachineError};
 pub mod control;
 pub mod logging;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use jettison_tls::{TlsConn, TlsContext};
 use jettison_wire::handshake::accept;
 use jettison_wire::{ErrorCode, Hello, Message, Role, Transport, WireError};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,6 +19,8 @@ pub struct Peer {
     pub hello: Hello,
     /// Its address, for logs.
     pub addr: String,
+    /// Its name as its TLS certificate proves it (TCP connections only).
+    pub identity: Option<String>,
 }
 
 /// Handles the requests of one accepted connection.
@@ -34,6 +37,7 @@ pub trait ConnectionHandler<S>: Send + Sync + 'static {
 async fn run_connection<S, H>(
     stream: S,
     addr: String,
+    identity: Option<String>,
     roles: &'static [Role],
     host: Arc<str>,
     handler: Arc<H>,
@@ -45,32 +49,54 @@ async fn run_connection<S, H>(
     match accept(&mut transport, roles, &host).await {
         Ok(hello) => {
             tracing::debug!(peer = %addr, host = %hello.host, role = ?hello.role, "connection accepted");
-            handler.handle(Peer { hello, addr }, transport).await;
+            handler
+                .handle(
+                    Peer {
+                        hello,
+                        addr,
+                        identity,
+                    },
+                    transport,
+                )
+                .await;
         }
         Err(e) => tracing::warn!(peer = %addr, "connection refused: {e}"),
     }
 }
 
 /// Accepts TCP connections forever (until the task is dropped).
-pub async fn serve_tcp<H>(
+pub async fn serve_tls<H>(
     listener: TcpListener,
+    tls: Arc<TlsContext>,
     roles: &'static [Role],
     host: Arc<str>,
     handler: Arc<H>,
 ) where
-    H: ConnectionHandler<tokio::net::TcpStream>,
+    H: ConnectionHandler<TlsConn>,
 {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(run_connection(
-                    stream,
-                    addr.to_string(),
-                    roles,
-                    host.clone(),
-                    handler.clone(),
-                ));
+                let (tls, host, handler) = (tls.clone(), host.clone(), handler.clone());
+                tokio::spawn(async move {
+                    // Plaintext, unknown CA, expired or unauthorized peers are
+                    // refused here, before any jettison frame is read or sent.
+                    match tls.accept(stream).await {
+                        Ok((conn, who)) => {
+                            run_connection(
+                                conn,
+                                addr.to_string(),
+                                Some(who.name),
+                                roles,
+                                host,
+                                handler,
+                            )
+                            .await
+                        }
+                        Err(e) => tracing::warn!(peer = %addr, "connection refused: {e}"),
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -78,6 +104,40 @@ pub async fn serve_tcp<H>(
             }
         }
     }
+}
+
+/// Opens a mutually authenticated connection to `addr`, which must prove it
+/// is `name`, and runs the handshake as `role`.
+pub async fn dial(
+    tls: &TlsContext,
+    addr: &str,
+    name: &str,
+    role: Role,
+    timeout: std::time::Duration,
+) -> Result<Transport<TlsConn>, DialError> {
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| DialError::Connect(format!("connecting to {addr} timed out")))?
+        .map_err(|e| DialError::Connect(format!("cannot connect to {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let conn = tls.connect(stream, name).await?;
+    let mut t = Transport::new(conn);
+    jettison_wire::handshake::connect(&mut t, role, tls.host_name()).await?;
+    Ok(t)
+}
+
+/// Why a connection to a peer could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// TCP failed.
+    #[error("{0}")]
+    Connect(String),
+    /// TLS refused (either side).
+    #[error(transparent)]
+    Tls(#[from] jettison_tls::TlsError),
+    /// The jettison handshake failed.
+    #[error(transparent)]
+    Wire(#[from] jettison_wire::WireError),
 }
 
 /// Binds the operator's control socket, replacing a stale socket file left by
@@ -107,6 +167,7 @@ where
                 tokio::spawn(run_connection(
                     stream,
                     "control".into(),
+                    None,
                     &[Role::Operator],
                     host.clone(),
                     handler.clone(),

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
-use crate::configs::{agent_toml, server_toml, Layout, VmLayout};
+use crate::configs::{agent_toml, server_toml, tls_section, Layout, VmLayout};
 use crate::guest::GuestImage;
 pub use crate::procs::tail;
 use crate::procs::{kill_child, kill_stray_qemus, stop_child, wait_for_socket};
@@ -138,6 +138,15 @@ pub struct PeerAddrs {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// A CA and the certificates of the two hosts, `desktop` and `server`.
+fn make_certs(dir: &Path) -> anyhow::Result<()> {
+    jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
+    for host in ["desktop", "server"] {
+        jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
+    }
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -196,13 +205,18 @@ impl Cluster {
         }
         let mac = lan.as_ref().map(|l| l.vm_mac(0));
         let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
+        let tls_dir = dir.join("tls");
+        make_certs(&tls_dir)?;
         let layout = Layout {
             dir: &dir,
             server_addr: &server_addr,
             state_addr: &state_addr,
             bridge: lan.as_ref().map(|l| l.server().bridge()),
             accel: &opts.accel,
-            tls: None,
+            tls: Some((
+                tls_section(&tls_dir, "server", "desktop"),
+                tls_section(&tls_dir, "desktop", "server"),
+            )),
         };
         let vm = VmLayout {
             name: &id,
@@ -353,6 +367,20 @@ impl Cluster {
     /// Sends an operator request to the server.
     pub async fn server_request(&self, msg: Message) -> anyhow::Result<Message> {
         Ok(jettison_daemon::request(&self.server_socket, &msg, Duration::from_secs(600)).await?)
+    }
+
+    /// A TLS context holding the certificate of `host` (`desktop` or
+    /// `server`) that talks to `peer`: lets tests speak to a daemon as its
+    /// legitimate peer would.
+    pub fn tls_as(
+        &self,
+        host: &str,
+        peer: &str,
+    ) -> anyhow::Result<std::sync::Arc<jettison_tls::TlsContext>> {
+        let text = tls_section(&self.dir.join("tls"), host, peer);
+        let settings: toml::Table = toml::from_str(&text)?;
+        let settings: jettison_tls::TlsSettings = settings["tls"].clone().try_into()?;
+        Ok(jettison_tls::TlsContext::load(&settings)?)
     }
 
     /// The office services' counters (LAN runs).

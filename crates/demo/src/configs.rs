@@ -66,7 +66,7 @@ pub fn server_toml(l: &Layout, image_dir: &Path, max_readahead: u32, fetch_pages
 pub fn agent_toml(l: &Layout, vm: &VmLayout) -> String {
     let d = |p: &str| l.dir.join(p).display().to_string();
     let mut s = format!(
-        "host = \"desktop\"\nserver = \"{}\"\nlisten = \"{}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\
+        "host = \"desktop\"\nserver = \"{}\"\nserver_name = \"server\"\nlisten = \"{}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\
          run_dir = \"{}\"\nmemory_dir = \"/dev/shm\"\naccel = \"{}\"\n",
         l.server_addr,
         l.state_addr,
@@ -141,4 +141,15 @@ mod tests {
         // The [tls] table must come before [[vm]] (TOML scoping).
         assert!(a.find("[tls]").unwrap() < a.find("[[vm]]").unwrap());
     }
+}
+
+/// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
+/// and which talks only to `peer`.
+pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
+    format!(
+        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [\"{peer}\"]\n",
+        tls_dir.join("ca.pem").display(),
+        tls_dir.join(format!("{host}.pem")).display(),
+        tls_dir.join(format!("{host}.key")).display(),
+    )
 }

@@ -6,24 +6,52 @@ mod common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use jettison_demo::scenario::{migrate, reintegrate, server_stats};
-use jettison_wire::handshake::connect;
+use jettison_tls::TlsContext;
 use jettison_wire::{ErrorCode, ErrorReply, FileKind, Message, Range, Role, Transport, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Sends raw bytes and returns everything the daemon answered before closing.
-async fn raw_exchange(addr: &str, bytes: &[u8], close_write: bool) -> Vec<u8> {
+/// Plaintext bytes to a TLS port: refused, and nothing at all comes back.
+async fn plaintext_refused(addr: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+        .await
+        .expect("the daemon closes the connection");
+    assert!(read.is_ok() || out.is_empty(), "{read:?}");
+    assert!(
+        out.is_empty(),
+        "a plaintext client got {} bytes back",
+        out.len()
+    );
+}
+
+/// Sends raw bytes inside an authenticated TLS session and returns what the
+/// daemon answered before closing.
+async fn tls_exchange(
+    tls: &TlsContext,
+    addr: &str,
+    name: &str,
+    bytes: &[u8],
+    close_write: bool,
+) -> Vec<u8> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = tls.connect(tcp, name).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s.flush().await.unwrap();
     if close_write {
         s.shutdown().await.unwrap();
     }
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+    // A peer that closes without close_notify ends the read with an error;
+    // what arrived before counts.
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
         .await
-        .expect("the daemon closes the connection")
-        .unwrap();
+        .expect("the daemon closes the connection");
     out
 }
 
@@ -37,39 +65,33 @@ fn error_code(reply: &[u8]) -> Option<ErrorCode> {
     }
 }
 
-async fn refused_cases(addr: &str) {
-    // Garbage where a Hello belongs.
-    let reply = raw_exchange(addr, &[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x01], false).await;
-    assert_eq!(
-        error_code(&reply),
-        Some(ErrorCode::BadRequest),
-        "garbage to {addr}"
-    );
-    // A frame announcing more than the limit.
-    let reply = raw_exchange(addr, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3], false).await;
-    assert_eq!(
-        error_code(&reply),
-        Some(ErrorCode::BadRequest),
-        "oversized frame to {addr}"
-    );
-    // A truncated frame, then end of stream.
-    let reply = raw_exchange(addr, &[0, 0, 1, 0, 1, 2, 3], true).await;
-    assert_eq!(
-        error_code(&reply),
-        Some(ErrorCode::BadRequest),
-        "truncated frame to {addr}"
-    );
-    // Plain text (an HTTP client, say).
-    let reply = raw_exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false).await;
-    assert_eq!(
-        error_code(&reply),
-        Some(ErrorCode::BadRequest),
-        "HTTP to {addr}"
-    );
+/// Bad frames from an authenticated peer: an error reply, then the close.
+async fn refused_cases(tls: &TlsContext, addr: &str, name: &str) {
+    for (what, bytes, close) in [
+        (
+            "garbage",
+            &[0u8, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x01][..],
+            false,
+        ),
+        (
+            "oversized frame",
+            &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3][..],
+            false,
+        ),
+        ("truncated frame", &[0, 0, 1, 0, 1, 2, 3][..], true),
+        ("HTTP", &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], false),
+    ] {
+        let reply = tls_exchange(tls, addr, name, bytes, close).await;
+        assert_eq!(
+            error_code(&reply),
+            Some(ErrorCode::BadRequest),
+            "{what} to {name} at {addr}"
+        );
+    }
 }
 
 async fn fetch(
-    t: &mut Transport<TcpStream>,
+    t: &mut Transport<jettison_tls::TlsConn>,
     vm: &str,
     offset: u64,
     len: u64,
@@ -89,10 +111,13 @@ fn refusal(reply: &Result<Message, WireError>) -> Option<ErrorCode> {
     }
 }
 
-async fn hello(addr: &str, role: Role) -> Result<Transport<TcpStream>, WireError> {
-    let mut t = Transport::new(TcpStream::connect(addr).await.unwrap());
-    connect(&mut t, role, "test").await?;
-    Ok(t)
+async fn hello(
+    tls: &Arc<TlsContext>,
+    addr: &str,
+    name: &str,
+    role: Role,
+) -> Result<Transport<jettison_tls::TlsConn>, jettison_daemon::DialError> {
+    jettison_daemon::dial(tls, addr, name, role, Duration::from_secs(10)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,25 +126,55 @@ async fn bad_frames_and_requests_are_refused_and_nothing_else_breaks() {
     migrate(&cluster).await.unwrap();
     let before = common::last_heartbeat(&cluster);
 
-    refused_cases(&cluster.server_addr).await;
-    refused_cases(&cluster.state_addr).await;
+    // Plaintext is refused by both daemons before anything is answered.
+    for addr in [&cluster.server_addr, &cluster.state_addr] {
+        plaintext_refused(addr, &[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x01]).await;
+        plaintext_refused(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    }
+    // A certificate from the deployment's CA, for a host nobody authorized.
+    let tls_dir = cluster.dir.join("tls");
+    jettison_tls::certs::issue(&tls_dir, "intruder", &[], &[], &tls_dir, 1).unwrap();
+    let settings = jettison_tls::TlsSettings {
+        ca: tls_dir.join("ca.pem"),
+        cert: tls_dir.join("intruder.pem"),
+        key: tls_dir.join("intruder.key"),
+        allowed_peers: vec!["server".into(), "desktop".into()],
+    };
+    let intruder = TlsContext::load(&settings).unwrap();
+    for (addr, name) in [
+        (&cluster.server_addr, "server"),
+        (&cluster.state_addr, "desktop"),
+    ] {
+        let err = hello(&intruder, addr, name, Role::Agent).await.unwrap_err();
+        assert!(
+            err.to_string().contains("not in the peer's allowed_peers"),
+            "{err}"
+        );
+    }
+
+    // Authenticated peers sending bad frames.
+    let as_desktop = cluster.tls_as("desktop", "server").unwrap();
+    let as_server = cluster.tls_as("server", "desktop").unwrap();
+    refused_cases(&as_desktop, &cluster.server_addr, "server").await;
+    refused_cases(&as_server, &cluster.state_addr, "desktop").await;
 
     // Wrong role on each port.
-    for (addr, role) in [
-        (&cluster.state_addr, Role::Agent),
-        (&cluster.server_addr, Role::Server),
+    for (tls, addr, name, role) in [
+        (&as_server, &cluster.state_addr, "desktop", Role::Agent),
+        (&as_desktop, &cluster.server_addr, "server", Role::Server),
     ] {
-        let reply = hello(addr, role).await.map(|_| Message::OpOk);
-        assert_eq!(
-            refusal(&reply),
-            Some(ErrorCode::NotAllowed),
-            "{role:?} at {addr}: {reply:?}"
+        let err = hello(tls, addr, name, role).await.unwrap_err();
+        assert!(
+            err.to_string().contains("NotAllowed"),
+            "{role:?} at {addr}: {err}"
         );
     }
 
     // Fetches beyond the end of the memory file, or unaligned, are refused;
     // the connection stays usable for a valid fetch.
-    let mut t = hello(&cluster.state_addr, Role::Server).await.unwrap();
+    let mut t = hello(&as_server, &cluster.state_addr, "desktop", Role::Server)
+        .await
+        .unwrap();
     let size = 256u64 << 20;
     let vm = cluster.vm.clone();
     for (offset, len) in [(size, 4096), (size - 4096, 8192), (10, 4096)] {
@@ -139,7 +194,9 @@ async fn bad_frames_and_requests_are_refused_and_nothing_else_breaks() {
     );
 
     // A request the server does not take from an agent.
-    let mut t = hello(&cluster.server_addr, Role::Agent).await.unwrap();
+    let mut t = hello(&as_desktop, &cluster.server_addr, "server", Role::Agent)
+        .await
+        .unwrap();
     let reply = fetch(&mut t, &vm, 0, 4096).await;
     assert_eq!(refusal(&reply), Some(ErrorCode::NotAllowed), "{reply:?}");
 

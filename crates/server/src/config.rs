@@ -13,6 +13,12 @@
 //! max_readahead = 0                         # FUSE readahead, bytes
 //! fetch_pages = 1                           # pages fetched per miss
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
+//!
+//! [tls]                                     # mutual TLS (see `jettison certs`)
+//! ca = "/etc/jettison/tls/ca.pem"
+//! cert = "/etc/jettison/tls/consol-1.pem"
+//! key = "/etc/jettison/tls/consol-1.key"
+//! allowed_peers = ["desk-17", "desk-18"]    # desktops whose VMs this server takes
 //! ```
 
 use std::net::SocketAddr;
@@ -60,6 +66,8 @@ pub struct ServerConfig {
     pub fetch_pages: u32,
     /// The LAN bridge consolidated VMs' taps are attached to.
     pub bridge: Option<String>,
+    /// Mutual TLS: this server's certificate and the desktops it accepts.
+    pub tls: jettison_tls::TlsSettings,
 }
 
 fn default_listen() -> SocketAddr {
@@ -109,23 +117,29 @@ impl ServerConfig {
 mod tests {
     use super::*;
 
+    const TLS: &str = "[tls]\nca = \"/c\"\ncert = \"/h\"\nkey = \"/k\"\nallowed_peers = [\"d\"]\n";
+
     #[test]
     fn defaults() {
-        let cfg = ServerConfig::parse("").unwrap();
+        let cfg = ServerConfig::parse(TLS).unwrap();
         assert_eq!(cfg.listen.port(), 7400);
         assert_eq!(cfg.fetch_pages, 1);
         assert_eq!(cfg.max_readahead, 0);
         assert_eq!(cfg.accel, Accel::Tcg);
+        assert_eq!(cfg.bridge, None);
     }
 
     #[test]
     fn bad_values_are_refused() {
-        assert!(ServerConfig::parse("fetch_pages = 3")
+        assert!(ServerConfig::parse(&format!("fetch_pages = 3\n{TLS}"))
             .unwrap_err()
             .contains("power of two"));
-        assert!(ServerConfig::parse("listen = \"nowhere\"").is_err());
-        assert!(ServerConfig::parse("colour = 1")
+        assert!(ServerConfig::parse(&format!("listen = \"nowhere\"\n{TLS}")).is_err());
+        assert!(ServerConfig::parse(&format!("colour = 1\n{TLS}"))
             .unwrap_err()
             .contains("unknown field"));
+        assert!(ServerConfig::parse("")
+            .unwrap_err()
+            .contains("missing field `tls`"));
     }
 }

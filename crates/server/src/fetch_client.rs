@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jettison_lazymem::{FetchError, PageSource};
-use jettison_wire::handshake::connect;
+use jettison_tls::{TlsConn, TlsContext};
 use jettison_wire::{FileKind, Message, Range, Role, Transport};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// How long one fetch may take before the connection is given up.
@@ -24,21 +23,25 @@ pub struct StateClient {
 #[derive(Debug)]
 struct Inner {
     addr: String,
+    /// The name the desktop's certificate must carry.
+    desktop: String,
     vm: String,
     file: FileKind,
-    host: String,
-    conn: Mutex<Option<Transport<TcpStream>>>,
+    tls: Arc<TlsContext>,
+    conn: Mutex<Option<Transport<TlsConn>>>,
 }
 
 impl StateClient {
-    /// A client for `vm`'s memory (or disk) at the state server `addr`.
-    pub fn new(addr: &str, vm: &str, file: FileKind, host: &str) -> Self {
+    /// A client for `vm`'s memory (or disk) at the state server `addr` of
+    /// the desktop whose certificate names it `desktop`.
+    pub fn new(addr: &str, desktop: &str, vm: &str, file: FileKind, tls: Arc<TlsContext>) -> Self {
         StateClient {
             inner: Arc::new(Inner {
                 addr: addr.into(),
+                desktop: desktop.into(),
                 vm: vm.into(),
                 file,
-                host: host.into(),
+                tls,
                 conn: Mutex::new(None),
             }),
         }
@@ -46,22 +49,21 @@ impl StateClient {
 }
 
 impl Inner {
-    async fn dial(&self) -> Result<Transport<TcpStream>, FetchError> {
-        let stream = tokio::time::timeout(FETCH_TIMEOUT, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| {
-                FetchError::new(format!(
-                    "connecting to state server {} timed out",
-                    self.addr
-                ))
-            })?
-            .map_err(|e| FetchError::new(format!("state server {} unreachable: {e}", self.addr)))?;
-        let _ = stream.set_nodelay(true);
-        let mut t = Transport::new(stream);
-        connect(&mut t, Role::Server, &self.host)
-            .await
-            .map_err(|e| FetchError::new(format!("state server {} handshake: {e}", self.addr)))?;
-        Ok(t)
+    async fn dial(&self) -> Result<Transport<TlsConn>, FetchError> {
+        jettison_daemon::dial(
+            &self.tls,
+            &self.addr,
+            &self.desktop,
+            Role::Server,
+            FETCH_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            FetchError::new(format!(
+                "state server {} ({}): {e}",
+                self.addr, self.desktop
+            ))
+        })
     }
 
     async fn fetch(&self, offset: u64, len: u64) -> Result<Vec<u8>, FetchError> {

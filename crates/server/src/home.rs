@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use jettison_lazymem::VmMemory;
+use jettison_tls::TlsConn;
 use jettison_wire::{Chunk, FileKind, Message, Transport, DIRTY_BATCH_PAGES, PAGE_SIZE};
-use tokio::net::TcpStream;
 
 use crate::intake::disk_name;
 use crate::{flush, Phase, Server, ServerError};
@@ -19,7 +19,7 @@ impl Server {
     pub(crate) async fn send_home(
         &self,
         vm: &str,
-        t: &mut Transport<TcpStream>,
+        t: &mut Transport<TlsConn>,
     ) -> Result<(), ServerError> {
         let slot = self.guest(vm)?;
         let mut guest = slot.lock().await;
@@ -113,7 +113,7 @@ impl Server {
 
 /// Streams pages of a lazy file, read from its replica, in batches.
 async fn send_pages(
-    t: &mut Transport<TcpStream>,
+    t: &mut Transport<TlsConn>,
     file: &Arc<VmMemory>,
     pages: &[u64],
     kind: FileKind,

@@ -7,14 +7,14 @@ use std::time::Instant;
 use jettison_daemon::tap::Tap;
 use jettison_daemon::{next_request, resolve_machine, ConnectionHandler, Peer};
 use jettison_qemu::{LaunchOptions, Qemu};
+use jettison_tls::TlsConn;
 use jettison_wire::{FileKind, MachineDesc, Message, Transport};
-use tokio::net::TcpStream;
 
 use crate::fetch_client::StateClient;
 use crate::{Guest, Phase, Server, ServerError};
 
-impl ConnectionHandler<TcpStream> for Server {
-    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TcpStream>) {
+impl ConnectionHandler<TlsConn> for Server {
+    async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TlsConn>) {
         let mut prepared: Vec<String> = Vec::new();
         while let Some(req) = next_request(&mut t, &peer).await {
             let reply = match req {
@@ -23,9 +23,9 @@ impl ConnectionHandler<TcpStream> for Server {
                     machine,
                     state_server,
                 } => {
-                    let r = self
-                        .prepare(&vm, &machine, &state_server, &peer.hello.host)
-                        .await;
+                    // The desktop is who its certificate says, not what its Hello claims.
+                    let desktop = peer.identity.clone().unwrap_or_default();
+                    let r = self.prepare(&vm, &machine, &state_server, &desktop).await;
                     if r.is_ok() {
                         prepared.push(vm.clone());
                     }
@@ -85,8 +85,14 @@ impl Server {
             )));
         }
         let spec = resolve_machine(machine, &self.config.image_dirs)?;
-        let host = &self.config.host;
-        let source = Arc::new(StateClient::new(state_server, vm, FileKind::Memory, host));
+        let tls = &self.tls;
+        let source = Arc::new(StateClient::new(
+            state_server,
+            desktop,
+            vm,
+            FileKind::Memory,
+            tls.clone(),
+        ));
         let memory =
             self.mount
                 .add_vm(vm, machine.memory_mib << 20, &self.replica_path(vm), source)?;
@@ -94,7 +100,13 @@ impl Server {
             let disk = match machine.disk_bytes {
                 Some(size) => {
                     let name = disk_name(vm);
-                    let source = Arc::new(StateClient::new(state_server, vm, FileKind::Disk, host));
+                    let source = Arc::new(StateClient::new(
+                        state_server,
+                        desktop,
+                        vm,
+                        FileKind::Disk,
+                        tls.clone(),
+                    ));
                     Some(
                         self.mount
                             .add_vm(&name, size, &self.replica_path(&name), source)?,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use jettison_daemon::{bind_control, serve_tcp, serve_unix};
+use jettison_daemon::{bind_control, serve_tls, serve_unix};
 use jettison_lazymem::{LazyMemMount, MountOptions, VmMemory};
 use jettison_qemu::Qemu;
 use jettison_wire::{ErrorCode, Role};
@@ -50,6 +50,9 @@ pub enum ServerError {
     /// The VM's tap could not be set up.
     #[error(transparent)]
     Tap(#[from] jettison_daemon::tap::TapError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] jettison_tls::TlsError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -123,6 +126,7 @@ type GuestSlot = Arc<tokio::sync::Mutex<Guest>>;
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
     guests: Mutex<HashMap<String, GuestSlot>>,
 }
@@ -134,6 +138,7 @@ impl Server {
         for dir in [&config.replica_dir, &config.run_dir] {
             std::fs::create_dir_all(dir)?;
         }
+        let tls = jettison_tls::TlsContext::load(&config.tls)?;
         let opts = MountOptions {
             max_readahead: config.max_readahead,
             fetch_pages: config.fetch_pages,
@@ -142,6 +147,7 @@ impl Server {
             LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
         Ok(Server {
             config,
+            tls,
             mount,
             guests: Mutex::new(HashMap::new()),
         })
@@ -172,8 +178,9 @@ impl Server {
         let control = bind_control(&server.config.control_socket)?;
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
-        let agents = tokio::spawn(serve_tcp(
+        let agents = tokio::spawn(serve_tls(
             listener,
+            server.tls.clone(),
             &[Role::Agent],
             host.clone(),
             server.clone(),

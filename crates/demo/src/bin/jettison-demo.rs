@@ -102,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     drop(cluster);
-    let value = report::build(&opts, &rt, disk.as_ref(), false);
+    // Every connection between the hosts is mutual TLS (the daemons refuse to start without it).
+    let value = report::build(&opts, &rt, disk.as_ref(), true);
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
     println!("\n{}", report::summary(&value));
