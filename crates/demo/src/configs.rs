@@ -98,6 +98,17 @@ pub fn agent_toml(l: &Layout, vm: &VmLayout) -> String {
     s
 }
 
+/// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
+/// and which talks only to `peer`.
+pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
+    format!(
+        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [\"{peer}\"]\n",
+        tls_dir.join("ca.pem").display(),
+        tls_dir.join(format!("{host}.pem")).display(),
+        tls_dir.join(format!("{host}.key")).display(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,15 +152,4 @@ mod tests {
         // The [tls] table must come before [[vm]] (TOML scoping).
         assert!(a.find("[tls]").unwrap() < a.find("[[vm]]").unwrap());
     }
-}
-
-/// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
-/// and which talks only to `peer`.
-pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
-    format!(
-        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [\"{peer}\"]\n",
-        tls_dir.join("ca.pem").display(),
-        tls_dir.join(format!("{host}.pem")).display(),
-        tls_dir.join(format!("{host}.key")).display(),
-    )
 }

@@ -23,7 +23,9 @@ pub fn build(opts: &ClusterOptions, rt: &RoundTrip, disk: Option<&DiskCheck>, tl
             part as f64 * 100.0 / whole as f64
         }
     };
-    let bound = r.dirty_pages * PAGE + r.device_state_bytes;
+    // What reintegration must carry: the dirty pages and disk blocks, and the
+    // device state; anything above is framing.
+    let bound = (r.dirty_pages + r.dirty_disk_blocks) * PAGE + r.device_state_bytes;
     json!({
         "guest": {
             "memory_mib": opts.memory_mib,
@@ -69,7 +71,7 @@ pub fn build(opts: &ClusterOptions, rt: &RoundTrip, disk: Option<&DiskCheck>, tl
             "framing_overhead_bytes": r.bytes_sent as i64 - bound as i64,
         },
         "integrity": {
-            "images_equal": r.image_digest.as_deref() == Some(rt.server_digest.as_str()),
+            "images_equal": rt.server_digest.as_ref().map(|d| r.image_digest.as_ref() == Some(d)),
             "server_digest": rt.server_digest,
             "desktop_digest": r.image_digest,
             "server_read_ms": rt.server_read_ms,
@@ -89,6 +91,8 @@ pub fn build(opts: &ClusterOptions, rt: &RoundTrip, disk: Option<&DiskCheck>, tl
             "connected": p.connected,
             "heartbeats_received": p.heartbeats,
             "heartbeats_lost": p.hb_lost,
+            // As the peer saw it: includes the deliberate inspection pause
+            // (integrity.inspection_pause_s) when the images were compared.
             "max_heartbeat_gap_s": p.max_hb_gap_ms as f64 / 1000.0,
             "pongs": p.pongs,
             "mail_polls": p.mail_polls,
