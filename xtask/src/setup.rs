@@ -4,13 +4,18 @@ use anyhow::{bail, Result};
 
 use crate::sh::{cmd, probe, run_live};
 
-/// Debian packages the project needs on the host.
+/// Debian packages the project needs on the host: QEMU; busybox, cpio and
+/// xz for the guest image; fuse3 (fusermount3) for the lazy memory
+/// filesystem; iproute2 and util-linux (nsenter) for taps and test hosts;
+/// e2fsprogs (debugfs) to read the guest's disk image in tests and the demo.
 pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "fuse3",
     "cpio",
     "iproute2",
+    "util-linux",
+    "e2fsprogs",
 ];
 
 /// Whether `dpkg -s` output says the package is installed.

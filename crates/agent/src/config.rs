@@ -199,6 +199,20 @@ impl AgentConfig {
                     vm.name
                 ));
             }
+            if let Some(mac) = &vm.mac {
+                if !valid_mac(mac) {
+                    return Err(format!(
+                        "vm {:?}: mac {mac:?} is not a unicast MAC like 52:54:00:12:34:56",
+                        vm.name
+                    ));
+                }
+                if cfg.bridge.is_none() {
+                    return Err(format!(
+                        "vm {:?} has a mac but no `bridge` is configured for its tap",
+                        vm.name
+                    ));
+                }
+            }
         }
         Ok(cfg)
     }
@@ -308,5 +322,12 @@ mod tests {
             let err = AgentConfig::parse(&text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_packaged_example_parses() {
+        let cfg = AgentConfig::parse(include_str!("../../../packaging/agent.toml")).unwrap();
+        assert_eq!(cfg.accel, Accel::Kvm);
+        assert_eq!(cfg.vms[0].mac.as_deref(), Some("52:54:00:12:34:17"));
     }
 }

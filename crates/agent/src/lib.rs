@@ -109,6 +109,15 @@ impl Agent {
                 "VM {vm} is already running"
             )));
         }
+        // A QEMU left by a previous agent (killed without its children) may
+        // still run this VM on the same memory file: never start a second.
+        let qmp = slot.launch_options(&self.config, false).qmp_socket();
+        if tokio::net::UnixStream::connect(&qmp).await.is_ok() {
+            return Err(AgentError::WrongState(format!(
+                "a QEMU for VM {vm} is still running (it answers on {}); stop it before booting the VM again",
+                qmp.display()
+            )));
+        }
         let running = slot.launch(&self.config, false).await?;
         tracing::info!(vm, pid = ?running.qemu.pid(), "VM booted at home");
         *placement = Placement::Home(Box::new(running));

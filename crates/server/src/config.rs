@@ -142,4 +142,11 @@ mod tests {
             .unwrap_err()
             .contains("missing field `tls`"));
     }
+
+    #[test]
+    fn the_packaged_example_parses() {
+        let cfg = ServerConfig::parse(include_str!("../../../packaging/server.toml")).unwrap();
+        assert_eq!(cfg.accel, Accel::Kvm);
+        assert_eq!(cfg.tls.allowed_peers.len(), 2);
+    }
 }
