@@ -1,0 +1,97 @@
+//! Draws the jettison demo's timeline figure.
+//!
+//! A [`TimelineInput`] describes one run: the desktop's power states (and,
+//! optionally, its power draw), where the VM ran, the pages the
+//! consolidation server fetched from the desktop, and the desktop's wakes.
+//! [`render_png`] and [`render_svg`] draw it as stacked panels sharing the
+//! time axis:
+//!
+//! 1. desktop power state as coloured bands, with the watts step line on top;
+//! 2. VM placement (home / migrating / server / returning) as bands;
+//! 3. cumulative pages fetched (line), with the time axis.
+//!
+//! Wakes are red vertical lines across all panels, labelled with their reason
+//! in a strip above the first panel (labels that would overlap are stacked in
+//! up to three rows; beyond that a label is dropped but its line is kept).
+//!
+//! Text is rendered with an embedded DejaVu Sans font (see [`font`]), so no
+//! system font or fontconfig is needed.
+#![forbid(unsafe_code)]
+
+mod annotate;
+mod draw;
+mod error;
+pub mod font;
+pub mod layout;
+mod model;
+mod sample;
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+pub use error::PlotError;
+pub use model::{Placement, PowerState, TimelineInput};
+pub use sample::sample_input;
+
+/// Smallest image width accepted, in pixels.
+pub const MIN_WIDTH: u32 = 400;
+/// Smallest image height accepted, in pixels.
+pub const MIN_HEIGHT: u32 = 300;
+
+/// Renders the timeline as a PNG file of `width` x `height` pixels.
+pub fn render_png(
+    input: &TimelineInput,
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
+    prepare(input, width, height)?;
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    draw::draw_timeline(&root, input)?;
+    root.present().map_err(draw::draw_err)
+}
+
+/// Renders the timeline as an SVG file of `width` x `height` pixels.
+pub fn render_svg(
+    input: &TimelineInput,
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
+    let svg = render_svg_string(input, width, height)?;
+    std::fs::write(path, svg).map_err(|e| PlotError::Draw(format!("{}: {e}", path.display())))
+}
+
+/// Renders the timeline as an SVG document held in memory.
+pub fn render_svg_string(
+    input: &TimelineInput,
+    width: u32,
+    height: u32,
+) -> Result<String, PlotError> {
+    prepare(input, width, height)?;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        draw::draw_timeline(&root, input)?;
+        root.present().map_err(draw::draw_err)?;
+    }
+    Ok(out)
+}
+
+/// Validates the input and the size, and registers the embedded font.
+fn prepare(input: &TimelineInput, width: u32, height: u32) -> Result<(), PlotError> {
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return Err(PlotError::TooSmall {
+            width,
+            height,
+            min_width: MIN_WIDTH,
+            min_height: MIN_HEIGHT,
+        });
+    }
+    input.validate()?;
+    font::ensure_registered()
+}
+
+#[cfg(test)]
+mod tests;
