@@ -1,0 +1,245 @@
+//! The emulated host's power thread: a current-thread runtime that stays
+//! outside the freezer group, owns the group and the timeline, and plays
+//! the WoL-armed NIC. Commands arrive in order; a magic packet that arrives
+//! while a suspend is in progress waits in the socket buffer and wakes the
+//! host as soon as it is asleep, as an armed NIC would.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::EmulatedConfig;
+use crate::freezer::{FreezerGroup, FreezerState};
+use crate::timeline::{HostState, Placement, Timeline, WakeReason};
+use crate::wol_net::WolListener;
+use crate::PowerError;
+
+/// State shared with the [`super::Emulated`] handle, lock-free.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// [`HostState::code`] of the current state.
+    pub state: AtomicU8,
+    /// Time 0 of the timeline.
+    pub epoch: Instant,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), PowerError>>;
+
+/// Requests to the power thread.
+#[derive(Debug)]
+pub(super) enum Command {
+    Suspend(Reply),
+    Resume(WakeReason, Reply),
+    Idle(bool),
+    Placement(String, Placement),
+    Shutdown,
+}
+
+/// What the thread reports once it listens: its thread id and WoL address.
+type Ready = Result<(i32, SocketAddr), PowerError>;
+
+struct Host {
+    config: EmulatedConfig,
+    group: FreezerGroup,
+    shared: Arc<Shared>,
+    timeline: Timeline,
+    snapshots: std_mpsc::Sender<Timeline>,
+}
+
+impl Host {
+    fn state(&self) -> HostState {
+        HostState::from_code(self.shared.state.load(Ordering::Acquire)).expect("valid state code")
+    }
+
+    fn publish(&mut self, state: HostState) {
+        self.shared.state.store(state.code(), Ordering::Release);
+        let _ = self.snapshots.send(self.timeline.clone());
+    }
+
+    fn set(&mut self, state: HostState) -> Result<(), PowerError> {
+        self.timeline.record(self.shared.now_ms(), state)?;
+        self.publish(state);
+        Ok(())
+    }
+
+    async fn suspend(&mut self) -> Result<(), PowerError> {
+        let before = self.state();
+        if !before.is_awake() {
+            return Err(PowerError::State {
+                action: "suspend",
+                state: before,
+            });
+        }
+        self.set(HostState::Suspending)?;
+        tokio::time::sleep(Duration::from_millis(
+            self.config.profile.suspend.latency_ms,
+        ))
+        .await;
+        if let Err(e) = self
+            .group
+            .set(FreezerState::Frozen, self.config.freeze_timeout)
+            .await
+        {
+            warn!(error = %e, "freezing failed: staying awake");
+            let thawed = self
+                .group
+                .set(FreezerState::Thawed, self.config.freeze_timeout)
+                .await;
+            self.set(before)?;
+            thawed?;
+            return Err(e);
+        }
+        self.set(HostState::Asleep)?;
+        info!(group = %self.group.path().display(), "asleep (frozen)");
+        Ok(())
+    }
+
+    async fn resume(&mut self, reason: WakeReason) -> Result<(), PowerError> {
+        match self.state() {
+            HostState::Asleep => {}
+            s if s.is_awake() => return Ok(()),
+            s => {
+                return Err(PowerError::State {
+                    action: "resume",
+                    state: s,
+                })
+            }
+        }
+        let after = if reason == WakeReason::UserReturn {
+            HostState::Active
+        } else {
+            HostState::Idle
+        };
+        info!(%reason, "waking up");
+        self.timeline.record_wake(self.shared.now_ms(), reason)?;
+        self.publish(HostState::Resuming);
+        tokio::time::sleep(Duration::from_millis(self.config.profile.resume.latency_ms)).await;
+        self.group
+            .set(FreezerState::Thawed, self.config.freeze_timeout)
+            .await?;
+        self.set(after)?;
+        info!(state = ?after, "awake (thawed)");
+        Ok(())
+    }
+
+    fn set_idle(&mut self, idle: bool) {
+        let want = if idle {
+            HostState::Idle
+        } else {
+            HostState::Active
+        };
+        if !self.state().is_awake() {
+            debug!(?want, state = ?self.state(), "idle change ignored: not awake");
+        } else if let Err(e) = self.set(want) {
+            warn!(error = %e, "idle change not recorded");
+        }
+    }
+
+    fn placement(&mut self, vm: &str, placement: Placement) {
+        match self
+            .timeline
+            .record_placement(self.shared.now_ms(), vm, placement)
+        {
+            Ok(()) => self.publish(self.state()),
+            Err(e) => warn!(error = %e, vm, "placement not recorded"),
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        listener: WolListener,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(Command::Shutdown) => return,
+                    Some(Command::Suspend(reply)) => {
+                        let _ = reply.send(self.suspend().await);
+                    }
+                    Some(Command::Resume(reason, reply)) => {
+                        let _ = reply.send(self.resume(reason).await);
+                    }
+                    Some(Command::Idle(idle)) => self.set_idle(idle),
+                    Some(Command::Placement(vm, p)) => self.placement(&vm, p),
+                },
+                packet = listener.recv() => match packet {
+                    Ok(p) if self.state() == HostState::Asleep => {
+                        info!(from = %p.from, mac = %listener.mac(), "magic packet");
+                        if let Err(e) = self.resume(WakeReason::PageMiss).await {
+                            warn!(error = %e, "wake failed");
+                        }
+                    }
+                    Ok(p) => debug!(from = %p.from, state = ?self.state(), "magic packet: nothing to wake"),
+                    Err(e) => {
+                        warn!(error = %e, "WoL listener");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The power thread's body: reports readiness on `ready`, then serves until
+/// shutdown; the group is torn down when it returns.
+pub(super) fn run(
+    config: EmulatedConfig,
+    group: FreezerGroup,
+    shared: Arc<Shared>,
+    timeline: Timeline,
+    snapshots: std_mpsc::Sender<Timeline>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    ready: std_mpsc::SyncSender<Ready>,
+) {
+    let tid = nix::unistd::gettid().as_raw();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(PowerError::Io {
+                what: "power thread runtime".into(),
+                source: e,
+            }));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match WolListener::bind(config.wol_addr, config.mac).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let mut host = Host {
+            config,
+            group,
+            shared,
+            timeline,
+            snapshots,
+        };
+        let _ = ready.send(Ok((tid, addr)));
+        host.serve(listener, commands).await;
+        debug!("power thread stopping");
+    });
+}

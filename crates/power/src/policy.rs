@@ -1,0 +1,238 @@
+//! Sleep scheduling: when may a woken desktop go back to sleep?
+//!
+//! Pure code shared by the daemons and the simulator: a [`SleepPolicy`] is
+//! told when requests (page fetches, user input) are served and answers,
+//! when asked, whether to sleep now or when to ask again.
+//!
+//! # Break-even time
+//!
+//! With idle power `P_i`, asleep power `P_s`, suspend and resume latencies
+//! `L_s`, `L_r` and energies `E_s`, `E_r`, a gap of `t >= L_s + L_r` between
+//! two requests costs
+//!
+//! ```text
+//! awake:  E_awake(t) = P_i t
+//! asleep: E_sleep(t) = E_s + E_r + P_s (t - L_s - L_r)
+//! ```
+//!
+//! They are equal at `t* = (E_s + E_r - P_s (L_s + L_r)) / (P_i - P_s)`;
+//! sleeping pays off for longer gaps. A gap shorter than `L_s + L_r` cannot
+//! be slept through at all, so the break-even time is
+//! `max(t*, L_s + L_r)`, and there is none when `P_i <= P_s`. With the
+//! default profile: `(180 + 400 - 3 x 8) / (60 - 3) = 9.755 s`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::PowerProfile;
+
+/// How long a policy that never sleeps asks to be left alone (one hour).
+pub const NEVER_RECHECK_MS: u64 = 3_600_000;
+
+/// A policy's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Stay awake and ask again in this many milliseconds (or at the next request).
+    StayAwake {
+        /// Milliseconds until the next [`SleepPolicy::decide`].
+        recheck_in_ms: u64,
+    },
+    /// Go to sleep now.
+    Sleep,
+}
+
+/// A sleep-scheduling policy. Times are milliseconds on the caller's clock.
+pub trait SleepPolicy: Send + std::fmt::Debug {
+    /// A request was served at `t_ms` (the default ignores it; `decide`
+    /// also sees the last request's time).
+    fn on_request(&mut self, _t_ms: u64) {}
+
+    /// Whether to sleep at `now_ms`, the last request having been served at
+    /// `last_request_ms` (the host's wake-up time if none since).
+    fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision;
+}
+
+/// The break-even time of `profile` in milliseconds (rounded up), `None` if
+/// sleeping never pays off. See the module documentation for the formula.
+pub fn break_even_ms(profile: &PowerProfile) -> Option<u64> {
+    let (s, r, d) = (&profile.suspend, &profile.resume, &profile.desktop);
+    let margin_w = d.idle_w - d.asleep_w;
+    if margin_w <= 0.0 {
+        return None;
+    }
+    let transitions_ms = s.latency_ms + r.latency_ms;
+    let transitions_s = transitions_ms as f64 / 1000.0;
+    let t_star_s = (s.energy_j + r.energy_j - d.asleep_w * transitions_s) / margin_w;
+    let t_star_ms = (t_star_s * 1000.0).ceil().max(0.0) as u64;
+    Some(t_star_ms.max(transitions_ms))
+}
+
+/// Sleeps after a fixed time without requests.
+#[derive(Clone, Debug)]
+pub struct FixedTimeout {
+    /// Milliseconds of quiet before sleeping.
+    pub timeout_ms: u64,
+}
+
+impl SleepPolicy for FixedTimeout {
+    fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision {
+        let idle = now_ms.saturating_sub(last_request_ms);
+        if idle >= self.timeout_ms {
+            Decision::Sleep
+        } else {
+            Decision::StayAwake {
+                recheck_in_ms: self.timeout_ms - idle,
+            }
+        }
+    }
+}
+
+/// Never sleeps: the "desktop left on" baseline.
+#[derive(Clone, Debug, Default)]
+pub struct NeverSleep;
+
+impl SleepPolicy for NeverSleep {
+    fn decide(&mut self, _now_ms: u64, _last_request_ms: u64) -> Decision {
+        Decision::StayAwake {
+            recheck_in_ms: NEVER_RECHECK_MS,
+        }
+    }
+}
+
+/// Stays awake while the expected gap to the next request is shorter than
+/// the break-even time.
+///
+/// The expected gap is an exponentially weighted mean of the gaps between
+/// past requests (weight `alpha` for the newest). With a mean at or above
+/// the break-even time it sleeps at once. Otherwise (or with no history yet)
+/// it stays awake until the host has been quiet for the break-even time and
+/// then sleeps: by then staying awake has cost as much as a sleep cycle
+/// would, which bounds a wrong prediction's cost to twice the optimum
+/// (the ski-rental argument).
+#[derive(Clone, Debug)]
+pub struct BreakEven {
+    break_even_ms: Option<u64>,
+    alpha: f64,
+    mean_gap_ms: Option<f64>,
+    last_seen_ms: Option<u64>,
+}
+
+impl BreakEven {
+    /// Default weight of the newest gap.
+    pub const DEFAULT_ALPHA: f64 = 0.5;
+
+    /// The policy for `profile`, with [`BreakEven::DEFAULT_ALPHA`].
+    pub fn new(profile: &PowerProfile) -> Self {
+        Self::with_alpha(profile, Self::DEFAULT_ALPHA)
+    }
+
+    /// The policy for `profile`; `alpha` is clamped to (0, 1].
+    pub fn with_alpha(profile: &PowerProfile, alpha: f64) -> Self {
+        let alpha = if alpha.is_finite() {
+            alpha.clamp(f64::MIN_POSITIVE, 1.0)
+        } else {
+            Self::DEFAULT_ALPHA
+        };
+        Self {
+            break_even_ms: break_even_ms(profile),
+            alpha,
+            mean_gap_ms: None,
+            last_seen_ms: None,
+        }
+    }
+
+    /// The break-even time in use.
+    pub fn break_even_ms(&self) -> Option<u64> {
+        self.break_even_ms
+    }
+
+    /// The current expected gap between requests.
+    pub fn expected_gap_ms(&self) -> Option<f64> {
+        self.mean_gap_ms
+    }
+}
+
+impl SleepPolicy for BreakEven {
+    fn on_request(&mut self, t_ms: u64) {
+        match self.last_seen_ms {
+            Some(prev) if t_ms <= prev => return,
+            Some(prev) => {
+                let gap = (t_ms - prev) as f64;
+                self.mean_gap_ms = Some(
+                    self.mean_gap_ms
+                        .map_or(gap, |m| self.alpha * gap + (1.0 - self.alpha) * m),
+                );
+            }
+            None => {}
+        }
+        self.last_seen_ms = Some(t_ms);
+    }
+
+    fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision {
+        self.on_request(last_request_ms);
+        let Some(be) = self.break_even_ms else {
+            return Decision::StayAwake {
+                recheck_in_ms: NEVER_RECHECK_MS,
+            };
+        };
+        let idle = now_ms.saturating_sub(last_request_ms);
+        match self.mean_gap_ms {
+            _ if idle >= be => Decision::Sleep,
+            Some(gap) if gap >= be as f64 => Decision::Sleep,
+            _ => Decision::StayAwake {
+                recheck_in_ms: be - idle,
+            },
+        }
+    }
+}
+
+/// A policy chosen by configuration: `policy = "break-even"`,
+/// `policy = "never"` or `policy = { fixed_timeout_s = 30 }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PolicyConfig {
+    /// A policy without parameters.
+    Named(PolicyName),
+    /// [`FixedTimeout`].
+    FixedTimeout(FixedTimeoutConfig),
+}
+
+/// The policies chosen by name alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// [`BreakEven`] from the power profile.
+    BreakEven,
+    /// [`NeverSleep`].
+    Never,
+}
+
+/// Parameters of [`FixedTimeout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedTimeoutConfig {
+    /// Seconds without requests before sleeping.
+    pub fixed_timeout_s: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self::Named(PolicyName::BreakEven)
+    }
+}
+
+impl PolicyConfig {
+    /// The configured policy for a host with `profile`.
+    pub fn build(&self, profile: &PowerProfile) -> Box<dyn SleepPolicy> {
+        match self {
+            Self::Named(PolicyName::BreakEven) => Box::new(BreakEven::new(profile)),
+            Self::Named(PolicyName::Never) => Box::new(NeverSleep),
+            Self::FixedTimeout(c) => Box::new(FixedTimeout {
+                timeout_ms: c.fixed_timeout_s.saturating_mul(1000),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
