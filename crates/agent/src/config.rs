@@ -100,6 +100,8 @@ pub struct AgentConfig {
     pub bridge: Option<String>,
     /// Mutual TLS: this desktop's certificate and the servers it trusts.
     pub tls: jettison_tls::TlsSettings,
+    /// Sleeping while the VMs are away (see `power`); never, if absent.
+    pub power: Option<crate::power::PowerConfig>,
     /// The VMs of this desktop.
     #[serde(default, rename = "vm")]
     pub vms: Vec<VmConfig>,

@@ -19,6 +19,7 @@ impl ConnectionHandler<UnixStream> for Agent {
                     .await
                     .map(Message::OpReintegrated),
                 Message::OpStatus => Ok(self.status().await),
+                Message::OpPower => self.power_json().map(|json| Message::OpPowerReply { json }),
                 other => Err(AgentError::NotAllowed(other.kind())),
             };
             let reply = reply.unwrap_or_else(|e| Message::error(e.code(), e.to_string()));
@@ -62,6 +63,16 @@ impl Agent {
             host: format!("agent {}", self.config.host),
             vms,
         }
+    }
+}
+
+impl Agent {
+    fn power_json(&self) -> Result<String, AgentError> {
+        let p = self
+            .power
+            .as_ref()
+            .ok_or_else(|| AgentError::WrongState("this desktop has no [power] section".into()))?;
+        serde_json::to_string(&p.record()).map_err(|e| AgentError::Power(e.to_string()))
     }
 }
 

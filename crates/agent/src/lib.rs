@@ -6,6 +6,7 @@
 pub mod config;
 mod control;
 mod migrate;
+pub mod power;
 mod reintegrate;
 mod state_server;
 pub mod vm;
@@ -55,6 +56,9 @@ pub enum AgentError {
     /// The server could not be reached or refused us.
     #[error("consolidation server: {0}")]
     Dial(#[from] jettison_daemon::DialError),
+    /// The power backend failed.
+    #[error("power: {0}")]
+    Power(String),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -65,6 +69,7 @@ pub enum AgentError {
 pub struct Agent {
     config: AgentConfig,
     tls: Arc<jettison_tls::TlsContext>,
+    power: Option<Arc<power::Power>>,
     slots: BTreeMap<String, Arc<VmSlot>>,
 }
 
@@ -86,7 +91,16 @@ impl Agent {
                 config.server_name
             )));
         }
-        Ok(Agent { config, tls, slots })
+        let power = match &config.power {
+            Some(p) => Some(Arc::new(power::Power::start(p, &config.host)?)),
+            None => None,
+        };
+        Ok(Agent {
+            config,
+            tls,
+            power,
+            slots,
+        })
     }
 
     /// The configuration in force.
@@ -145,6 +159,10 @@ impl Agent {
             agent.clone(),
         ));
         let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
+        let power = agent
+            .power
+            .clone()
+            .map(|p| tokio::spawn(agent.clone().power_loop(p)));
         for (name, slot) in &agent.slots {
             let off = matches!(*slot.placement.lock().await, Placement::Off);
             if slot.config.autostart && off {
@@ -157,6 +175,9 @@ impl Agent {
         tracing::info!("shutting down");
         state.abort();
         ctl.abort();
+        if let Some(p) = power {
+            p.abort();
+        }
         for slot in agent.slots.values() {
             if let Placement::Home(q) =
                 std::mem::replace(&mut *slot.placement.lock().await, Placement::Off)

@@ -61,6 +61,9 @@ impl Agent {
                 running.quit().await;
                 let since = SystemTime::now();
                 slot.save_away(&self.config.server, since)?;
+                if let Some(p) = &self.power {
+                    p.placement(vm, true);
+                }
                 *placement = Placement::Away {
                     server: self.config.server.clone(),
                     since,

@@ -60,6 +60,9 @@ impl Agent {
                 let total = started.elapsed();
                 t.send(&Message::ReintegrateDone { vm: vm.into() }).await?;
                 slot.clear_saved()?;
+                if let Some(p) = &self.power {
+                    p.placement(vm, false);
+                }
                 *placement = Placement::Home(Box::new(q));
                 let report = ReintegrateReport {
                     vm: vm.into(),

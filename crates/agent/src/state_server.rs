@@ -52,7 +52,17 @@ impl Agent {
             return Message::error(ErrorCode::OutOfRange, why);
         }
         match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&path, &ranges)).await {
-            Ok(Ok(chunks)) => Message::Chunks { chunks },
+            Ok(Ok(chunks)) => {
+                if let Some(p) = &self.power {
+                    p.served(
+                        chunks
+                            .iter()
+                            .map(|c| c.data.len() as u64 / jettison_wire::PAGE_SIZE)
+                            .sum(),
+                    );
+                }
+                Message::Chunks { chunks }
+            }
             Ok(Err(e)) => Message::error(ErrorCode::Failed, format!("reading memory of {vm}: {e}")),
             Err(e) => Message::error(ErrorCode::Failed, format!("reader task failed: {e}")),
         }

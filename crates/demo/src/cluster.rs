@@ -75,6 +75,9 @@ pub struct ClusterOptions {
     pub lan: bool,
     /// Give the VM a disk image of this size (MiB).
     pub disk_mib: Option<u64>,
+    /// Let the desktop sleep while its VM is away (emulated power backend;
+    /// LAN runs only).
+    pub power: bool,
 }
 
 impl Default for ClusterOptions {
@@ -89,6 +92,7 @@ impl Default for ClusterOptions {
             keep: false,
             lan: false,
             disk_mib: None,
+            power: false,
         }
     }
 }
@@ -137,6 +141,39 @@ pub struct PeerAddrs {
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A sleeping (frozen) agent handles no signal, not even SIGKILL: thaw its
+/// freezer group (`jettison-desktop-<pid>`, see the agent's power module)
+/// before stopping it.
+fn thaw_agent(agent: Option<&Child>) {
+    if let Some(c) = agent {
+        let state = format!(
+            "/sys/fs/cgroup/freezer/jettison-desktop-{}/freezer.state",
+            c.id()
+        );
+        if std::path::Path::new(&state).exists() {
+            let _ = std::fs::write(state, "THAWED");
+        }
+    }
+}
+
+/// Port of the emulated keyboard on the desktop host.
+pub const USER_PORT: u16 = 9999;
+
+/// The desktop's `[power]` section: emulated backend, its NIC's MAC, magic
+/// packets by LAN broadcast, the emulated keyboard.
+fn power_section(lan: &Lan) -> String {
+    let (net, _) = lan.subnet();
+    let o = net.octets();
+    format!(
+        "[power]\nbackend = \"emulated\"\nnic_mac = \"{}\"\nwol_listen = \"0.0.0.0:9\"\n\
+         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n",
+        jettison_testbed::names::bridge_mac(lan.run_id(), 0),
+        o[0],
+        o[1],
+        o[2]
+    )
+}
 
 /// A CA and the certificates of the two hosts, `desktop` and `server`.
 fn make_certs(dir: &Path) -> anyhow::Result<()> {
@@ -217,6 +254,7 @@ impl Cluster {
                 tls_section(&tls_dir, "server", "desktop"),
                 tls_section(&tls_dir, "desktop", "server"),
             )),
+            agent_power: lan.as_ref().filter(|_| opts.power).map(power_section),
         };
         let vm = VmLayout {
             name: &id,
@@ -335,6 +373,7 @@ impl Cluster {
     /// Stops the agent (its VM's QEMU quits), the server and the office
     /// services, keeping the files (to inspect the disk image).
     pub fn stop_daemons(&mut self) {
+        thaw_agent(self.agent.as_ref());
         stop_child(&mut self.agent);
         stop_child(&mut self.server);
         stop_child(&mut self.peer);
@@ -381,6 +420,20 @@ impl Cluster {
         let settings: toml::Table = toml::from_str(&text)?;
         let settings: jettison_tls::TlsSettings = settings["tls"].clone().try_into()?;
         Ok(jettison_tls::TlsContext::load(&settings)?)
+    }
+
+    /// The user comes back to the desktop: a keystroke on its emulated
+    /// keyboard (which wakes it if it sleeps).
+    pub fn user_returns(&self) -> anyhow::Result<()> {
+        let lan = self
+            .lan
+            .as_ref()
+            .context("no test hosts: this cluster runs on loopback")?;
+        let to = std::net::SocketAddr::from((lan.desktop(0).ip, USER_PORT));
+        crate::procs::in_netns(&lan.desktop(0).netns, move || {
+            std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"user", to))
+        })??;
+        Ok(())
     }
 
     /// The office services' counters (LAN runs).
@@ -434,6 +487,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        thaw_agent(self.agent.as_ref());
         stop_child(&mut self.agent);
         stop_child(&mut self.server);
         stop_child(&mut self.peer);

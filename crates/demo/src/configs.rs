@@ -18,6 +18,8 @@ pub struct Layout<'a> {
     pub accel: &'a str,
     /// TLS `[tls]` sections for (server, agent), if any.
     pub tls: Option<(String, String)>,
+    /// The agent's `[power]` section, if the desktop may sleep.
+    pub agent_power: Option<String>,
 }
 
 /// The VM of the run.
@@ -81,6 +83,9 @@ pub fn agent_toml(l: &Layout, vm: &VmLayout) -> String {
     if let Some((_, tls)) = &l.tls {
         s += tls;
     }
+    if let Some(power) = &l.agent_power {
+        s += power;
+    }
     s += &format!(
         "\n[[vm]]\nname = \"{}\"\nmemory_mib = {}\nkernel = \"{}\"\ninitrd = \"{}\"\nappend = \"{}\"\n",
         vm.name,
@@ -123,6 +128,7 @@ mod tests {
             bridge: Some("br0"),
             accel: "tcg",
             tls: Some(("[tls]\nca = \"s\"\n".into(), "[tls]\nca = \"a\"\n".into())),
+            agent_power: None,
         };
         let vm = VmLayout {
             name: "vm1",

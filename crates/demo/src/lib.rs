@@ -8,9 +8,11 @@ pub mod configs;
 pub mod console;
 pub mod disk;
 pub mod guest;
+pub mod power_report;
 pub mod procs;
 pub mod report;
 pub mod scenario;
+pub mod timeline_plot;
 
 pub use cluster::{Binaries, Cluster, ClusterOptions};
 pub use guest::GuestImage;

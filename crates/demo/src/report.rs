@@ -131,7 +131,9 @@ pub fn summary(v: &Value) -> String {
          heartbeats        {} received, longest gap {} s\n\
          presence          chat connection resets {}, longest heartbeat gap at the peer {} s, mail polls {}\n\
          disk              {} bytes fetched, {} bytes sent home; mail cache at home matches: {} ({} records written on the server)\n\
-         tls               {}\n",
+         tls               {}\n\
+         power             asleep {} of the consolidated period ({} s), {} wakes, fetches while asleep: {}\n\
+         energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n",
         g("guest.memory_mib"),
         g("guest.fill_pct"),
         g("guest.accel"),
@@ -162,5 +164,13 @@ pub fn summary(v: &Value) -> String {
         g("disk.mail_cache.checksum_matches"),
         g("disk.mail_cache.writes_on_server"),
         g("tls.enabled"),
+        g("power.asleep_fraction"),
+        g("power.consolidated_s"),
+        g("power.wakes"),
+        g("power.fetches_while_asleep"),
+        g("energy.jettison_wh"),
+        g("energy.baseline_wh"),
+        g("energy.savings_pct"),
+        g("energy.plot"),
     )
 }

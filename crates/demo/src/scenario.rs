@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use jettison_agent::power::PowerRecord;
 use jettison_wire::{Message, MigrateReport, ReintegrateReport, VmMemStats};
 
 use crate::cluster::{tail, Cluster};
@@ -24,6 +25,9 @@ pub struct Phases {
     /// Pause the VM on the server before reintegration and compare its
     /// memory image with the desktop's afterwards.
     pub verify: bool,
+    /// The VM comes home because the user returns to the desktop (which
+    /// may sleep meanwhile), not on the operator's request.
+    pub user_return: bool,
 }
 
 impl Default for Phases {
@@ -34,6 +38,7 @@ impl Default for Phases {
             after: Duration::from_secs(5),
             boot_timeout: Duration::from_secs(300),
             verify: true,
+            user_return: false,
         }
     }
 }
@@ -61,6 +66,8 @@ pub struct RoundTrip {
     pub inspection: (u64, u64),
     /// The office services' view of the guest's chat and mail (LAN runs).
     pub presence: Option<jettison_peer::ClientStats>,
+    /// The desktop's power record (when it could sleep).
+    pub power: Option<PowerRecord>,
 }
 
 async fn countdown(what: &str, d: Duration, progress: &(dyn Fn(&str) + Sync)) {
@@ -192,8 +199,14 @@ pub async fn round_trip(
         (None, 0.0)
     };
     let inspection = (pause_start, unix_ms());
-    progress("reintegrating: device state and dirty pages");
-    let reintegrate = reintegrate(cluster, phases.verify).await?;
+    let reintegrate = if phases.user_return {
+        progress("the user returns: a keystroke wakes the desktop, which brings the VM home");
+        cluster.user_returns()?;
+        wait_for_return(cluster).await?
+    } else {
+        progress("reintegrating: device state and dirty pages");
+        reintegrate(cluster, phases.verify).await?
+    };
     progress(&format!(
         "home after {:.1} ms; {} dirty pages",
         reintegrate.latency_ms, reintegrate.dirty_pages
@@ -226,7 +239,38 @@ pub async fn round_trip(
         boot_s,
         inspection,
         presence,
+        power: if phases.user_return {
+            Some(power_record(cluster).await?)
+        } else {
+            None
+        },
     })
+}
+
+/// The desktop agent's power record.
+pub async fn power_record(cluster: &Cluster) -> anyhow::Result<PowerRecord> {
+    match cluster.agent_request(Message::OpPower).await? {
+        Message::OpPowerReply { json } => Ok(serde_json::from_str(&json)?),
+        other => bail!("unexpected power reply {}", other.kind()),
+    }
+}
+
+/// Waits until the agent brought the VM home on the user's return.
+async fn wait_for_return(cluster: &Cluster) -> anyhow::Result<ReintegrateReport> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        // The agent answers once the keystroke woke the desktop.
+        if let Ok(record) = power_record(cluster).await {
+            if let Some(r) = record.reintegrations.into_iter().next() {
+                return Ok(r);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!(
+        "the VM did not come home within 180 s of the user's return; agent log:\n{}",
+        tail(&cluster.daemon_log("agent"))
+    )
 }
 
 /// Host time in ms since the Unix epoch (the clock of the console logs).

@@ -59,6 +59,9 @@ pub struct EmulatedConfig {
     pub freeze_timeout: Duration,
     /// The state the host starts in (Active or Idle).
     pub initial: HostState,
+    /// Where the emulated keyboard listens (UDP): any datagram means the
+    /// user is back, which wakes the host ([`WakeReason::UserReturn`]).
+    pub user_addr: Option<SocketAddr>,
 }
 
 impl EmulatedConfig {
@@ -72,6 +75,7 @@ impl EmulatedConfig {
             profile: PowerProfile::default(),
             freeze_timeout: Duration::from_secs(10),
             initial: HostState::Idle,
+            user_addr: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Emulated {
         let shared = Arc::new(Shared {
             state: AtomicU8::new(config.initial.code()),
             epoch: Instant::now(),
+            user_returned: std::sync::atomic::AtomicBool::new(false),
         });
         let first = Timeline::starting(0, config.initial);
         let initial = first.clone();
@@ -163,6 +168,13 @@ impl Emulated {
     /// The freezer group's directory.
     pub fn group_path(&self) -> &Path {
         &self.group
+    }
+
+    /// Whether the user came back (keyboard input) since the last call.
+    pub fn take_user_return(&self) -> bool {
+        self.shared
+            .user_returned
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// Where the emulated NIC listens for magic packets.

@@ -8,11 +8,16 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use jettison_lazymem::{FetchError, PageSource};
 use jettison_tls::{TlsConn, TlsContext};
+
+use crate::waker::DesktopWaker;
 use jettison_wire::{FileKind, Message, Range, Role, Transport};
 use tokio::sync::Mutex;
 
 /// How long one fetch may take before the connection is given up.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a probe of a waking desktop may take (TLS handshake included).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Fetches one VM's memory from its desktop.
 #[derive(Debug, Clone)]
@@ -28,13 +33,21 @@ struct Inner {
     vm: String,
     file: FileKind,
     tls: Arc<TlsContext>,
+    waker: Arc<DesktopWaker>,
     conn: Mutex<Option<Transport<TlsConn>>>,
 }
 
 impl StateClient {
     /// A client for `vm`'s memory (or disk) at the state server `addr` of
     /// the desktop whose certificate names it `desktop`.
-    pub fn new(addr: &str, desktop: &str, vm: &str, file: FileKind, tls: Arc<TlsContext>) -> Self {
+    pub fn new(
+        addr: &str,
+        desktop: &str,
+        vm: &str,
+        file: FileKind,
+        tls: Arc<TlsContext>,
+        waker: Arc<DesktopWaker>,
+    ) -> Self {
         StateClient {
             inner: Arc::new(Inner {
                 addr: addr.into(),
@@ -42,6 +55,7 @@ impl StateClient {
                 vm: vm.into(),
                 file,
                 tls,
+                waker,
                 conn: Mutex::new(None),
             }),
         }
@@ -68,6 +82,23 @@ impl Inner {
 
     async fn fetch(&self, offset: u64, len: u64) -> Result<Vec<u8>, FetchError> {
         let mut conn = self.conn.lock().await;
+        // Never send a fetch to a desktop believed asleep: wake it first.
+        if self.waker.is_asleep() {
+            let probe = || async {
+                tokio::time::timeout(PROBE_TIMEOUT, self.dial())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            };
+            if let Some(fresh) = self
+                .waker
+                .ensure_awake(probe)
+                .await
+                .map_err(FetchError::new)?
+            {
+                *conn = Some(fresh);
+            }
+        }
         if conn.is_none() {
             *conn = Some(self.dial().await?);
         }

@@ -17,6 +17,11 @@ impl ConnectionHandler<TlsConn> for Server {
     async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TlsConn>) {
         let mut prepared: Vec<String> = Vec::new();
         while let Some(req) = next_request(&mut t, &peer).await {
+            if !matches!(req, Message::GoingToSleep { .. }) {
+                // A desktop that talks is awake.
+                self.waker(peer.identity.as_deref().unwrap_or_default())
+                    .mark_awake();
+            }
             let reply = match req {
                 Message::MigratePrepare {
                     vm,
@@ -35,6 +40,13 @@ impl ConnectionHandler<TlsConn> for Server {
                     let r = self.take_in(&vm, &device_state).await;
                     prepared.retain(|p| p != &vm);
                     r.map(|restore_ms| Message::MigrateInDone { vm, restore_ms })
+                }
+                Message::GoingToSleep { mac, wol_addr } => {
+                    let desktop = peer.identity.clone().unwrap_or_default();
+                    self.waker(&desktop)
+                        .going_to_sleep(&mac, &wol_addr)
+                        .map(|()| Message::OpOk)
+                        .map_err(ServerError::WrongState)
                 }
                 Message::Reintegrate { vm } => {
                     // Streams its own replies; the connection ends with it.
@@ -86,12 +98,14 @@ impl Server {
         }
         let spec = resolve_machine(machine, &self.config.image_dirs)?;
         let tls = &self.tls;
+        let waker = self.waker(desktop);
         let source = Arc::new(StateClient::new(
             state_server,
             desktop,
             vm,
             FileKind::Memory,
             tls.clone(),
+            waker.clone(),
         ));
         let memory =
             self.mount
@@ -106,6 +120,7 @@ impl Server {
                         vm,
                         FileKind::Disk,
                         tls.clone(),
+                        waker.clone(),
                     ));
                     Some(
                         self.mount

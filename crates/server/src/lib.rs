@@ -7,6 +7,7 @@ mod control;
 pub mod fetch_client;
 mod home;
 mod intake;
+pub mod waker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -129,6 +130,8 @@ pub struct Server {
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
     guests: Mutex<HashMap<String, GuestSlot>>,
+    /// Power state of each desktop that brought a VM, by certificate name.
+    desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
 }
 
 impl Server {
@@ -150,6 +153,7 @@ impl Server {
             tls,
             mount,
             guests: Mutex::new(HashMap::new()),
+            desktops: Mutex::new(HashMap::new()),
         })
     }
 
@@ -165,6 +169,14 @@ impl Server {
             .get(vm)
             .cloned()
             .ok_or_else(|| ServerError::UnknownVm(vm.into()))
+    }
+
+    /// The waker of a desktop (made on first use).
+    pub(crate) fn waker(&self, desktop: &str) -> Arc<waker::DesktopWaker> {
+        let mut d = self.desktops.lock().expect("desktops lock");
+        d.entry(desktop.to_string())
+            .or_insert_with(|| Arc::new(waker::DesktopWaker::new(desktop)))
+            .clone()
     }
 
     pub(crate) fn replica_path(&self, vm: &str) -> PathBuf {

@@ -348,6 +348,22 @@ pub enum Message {
     },
     /// Daemon -> operator: done.
     OpOk,
+
+    /// Agent -> server: this desktop goes to sleep now; wake it with a
+    /// magic packet for `mac` sent to `wol_addr` before fetching from it.
+    GoingToSleep {
+        /// The desktop's MAC (its NIC's, armed for Wake-on-LAN).
+        mac: String,
+        /// Where to send magic packets (the LAN broadcast, port 9).
+        wol_addr: String,
+    },
+    /// Operator -> agent: the power timeline and what it served.
+    OpPower,
+    /// Agent -> operator: the power record, as JSON (see jettison-power).
+    OpPowerReply {
+        /// The record.
+        json: String,
+    },
 }
 
 impl Message {
@@ -378,6 +394,9 @@ impl Message {
             Message::OpPause { .. } => "OpPause",
             Message::OpResume { .. } => "OpResume",
             Message::OpOk => "OpOk",
+            Message::GoingToSleep { .. } => "GoingToSleep",
+            Message::OpPower => "OpPower",
+            Message::OpPowerReply { .. } => "OpPowerReply",
         }
     }
 

@@ -23,7 +23,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     home_s: u64,
     /// Seconds on the server.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 120)]
     remote_s: u64,
     /// Seconds at home after reintegration.
     #[arg(long, default_value_t = 5)]
@@ -31,9 +31,10 @@ struct Args {
     /// Accelerator (tcg here; kvm on real hardware).
     #[arg(long, default_value = "tcg")]
     accel: String,
-    /// Pages fetched per miss on the server.
-    #[arg(long, default_value_t = 1)]
-    fetch_pages: u32,
+    /// Pages fetched per miss on the server (neighbourhood prefetch); default:
+    /// 64 when the desktop sleeps (fewer wakes), 1 otherwise.
+    #[arg(long)]
+    fetch_pages: Option<u32>,
     /// Where the report and the run's logs go.
     #[arg(long, default_value = "target/jettison-demo")]
     out: PathBuf,
@@ -48,6 +49,10 @@ struct Args {
     /// takes), e.g. to measure presence without that pause.
     #[arg(long)]
     no_verify: bool,
+    /// Keep the desktop awake while its VM is away (no power backend); the
+    /// operator then brings the VM home instead of the user's return.
+    #[arg(long)]
+    no_sleep: bool,
 }
 
 #[tokio::main]
@@ -64,11 +69,18 @@ async fn main() -> anyhow::Result<()> {
         memory_mib: args.memory_mib,
         fill_pct: args.fill_pct,
         accel: args.accel.clone(),
-        fetch_pages: args.fetch_pages,
+        fetch_pages: args
+            .fetch_pages
+            .unwrap_or(if args.loopback || args.no_sleep {
+                1
+            } else {
+                64
+            }),
         work_root: runs,
         keep: true,
         lan: !args.loopback,
         disk_mib: (args.disk_mib > 0).then_some(args.disk_mib),
+        power: !args.loopback && !args.no_sleep,
         ..ClusterOptions::default()
     };
     let phases = Phases {
@@ -76,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         remote: Duration::from_secs(args.remote_s),
         after: Duration::from_secs(args.after_s),
         verify: !args.no_verify,
+        user_return: !args.loopback && !args.no_sleep,
         ..Phases::default()
     };
     println!(
@@ -108,7 +121,12 @@ async fn main() -> anyhow::Result<()> {
     };
     drop(cluster);
     // Every connection between the hosts is mutual TLS (the daemons refuse to start without it).
-    let value = report::build(&opts, &rt, disk.as_ref(), true);
+    let mut value = report::build(&opts, &rt, disk.as_ref(), true);
+    if let Some(rec) = &rt.power {
+        let (power, energy) = jettison_demo::power_report::build(rec, &out.join("timeline.png"))?;
+        value["power"] = power;
+        value["energy"] = energy;
+    }
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
     println!("\n{}", report::summary(&value));
@@ -121,6 +139,24 @@ async fn main() -> anyhow::Result<()> {
         value["integrity"]["guest_check_failures"] == 0,
         "the guest's integrity checker reported failures"
     );
+    if let Some(d) = &disk {
+        anyhow::ensure!(
+            d.checksum_matches && d.holds_server_writes,
+            "the mail cache at home does not match: {d:?}"
+        );
+    }
+    if let Some(p) = &rt.presence {
+        anyhow::ensure!(
+            p.resets == 0 && p.connections == 1,
+            "the chat connection did not survive: {p:?}"
+        );
+    }
+    if let Some(p) = value.get("power") {
+        anyhow::ensure!(
+            p["fetches_while_asleep"] == 0,
+            "a page was served by a sleeping desktop"
+        );
+    }
     Ok(())
 }
 

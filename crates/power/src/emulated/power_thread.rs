@@ -25,6 +25,8 @@ pub(super) struct Shared {
     pub state: AtomicU8,
     /// Time 0 of the timeline.
     pub epoch: Instant,
+    /// Set when the emulated user touched the keyboard; taken by the daemon.
+    pub user_returned: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -158,10 +160,23 @@ impl Host {
     async fn serve(
         &mut self,
         listener: WolListener,
+        user: Option<tokio::net::UdpSocket>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
+        let mut buf = [0u8; 64];
         loop {
             tokio::select! {
+                from = user_input(user.as_ref(), &mut buf) => {
+                    // The user is back at the desk: the keyboard wakes the
+                    // host if it sleeps, and the daemon is told.
+                    info!(?from, "user input");
+                    self.shared.user_returned.store(true, Ordering::Release);
+                    if self.state() == HostState::Asleep {
+                        if let Err(e) = self.resume(WakeReason::UserReturn).await {
+                            warn!(error = %e, "wake failed");
+                        }
+                    }
+                }
                 command = commands.recv() => match command {
                     None | Some(Command::Shutdown) => return,
                     Some(Command::Suspend(reply)) => {
@@ -238,8 +253,30 @@ pub(super) fn run(
             timeline,
             snapshots,
         };
+        let user = match host.config.user_addr {
+            Some(a) => match tokio::net::UdpSocket::bind(a).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = ready.send(Err(PowerError::Io {
+                        what: format!("user input socket {a}"),
+                        source: e,
+                    }));
+                    return;
+                }
+            },
+            None => None,
+        };
         let _ = ready.send(Ok((tid, addr)));
-        host.serve(listener, commands).await;
+        host.serve(listener, user, commands).await;
         debug!("power thread stopping");
     });
+}
+
+/// The next datagram on the emulated keyboard's socket; pending forever
+/// without one.
+async fn user_input(sock: Option<&tokio::net::UdpSocket>, buf: &mut [u8]) -> Option<SocketAddr> {
+    match sock {
+        Some(s) => s.recv_from(buf).await.ok().map(|(_, from)| from),
+        None => std::future::pending().await,
+    }
 }

@@ -1,0 +1,221 @@
+//! Waking a sleeping desktop before fetching from it. A desktop says it goes
+//! to sleep (`GoingToSleep`, with its MAC and where magic packets reach it);
+//! from then on no fetch is sent to it until it answers again. The first miss
+//! sends Wake-on-LAN magic packets and probes the desktop (a full TLS
+//! handshake: a sleeping host completes none) with backoff, within a bound;
+//! concurrent misses of the same desktop share that one wake.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jettison_power::MacAddr;
+
+/// How long a wake may take before the fault gets an error (and retries).
+pub const WAKE_BOUND: Duration = Duration::from_secs(60);
+
+/// Where magic packets for a sleeping desktop go.
+#[derive(Debug, Clone, Copy)]
+struct Sleeping {
+    mac: MacAddr,
+    wol_addr: std::net::SocketAddr,
+}
+
+/// The power state of one desktop, as this server knows it.
+#[derive(Debug)]
+pub struct DesktopWaker {
+    name: String,
+    bound: Duration,
+    sleeping: Mutex<Option<Sleeping>>,
+    waking: tokio::sync::Mutex<()>,
+    wakes: AtomicU64,
+}
+
+impl DesktopWaker {
+    /// A desktop believed awake.
+    pub fn new(name: &str) -> Self {
+        Self::with_bound(name, WAKE_BOUND)
+    }
+
+    /// A desktop believed awake, whose wakes may take at most `bound`.
+    pub fn with_bound(name: &str, bound: Duration) -> Self {
+        DesktopWaker {
+            name: name.into(),
+            bound,
+            sleeping: Mutex::new(None),
+            waking: tokio::sync::Mutex::new(()),
+            wakes: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that the desktop goes to sleep.
+    pub fn going_to_sleep(&self, mac: &str, wol_addr: &str) -> Result<(), String> {
+        let mac: MacAddr = mac.parse().map_err(|e| format!("bad MAC {mac:?}: {e}"))?;
+        let wol_addr = wol_addr
+            .parse()
+            .map_err(|e| format!("bad Wake-on-LAN address {wol_addr:?}: {e}"))?;
+        *self.sleeping.lock().expect("waker lock") = Some(Sleeping { mac, wol_addr });
+        tracing::info!(desktop = %self.name, "desktop goes to sleep");
+        Ok(())
+    }
+
+    /// Records that the desktop is awake (it talked to us).
+    pub fn mark_awake(&self) {
+        self.sleeping.lock().expect("waker lock").take();
+    }
+
+    /// Whether the desktop is believed asleep.
+    pub fn is_asleep(&self) -> bool {
+        self.sleeping.lock().expect("waker lock").is_some()
+    }
+
+    /// Wakes made so far.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
+
+    /// Makes sure the desktop is awake. If it sleeps, sends magic packets
+    /// and calls `probe` until it yields a live connection (returned), with
+    /// backoff, for at most [`WAKE_BOUND`]. `Ok(None)`: it was awake already
+    /// (or another miss woke it meanwhile).
+    pub async fn ensure_awake<T, F, Fut>(&self, probe: F) -> Result<Option<T>, String>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let _one_wake = self.waking.lock().await;
+        let Some(s) = *self.sleeping.lock().expect("waker lock") else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut packets = 0u32;
+        while started.elapsed() < self.bound {
+            if let Err(e) = jettison_power::send_magic_packet(s.mac, s.wol_addr).await {
+                tracing::warn!(desktop = %self.name, "sending a magic packet to {}: {e}", s.wol_addr);
+            }
+            packets += 1;
+            if let Some(conn) = probe().await {
+                *self.sleeping.lock().expect("waker lock") = None;
+                self.wakes.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(desktop = %self.name, ms = started.elapsed().as_millis() as u64, packets, "desktop woke up");
+                return Ok(Some(conn));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(format!(
+            "desktop {} did not wake within {:.1} s ({packets} magic packets to {})",
+            self.name,
+            self.bound.as_secs_f64(),
+            s.wol_addr
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::Arc;
+
+    use super::*;
+
+    const MAC: &str = "02:00:00:00:00:42";
+
+    /// A UDP listener counting the magic packets for [`MAC`].
+    async fn nic() -> (std::net::SocketAddr, Arc<AtomicU32>) {
+        let l =
+            jettison_power::WolListener::bind("127.0.0.1:0".parse().unwrap(), MAC.parse().unwrap())
+                .await
+                .unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = Arc::new(AtomicU32::new(0));
+        let seen = n.clone();
+        tokio::spawn(async move {
+            while l.recv().await.is_ok() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (addr, n)
+    }
+
+    #[tokio::test]
+    async fn an_awake_desktop_is_not_woken() {
+        let w = DesktopWaker::new("d");
+        let r: Result<Option<()>, String> = w
+            .ensure_awake(|| async { panic!("no probe for an awake desktop") })
+            .await;
+        assert_eq!(r, Ok(None));
+        assert_eq!(w.wakes(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_wake() {
+        let (addr, packets) = nic().await;
+        let w = Arc::new(DesktopWaker::with_bound("d", Duration::from_secs(10)));
+        w.going_to_sleep(MAC, &addr.to_string()).unwrap();
+        // The desktop answers from the third probe on.
+        let probes = Arc::new(AtomicU32::new(0));
+        let miss = |w: Arc<DesktopWaker>, probes: Arc<AtomicU32>| async move {
+            w.ensure_awake(|| {
+                let probes = probes.clone();
+                async move { (probes.fetch_add(1, Ordering::SeqCst) >= 2).then_some(()) }
+            })
+            .await
+        };
+        let (a, b) = tokio::join!(
+            miss(w.clone(), probes.clone()),
+            miss(w.clone(), probes.clone())
+        );
+        let woke = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        assert_eq!(woke, 1, "exactly one miss woke the desktop");
+        assert_eq!(w.wakes(), 1);
+        assert_eq!(probes.load(Ordering::SeqCst), 3);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            packets.load(Ordering::SeqCst),
+            3,
+            "one magic packet per probe"
+        );
+        assert!(!w.is_asleep());
+    }
+
+    #[tokio::test]
+    async fn a_desktop_that_never_wakes_gives_a_clear_error_in_bounded_time() {
+        let (addr, packets) = nic().await;
+        let w = DesktopWaker::with_bound("desk-7", Duration::from_millis(1500));
+        w.going_to_sleep(MAC, &addr.to_string()).unwrap();
+        let started = Instant::now();
+        let r: Result<Option<()>, String> = w.ensure_awake(|| async { None }).await;
+        let err = r.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("desk-7 did not wake within 1.5 s"), "{err}");
+        assert!(packets.load(Ordering::SeqCst) >= 2);
+        assert!(
+            w.is_asleep(),
+            "still believed asleep: no fetch may go to it"
+        );
+    }
+
+    #[test]
+    fn bad_sleep_announcements_are_refused() {
+        let w = DesktopWaker::new("d");
+        assert!(w
+            .going_to_sleep("nonsense", "10.0.0.255:9")
+            .unwrap_err()
+            .contains("bad MAC"));
+        assert!(w
+            .going_to_sleep(MAC, "nowhere")
+            .unwrap_err()
+            .contains("Wake-on-LAN address"));
+        assert!(!w.is_asleep());
+    }
+}
