@@ -17,6 +17,7 @@
 //! policy = "break-even"         # or "never", or { fixed_timeout_s = 30 }
 //! profile = "/etc/jettison/power.toml"  # optional; documented defaults otherwise
 //! verify_on_return = false      # digest the memory image when coming home
+//! away_after_s = 600            # idle detection: migrate after this long without input
 //! ```
 //! The `linux` backend (logind suspend, ethtool Wake-on-LAN) exists in
 //! `jettison-power` but is not wired here yet.
@@ -58,6 +59,10 @@ pub struct PowerConfig {
     /// Digest the memory file when a VM comes home on the user's return.
     #[serde(default)]
     pub verify_on_return: bool,
+    /// Idle detection: once the user has given no input for this long, the
+    /// VMs running at home are migrated. On test hosts the input is the
+    /// emulated keyboard (`user_listen`); absent: only the operator migrates.
+    pub away_after_s: Option<u64>,
 }
 
 /// Power backends the agent can drive.
@@ -84,6 +89,8 @@ pub struct PowerRecord {
     pub served: Vec<(u64, u64)>,
     /// Reintegrations started by the user's return.
     pub reintegrations: Vec<ReintegrateReport>,
+    /// Migrations started by idle detection.
+    pub migrations: Vec<jettison_wire::MigrateReport>,
     /// The time of this record on the timeline's clock.
     pub now_ms: u64,
 }
@@ -97,6 +104,9 @@ pub struct Power {
     last_request_ms: AtomicU64,
     served: Mutex<Vec<(u64, u64)>>,
     reintegrations: Mutex<Vec<ReintegrateReport>>,
+    migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
+    /// The user's last input (timeline clock).
+    last_input_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Power {
@@ -144,6 +154,8 @@ impl Power {
             last_request_ms: AtomicU64::new(0),
             served: Mutex::new(Vec::new()),
             reintegrations: Mutex::new(Vec::new()),
+            migrations: Mutex::new(Vec::new()),
+            last_input_ms: AtomicU64::new(0),
         })
     }
 
@@ -187,6 +199,7 @@ impl Power {
                 .lock()
                 .expect("reintegrations lock")
                 .clone(),
+            migrations: self.migrations.lock().expect("migrations lock").clone(),
             now_ms: self.backend.now_ms(),
         }
     }
@@ -215,8 +228,20 @@ impl Agent {
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if power.backend.take_user_return() {
+                power
+                    .last_input_ms
+                    .store(power.backend.now_ms(), Ordering::Release);
                 self.user_returned(&power).await;
                 continue;
+            }
+            if let Some(after) = power.config.away_after_s {
+                let quiet = power
+                    .backend
+                    .now_ms()
+                    .saturating_sub(power.last_input_ms.load(Ordering::Acquire));
+                if quiet >= after * 1000 {
+                    self.user_away(&power).await;
+                }
             }
             if !self.all_away().await || !power.backend.state().is_awake() {
                 continue;
@@ -258,19 +283,32 @@ impl Agent {
         Ok(())
     }
 
+    /// Names of the VMs whose placement matches `pick` (skipping busy ones).
+    fn vms_where(&self, pick: fn(&Placement) -> bool) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.placement.try_lock().map(|p| pick(&p)).unwrap_or(false))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Idle detection fired: the VMs at home go to the server.
+    async fn user_away(&self, power: &Power) {
+        for vm in self.vms_where(|p| matches!(p, Placement::Home(_))) {
+            tracing::info!(vm, "the user is away: migrating the VM");
+            match self.migrate(&vm).await {
+                Ok(r) => power.migrations.lock().expect("migrations lock").push(r),
+                Err(e) => tracing::error!(vm, "migration on idle failed: {e}"),
+            }
+        }
+    }
+
     async fn user_returned(&self, power: &Power) {
         tracing::info!("the user is back: bringing the VMs home");
-        let away: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| {
-                s.placement
-                    .try_lock()
-                    .map(|p| matches!(*p, Placement::Away { .. }))
-                    .unwrap_or(false)
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
+        if let Err(e) = power.backend.set_idle(false) {
+            tracing::warn!("active state not recorded: {e}");
+        }
+        let away = self.vms_where(|p| matches!(p, Placement::Away { .. }));
         for vm in away {
             match self.reintegrate(&vm, power.config.verify_on_return).await {
                 Ok(r) => power
@@ -281,5 +319,44 @@ impl Agent {
                 Err(e) => tracing::error!(vm, "bringing the VM home failed: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PowerConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    const MIN: &str = "backend = \"emulated\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_listen = \"0.0.0.0:9\"\nwol_broadcast = \"10.0.0.255:9\"\n";
+
+    #[test]
+    fn defaults_are_break_even_and_no_idle_detection() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.policy, break_even());
+        assert_eq!(c.away_after_s, None);
+        assert!(!c.verify_on_return);
+        assert_eq!(c.user_listen, None);
+    }
+
+    #[test]
+    fn policies_and_mistakes() {
+        let c = parse(&format!(
+            "{MIN}policy = {{ fixed_timeout_s = 30 }}\naway_after_s = 600\n"
+        ))
+        .unwrap();
+        assert!(matches!(c.policy, PolicyConfig::FixedTimeout(_)));
+        assert_eq!(c.away_after_s, Some(600));
+        assert!(parse(&MIN.replace("emulated", "linux"))
+            .unwrap_err()
+            .contains("unknown variant"));
+        assert!(parse(&format!("{MIN}colour = 1\n"))
+            .unwrap_err()
+            .contains("unknown field"));
+        assert!(parse("backend = \"emulated\"\n")
+            .unwrap_err()
+            .contains("missing field"));
     }
 }

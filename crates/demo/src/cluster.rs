@@ -78,6 +78,9 @@ pub struct ClusterOptions {
     /// Let the desktop sleep while its VM is away (emulated power backend;
     /// LAN runs only).
     pub power: bool,
+    /// With `power`: the agent's idle detection migrates the VM once the
+    /// (emulated) user has given no input for this long.
+    pub away_after_s: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -93,6 +96,7 @@ impl Default for ClusterOptions {
             lan: false,
             disk_mib: None,
             power: false,
+            away_after_s: None,
         }
     }
 }
@@ -162,12 +166,15 @@ pub const USER_PORT: u16 = 9999;
 
 /// The desktop's `[power]` section: emulated backend, its NIC's MAC, magic
 /// packets by LAN broadcast, the emulated keyboard.
-fn power_section(lan: &Lan) -> String {
+fn power_section(lan: &Lan, away_after_s: Option<u64>) -> String {
     let (net, _) = lan.subnet();
     let o = net.octets();
+    let away = away_after_s
+        .map(|s| format!("away_after_s = {s}\n"))
+        .unwrap_or_default();
     format!(
         "[power]\nbackend = \"emulated\"\nnic_mac = \"{}\"\nwol_listen = \"0.0.0.0:9\"\n\
-         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n",
+         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n{away}",
         jettison_testbed::names::bridge_mac(lan.run_id(), 0),
         o[0],
         o[1],
@@ -254,7 +261,10 @@ impl Cluster {
                 tls_section(&tls_dir, "server", "desktop"),
                 tls_section(&tls_dir, "desktop", "server"),
             )),
-            agent_power: lan.as_ref().filter(|_| opts.power).map(power_section),
+            agent_power: lan
+                .as_ref()
+                .filter(|_| opts.power)
+                .map(|l| power_section(l, opts.away_after_s)),
         };
         let vm = VmLayout {
             name: &id,

@@ -180,8 +180,15 @@ pub async fn round_trip(
     progress(&format!("guest ready after {boot_s:.1} s"));
     countdown("running at home", phases.home, progress).await;
 
-    progress("migrating: device state only");
-    let migrate = migrate(cluster).await?;
+    let migrate = if phases.user_return {
+        progress(
+            "the user leaves: the agent migrates the VM once the desktop has been idle long enough",
+        );
+        wait_for_departure(cluster).await?
+    } else {
+        progress("migrating: device state only");
+        migrate(cluster).await?
+    };
     progress(&format!(
         "on the server after {:.1} ms; device state {} KiB",
         migrate.latency_ms,
@@ -253,6 +260,21 @@ pub async fn power_record(cluster: &Cluster) -> anyhow::Result<PowerRecord> {
         Message::OpPowerReply { json } => Ok(serde_json::from_str(&json)?),
         other => bail!("unexpected power reply {}", other.kind()),
     }
+}
+
+/// Waits until the agent's idle detection migrated the VM.
+async fn wait_for_departure(cluster: &Cluster) -> anyhow::Result<MigrateReport> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Some(m) = power_record(cluster).await?.migrations.into_iter().next() {
+            return Ok(m);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!(
+        "the agent did not migrate the idle VM within 300 s; agent log:\n{}",
+        tail(&cluster.daemon_log("agent"))
+    )
 }
 
 /// Waits until the agent brought the VM home on the user's return.

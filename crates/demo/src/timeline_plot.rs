@@ -54,9 +54,12 @@ pub fn draw(rec: &PowerRecord, until: u64, path: &Path) -> anyhow::Result<()> {
             vm_placement.push((secs(from.0), secs(until), from.1));
         }
     }
+    let mut served = rec.served.clone();
+    // Fetches served concurrently were recorded in completion order.
+    served.sort_unstable();
     let mut total = 0u64;
     let mut pages_fetched = vec![(0.0, 0)];
-    for &(t, n) in &rec.served {
+    for &(t, n) in &served {
         total += n;
         pages_fetched.push((secs(t.min(until)), total));
     }

@@ -36,7 +36,9 @@
 //!    |  stays in /dev/shm)                |<---------------------- Welcome    |
 //!    |                                    |-- Fetch{vm,ranges} (each miss) -->|
 //!    |                                    |<------------------ Chunks{..}     |
-//!    |   ... the desktop may sleep; the guest runs on the server ...          |
+//!    |-- GoingToSleep{mac,wol_addr} ----->|  (no fetch until it is awake)      |
+//!    |<------------------------- OpOk     |                                   |
+//!    |   ... the desktop sleeps; a miss: magic packet, probe, then Fetch ...   |
 //!    |-- Reintegrate{vm} ---------------->|  stop VM, fsync, save state       |
 //!    |<-- ReintegrateBegin{state,n} ------|                                   |
 //!    |<-- DirtyPages{pages} x k ----------|                                   |

@@ -81,6 +81,9 @@ async fn main() -> anyhow::Result<()> {
         lan: !args.loopback,
         disk_mib: (args.disk_mib > 0).then_some(args.disk_mib),
         power: !args.loopback && !args.no_sleep,
+        // The user stops typing when the agent starts; the guest boots
+        // meanwhile, then runs at home for about `home_s`.
+        away_after_s: Some(20 + args.home_s),
         ..ClusterOptions::default()
     };
     let phases = Phases {
