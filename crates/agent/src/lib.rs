@@ -7,6 +7,7 @@ pub mod config;
 mod control;
 mod migrate;
 pub mod power;
+mod power_loop;
 mod reintegrate;
 mod state_server;
 pub mod vm;

@@ -19,34 +19,39 @@
 //! verify_on_return = false      # digest the memory image when coming home
 //! away_after_s = 600            # idle detection: migrate after this long without input
 //! ```
-//! The `linux` backend (logind suspend, ethtool Wake-on-LAN) exists in
-//! `jettison-power` but is not wired here yet.
+//! On a real desktop, `backend = "linux"` with a `[power.linux]` section
+//! (`iface` = the NIC armed for Wake-on-LAN, `method`, `session` = the logind
+//! session whose idle hint tells user presence) suspends through logind and
+//! arms Wake-on-LAN with ethtool (see `jettison_power::linux`); it cannot run
+//! on the test hosts, where only its command plans are unit-tested.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jettison_power::{
-    Decision, Emulated, EmulatedConfig, PolicyConfig, PowerBackend, PowerProfile, SleepPolicy,
+    Emulated, EmulatedConfig, PolicyConfig, PowerBackend, PowerProfile, SleepPolicy,
 };
-use jettison_wire::{Message, ReintegrateReport};
+use jettison_wire::ReintegrateReport;
 use serde::{Deserialize, Serialize};
 
-use crate::vm::Placement;
-use crate::{Agent, AgentError};
+use crate::AgentError;
 
 /// The `[power]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowerConfig {
-    /// Only `emulated` for now.
+    /// `emulated` (test hosts) or `linux` (real desktops).
     pub backend: BackendKind,
     /// The desktop NIC's MAC.
     pub nic_mac: String,
-    /// Where the emulated NIC listens for magic packets.
-    pub wol_listen: SocketAddr,
+    /// Where the emulated NIC listens for magic packets (emulated only).
+    pub wol_listen: Option<SocketAddr>,
+    /// The Linux backend's settings (linux only): NIC, suspend method,
+    /// logind session.
+    pub linux: Option<jettison_power::linux::LinuxConfig>,
     /// Where the server sends magic packets (LAN broadcast, port 9).
     pub wol_broadcast: String,
     /// Where the emulated keyboard listens.
@@ -71,6 +76,19 @@ pub struct PowerConfig {
 pub enum BackendKind {
     /// Freezer cgroup and an emulated NIC (test hosts).
     Emulated,
+    /// logind suspend, ethtool Wake-on-LAN, logind idle hint (real desktops;
+    /// not exercised on the test hosts).
+    Linux,
+}
+
+/// The backend in use, with what the agent needs beyond the trait.
+enum Host {
+    Emulated(Emulated),
+    Linux {
+        backend: jettison_power::linux_backend::LinuxBackend,
+        session: Option<String>,
+        last_poll: Mutex<std::time::Instant>,
+    },
 }
 
 fn break_even() -> PolicyConfig {
@@ -97,16 +115,16 @@ pub struct PowerRecord {
 
 /// The running power side of the agent.
 pub struct Power {
-    config: PowerConfig,
+    pub(crate) config: PowerConfig,
     profile: PowerProfile,
-    backend: Emulated,
-    policy: Mutex<Box<dyn SleepPolicy>>,
-    last_request_ms: AtomicU64,
+    host: Host,
+    pub(crate) policy: Mutex<Box<dyn SleepPolicy>>,
+    pub(crate) last_request_ms: AtomicU64,
     served: Mutex<Vec<(u64, u64)>>,
-    reintegrations: Mutex<Vec<ReintegrateReport>>,
-    migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
+    pub(crate) reintegrations: Mutex<Vec<ReintegrateReport>>,
+    pub(crate) migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
     /// The user's last input (timeline clock).
-    last_input_ms: AtomicU64,
+    pub(crate) last_input_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Power {
@@ -127,29 +145,63 @@ impl Power {
             }
             None => PowerProfile::default(),
         };
-        let mac = config
-            .nic_mac
-            .parse()
-            .map_err(|e| AgentError::Power(format!("nic_mac: {e}")))?;
-        let mut emulated = EmulatedConfig::new(
-            format!("{host}-{}", std::process::id()),
-            mac,
-            config.wol_listen,
-        );
-        emulated.profile = profile.clone();
-        emulated.user_addr = config.user_listen;
-        // The user is at the desk when the agent starts.
-        emulated.initial = jettison_power::HostState::Active;
-        let backend = Emulated::start(emulated).map_err(|e| AgentError::Power(e.to_string()))?;
-        backend
-            .add_pid(std::process::id())
-            .map_err(|e| AgentError::Power(e.to_string()))?;
+        let host = match config.backend {
+            BackendKind::Emulated => {
+                let mac = config
+                    .nic_mac
+                    .parse()
+                    .map_err(|e| AgentError::Power(format!("nic_mac: {e}")))?;
+                let wol = config.wol_listen.ok_or_else(|| {
+                    AgentError::Power("the emulated backend needs wol_listen".into())
+                })?;
+                let mut emulated =
+                    EmulatedConfig::new(format!("{host}-{}", std::process::id()), mac, wol);
+                emulated.profile = profile.clone();
+                emulated.user_addr = config.user_listen;
+                // The user is at the desk when the agent starts.
+                emulated.initial = jettison_power::HostState::Active;
+                let backend =
+                    Emulated::start(emulated).map_err(|e| AgentError::Power(e.to_string()))?;
+                backend
+                    .add_pid(std::process::id())
+                    .map_err(|e| AgentError::Power(e.to_string()))?;
+                Host::Emulated(backend)
+            }
+            BackendKind::Linux => {
+                let linux = config.linux.clone().ok_or_else(|| {
+                    AgentError::Power("the linux backend needs a [power.linux] section".into())
+                })?;
+                let session = linux.session.clone();
+                let backend = jettison_power::linux_backend::LinuxBackend::new(
+                    linux,
+                    profile.clone(),
+                    jettison_power::HostState::Active,
+                );
+                Host::Linux {
+                    backend,
+                    session,
+                    last_poll: Mutex::new(std::time::Instant::now()),
+                }
+            }
+        };
         let policy = config.policy.build(&profile);
-        tracing::info!(policy = ?config.policy, wol = %config.wol_listen, "power: emulated backend ready");
+        if config.away_after_s.is_some()
+            && !matches!(&host, Host::Emulated(_) if config.user_listen.is_some())
+            && !matches!(
+                &host,
+                Host::Linux {
+                    session: Some(_),
+                    ..
+                }
+            )
+        {
+            tracing::warn!("away_after_s is set but this host cannot tell user input (no user_listen / logind session): idle detection is off");
+        }
+        tracing::info!(policy = ?config.policy, backend = ?config.backend, "power backend ready");
         Ok(Power {
             config: config.clone(),
             profile,
-            backend,
+            host,
             policy: Mutex::new(policy),
             last_request_ms: AtomicU64::new(0),
             served: Mutex::new(Vec::new()),
@@ -159,9 +211,59 @@ impl Power {
         })
     }
 
+    /// The backend.
+    pub(crate) fn backend(&self) -> &dyn PowerBackend {
+        match &self.host {
+            Host::Emulated(e) => e,
+            Host::Linux { backend, .. } => backend,
+        }
+    }
+
+    /// Whether this host can tell user input at all (an emulated keyboard, or
+    /// a logind session); idle detection needs it.
+    pub(crate) fn detects_input(&self) -> bool {
+        match &self.host {
+            Host::Emulated(_) => self.config.user_listen.is_some(),
+            Host::Linux { session, .. } => session.is_some(),
+        }
+    }
+
+    /// Whether the user gave input since the last call: the emulated
+    /// keyboard, or logind's idle hint turning false (polled every 5 s).
+    pub(crate) fn user_input(&self) -> bool {
+        match &self.host {
+            Host::Emulated(e) => e.take_user_return(),
+            Host::Linux { session: None, .. } => false,
+            Host::Linux {
+                session: Some(session),
+                last_poll,
+                ..
+            } => {
+                let mut last = last_poll.lock().expect("poll lock");
+                if last.elapsed() < Duration::from_secs(5) {
+                    return false;
+                }
+                *last = std::time::Instant::now();
+                let jettison_power::linux::Step::Run { program, args } =
+                    jettison_power::linux::idle_hint_command(session)
+                else {
+                    return false;
+                };
+                std::process::Command::new(program)
+                    .args(args)
+                    .output()
+                    .ok()
+                    .and_then(|o| {
+                        jettison_power::linux::parse_idle_hint(&String::from_utf8_lossy(&o.stdout))
+                    })
+                    .is_some_and(|h| !h.idle)
+            }
+        }
+    }
+
     /// The state server served a fetch of `pages` pages.
     pub fn served(&self, pages: u64) {
-        let now = self.backend.now_ms();
+        let now = self.backend().now_ms();
         self.last_request_ms.store(now, Ordering::Release);
         self.policy.lock().expect("policy lock").on_request(now);
         self.served.lock().expect("served lock").push((now, pages));
@@ -174,24 +276,24 @@ impl Power {
         } else {
             jettison_power::Placement::Desktop
         };
-        if let Err(e) = self.backend.record_placement(vm, p) {
+        if let Err(e) = self.backend().record_placement(vm, p) {
             tracing::warn!(vm, "placement not recorded: {e}");
         }
         if away {
             // The user left (that is why the VM went away): the desktop idles.
-            if let Err(e) = self.backend.set_idle(true) {
+            if let Err(e) = self.backend().set_idle(true) {
                 tracing::warn!("idle state not recorded: {e}");
             }
             // The policy counts quiet time from the departure.
             self.last_request_ms
-                .store(self.backend.now_ms(), Ordering::Release);
+                .store(self.backend().now_ms(), Ordering::Release);
         }
     }
 
     /// The record for `OpPower`.
     pub fn record(&self) -> PowerRecord {
         PowerRecord {
-            timeline: self.backend.timeline(),
+            timeline: self.backend().timeline(),
             profile: self.profile.clone(),
             served: self.served.lock().expect("served lock").clone(),
             reintegrations: self
@@ -200,124 +302,7 @@ impl Power {
                 .expect("reintegrations lock")
                 .clone(),
             migrations: self.migrations.lock().expect("migrations lock").clone(),
-            now_ms: self.backend.now_ms(),
-        }
-    }
-}
-
-impl Agent {
-    /// Whether every VM is away (and at least one is): the desktop may sleep.
-    async fn all_away(&self) -> bool {
-        let mut any = false;
-        for slot in self.slots.values() {
-            let Ok(p) = slot.placement.try_lock() else {
-                return false;
-            };
-            match &*p {
-                Placement::Away { .. } => any = true,
-                Placement::Home(_) => return false,
-                Placement::Off => {}
-            }
-        }
-        any
-    }
-
-    /// The power loop: sleeps when the policy says so, brings the VMs home
-    /// when the user returns.
-    pub(crate) async fn power_loop(self: Arc<Self>, power: Arc<Power>) {
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if power.backend.take_user_return() {
-                power
-                    .last_input_ms
-                    .store(power.backend.now_ms(), Ordering::Release);
-                self.user_returned(&power).await;
-                continue;
-            }
-            if let Some(after) = power.config.away_after_s {
-                let quiet = power
-                    .backend
-                    .now_ms()
-                    .saturating_sub(power.last_input_ms.load(Ordering::Acquire));
-                if quiet >= after * 1000 {
-                    self.user_away(&power).await;
-                }
-            }
-            if !self.all_away().await || !power.backend.state().is_awake() {
-                continue;
-            }
-            let now = power.backend.now_ms();
-            let last = power.last_request_ms.load(Ordering::Acquire);
-            let decision = power.policy.lock().expect("policy lock").decide(now, last);
-            if decision != Decision::Sleep {
-                continue;
-            }
-            if let Err(e) = self.go_to_sleep(&power).await {
-                tracing::warn!("not sleeping: {e}");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    }
-
-    async fn go_to_sleep(&self, power: &Power) -> Result<(), AgentError> {
-        let mut t = self.dial_server().await?;
-        let msg = Message::GoingToSleep {
-            mac: power.config.nic_mac.clone(),
-            wol_addr: power.config.wol_broadcast.clone(),
-        };
-        crate::migrate::expect(t.request(&msg, Duration::from_secs(10)).await?, "OpOk")?;
-        drop(t);
-        tracing::info!("going to sleep");
-        // This task (and the whole process but the power thread) is frozen
-        // here until a magic packet or the user wakes the host.
-        power
-            .backend
-            .suspend()
-            .await
-            .map_err(|e| AgentError::Power(e.to_string()))?;
-        tracing::info!(state = ?power.backend.state(), "awake again");
-        // Quiet time counts afresh from the wake.
-        power
-            .last_request_ms
-            .store(power.backend.now_ms(), Ordering::Release);
-        Ok(())
-    }
-
-    /// Names of the VMs whose placement matches `pick` (skipping busy ones).
-    fn vms_where(&self, pick: fn(&Placement) -> bool) -> Vec<String> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.placement.try_lock().map(|p| pick(&p)).unwrap_or(false))
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    /// Idle detection fired: the VMs at home go to the server.
-    async fn user_away(&self, power: &Power) {
-        for vm in self.vms_where(|p| matches!(p, Placement::Home(_))) {
-            tracing::info!(vm, "the user is away: migrating the VM");
-            match self.migrate(&vm).await {
-                Ok(r) => power.migrations.lock().expect("migrations lock").push(r),
-                Err(e) => tracing::error!(vm, "migration on idle failed: {e}"),
-            }
-        }
-    }
-
-    async fn user_returned(&self, power: &Power) {
-        tracing::info!("the user is back: bringing the VMs home");
-        if let Err(e) = power.backend.set_idle(false) {
-            tracing::warn!("active state not recorded: {e}");
-        }
-        let away = self.vms_where(|p| matches!(p, Placement::Away { .. }));
-        for vm in away {
-            match self.reintegrate(&vm, power.config.verify_on_return).await {
-                Ok(r) => power
-                    .reintegrations
-                    .lock()
-                    .expect("reintegrations lock")
-                    .push(r),
-                Err(e) => tracing::error!(vm, "bringing the VM home failed: {e}"),
-            }
+            now_ms: self.backend().now_ms(),
         }
     }
 }
@@ -349,7 +334,7 @@ mod tests {
         .unwrap();
         assert!(matches!(c.policy, PolicyConfig::FixedTimeout(_)));
         assert_eq!(c.away_after_s, Some(600));
-        assert!(parse(&MIN.replace("emulated", "linux"))
+        assert!(parse(&MIN.replace("emulated", "hibernate"))
             .unwrap_err()
             .contains("unknown variant"));
         assert!(parse(&format!("{MIN}colour = 1\n"))
@@ -358,5 +343,20 @@ mod tests {
         assert!(parse("backend = \"emulated\"\n")
             .unwrap_err()
             .contains("missing field"));
+    }
+
+    #[test]
+    fn the_linux_backend_is_configured_by_its_own_section() {
+        let text = "backend = \"linux\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_broadcast = \"10.0.0.255:9\"\n\
+                    [linux]\niface = \"enp0s31f6\"\nsession = \"2\"\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.backend, BackendKind::Linux);
+        assert_eq!(c.linux.as_ref().unwrap().iface, "enp0s31f6");
+        let without = parse("backend = \"linux\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_broadcast = \"10.0.0.255:9\"\n").unwrap();
+        let err = Power::start(&without, "d").unwrap_err();
+        assert!(
+            err.to_string().contains("needs a [power.linux] section"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,130 @@
+//! The agent's power loop: sleep when the policy says so, migrate the VMs
+//! when the user is away, bring them home when the user returns.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jettison_power::Decision;
+use jettison_wire::Message;
+
+use crate::power::Power;
+use crate::vm::Placement;
+use crate::{Agent, AgentError};
+
+impl Agent {
+    /// Whether every VM is away (and at least one is): the desktop may sleep.
+    async fn all_away(&self) -> bool {
+        let mut any = false;
+        for slot in self.slots.values() {
+            let Ok(p) = slot.placement.try_lock() else {
+                return false;
+            };
+            match &*p {
+                Placement::Away { .. } => any = true,
+                Placement::Home(_) => return false,
+                Placement::Off => {}
+            }
+        }
+        any
+    }
+
+    /// The power loop: sleeps when the policy says so, brings the VMs home
+    /// when the user returns.
+    pub(crate) async fn power_loop(self: Arc<Self>, power: Arc<Power>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if power.user_input() {
+                power
+                    .last_input_ms
+                    .store(power.backend().now_ms(), Ordering::Release);
+                self.user_returned(&power).await;
+                continue;
+            }
+            if let Some(after) = power.config.away_after_s.filter(|_| power.detects_input()) {
+                let quiet = power
+                    .backend()
+                    .now_ms()
+                    .saturating_sub(power.last_input_ms.load(Ordering::Acquire));
+                if quiet >= after * 1000 {
+                    self.user_away(&power).await;
+                }
+            }
+            if !self.all_away().await || !power.backend().state().is_awake() {
+                continue;
+            }
+            let now = power.backend().now_ms();
+            let last = power.last_request_ms.load(Ordering::Acquire);
+            let decision = power.policy.lock().expect("policy lock").decide(now, last);
+            if decision != Decision::Sleep {
+                continue;
+            }
+            if let Err(e) = self.go_to_sleep(&power).await {
+                tracing::warn!("not sleeping: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+
+    async fn go_to_sleep(&self, power: &Power) -> Result<(), AgentError> {
+        let mut t = self.dial_server().await?;
+        let msg = Message::GoingToSleep {
+            mac: power.config.nic_mac.clone(),
+            wol_addr: power.config.wol_broadcast.clone(),
+        };
+        crate::migrate::expect(t.request(&msg, Duration::from_secs(10)).await?, "OpOk")?;
+        drop(t);
+        tracing::info!("going to sleep");
+        // This task (and the whole process but the power thread) is frozen
+        // here until a magic packet or the user wakes the host.
+        power
+            .backend()
+            .suspend()
+            .await
+            .map_err(|e| AgentError::Power(e.to_string()))?;
+        tracing::info!(state = ?power.backend().state(), "awake again");
+        // Quiet time counts afresh from the wake.
+        power
+            .last_request_ms
+            .store(power.backend().now_ms(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Names of the VMs whose placement matches `pick` (skipping busy ones).
+    fn vms_where(&self, pick: fn(&Placement) -> bool) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.placement.try_lock().map(|p| pick(&p)).unwrap_or(false))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Idle detection fired: the VMs at home go to the server.
+    async fn user_away(&self, power: &Power) {
+        for vm in self.vms_where(|p| matches!(p, Placement::Home(_))) {
+            tracing::info!(vm, "the user is away: migrating the VM");
+            match self.migrate(&vm).await {
+                Ok(r) => power.migrations.lock().expect("migrations lock").push(r),
+                Err(e) => tracing::error!(vm, "migration on idle failed: {e}"),
+            }
+        }
+    }
+
+    async fn user_returned(&self, power: &Power) {
+        tracing::info!("the user is back: bringing the VMs home");
+        if let Err(e) = power.backend().set_idle(false) {
+            tracing::warn!("active state not recorded: {e}");
+        }
+        let away = self.vms_where(|p| matches!(p, Placement::Away { .. }));
+        for vm in away {
+            match self.reintegrate(&vm, power.config.verify_on_return).await {
+                Ok(r) => power
+                    .reintegrations
+                    .lock()
+                    .expect("reintegrations lock")
+                    .push(r),
+                Err(e) => tracing::error!(vm, "bringing the VM home failed: {e}"),
+            }
+        }
+    }
+}
