@@ -14,92 +14,11 @@ use jettison_wire::Message;
 
 use crate::configs::{agent_toml, server_toml, tls_section, Layout, VmLayout};
 use crate::guest::GuestImage;
+pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
 use crate::procs::{kill_child, kill_stray_qemus, stop_child, wait_for_socket};
-
-/// Where the programs are.
-#[derive(Debug, Clone)]
-pub struct Binaries {
-    /// `jettison-agent`.
-    pub agent: PathBuf,
-    /// `jettison-server`.
-    pub server: PathBuf,
-    /// `jettison-peer` (the office services; needed for LAN runs).
-    pub peer: PathBuf,
-}
-
-impl Binaries {
-    /// The daemons next to the running executable (or its parent directory,
-    /// for test binaries under `deps/`).
-    pub fn beside_current_exe() -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        for dir in exe.ancestors().skip(1).take(2) {
-            let agent = dir.join("jettison-agent");
-            let server = dir.join("jettison-server");
-            let peer = dir.join("jettison-peer");
-            if agent.is_file() && server.is_file() && peer.is_file() {
-                return Ok(Binaries {
-                    agent,
-                    server,
-                    peer,
-                });
-            }
-        }
-        bail!(
-            "jettison-agent, jettison-server and jettison-peer not found next to {} (build the `jettison` and `jettison-peer` packages)",
-            exe.display()
-        )
-    }
-}
-
-/// How to set the cluster up.
-#[derive(Debug, Clone)]
-pub struct ClusterOptions {
-    /// Guest memory.
-    pub memory_mib: u64,
-    /// Share of guest memory the workload fills with data.
-    pub fill_pct: u32,
-    /// `tcg` or `kvm`.
-    pub accel: String,
-    /// FUSE readahead on the server.
-    pub max_readahead: u32,
-    /// Pages fetched per miss.
-    pub fetch_pages: u32,
-    /// Work directory parent (a unique directory is made in it).
-    pub work_root: PathBuf,
-    /// Keep the work directory (logs) after teardown.
-    pub keep: bool,
-    /// Run the hosts as separate test hosts (network namespaces on one
-    /// LAN, with a peer host for the office services and a NIC for the VM);
-    /// otherwise both daemons run on loopback and the VM has no NIC.
-    pub lan: bool,
-    /// Give the VM a disk image of this size (MiB).
-    pub disk_mib: Option<u64>,
-    /// Let the desktop sleep while its VM is away (emulated power backend;
-    /// LAN runs only).
-    pub power: bool,
-    /// With `power`: the agent's idle detection migrates the VM once the
-    /// (emulated) user has given no input for this long.
-    pub away_after_s: Option<u64>,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions {
-            memory_mib: 512,
-            fill_pct: 50,
-            accel: "tcg".into(),
-            max_readahead: 0,
-            fetch_pages: 1,
-            work_root: std::env::temp_dir(),
-            keep: false,
-            lan: false,
-            disk_mib: None,
-            power: false,
-            away_after_s: None,
-        }
-    }
-}
+pub use crate::setup::USER_PORT;
+use crate::setup::{free_port, make_certs, power_section, thaw_agent};
 
 /// The daemons, the office services, and their files.
 #[derive(Debug)]
@@ -145,57 +64,6 @@ pub struct PeerAddrs {
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A sleeping (frozen) agent handles no signal, not even SIGKILL: thaw its
-/// freezer group (`jettison-desktop-<pid>`, see the agent's power module)
-/// before stopping it.
-fn thaw_agent(agent: Option<&Child>) {
-    if let Some(c) = agent {
-        let state = format!(
-            "/sys/fs/cgroup/freezer/jettison-desktop-{}/freezer.state",
-            c.id()
-        );
-        if std::path::Path::new(&state).exists() {
-            let _ = std::fs::write(state, "THAWED");
-        }
-    }
-}
-
-/// Port of the emulated keyboard on the desktop host.
-pub const USER_PORT: u16 = 9999;
-
-/// The desktop's `[power]` section: emulated backend, its NIC's MAC, magic
-/// packets by LAN broadcast, the emulated keyboard.
-fn power_section(lan: &Lan, away_after_s: Option<u64>) -> String {
-    let (net, _) = lan.subnet();
-    let o = net.octets();
-    let away = away_after_s
-        .map(|s| format!("away_after_s = {s}\n"))
-        .unwrap_or_default();
-    format!(
-        "[power]\nbackend = \"emulated\"\nnic_mac = \"{}\"\nwol_listen = \"0.0.0.0:9\"\n\
-         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n{away}",
-        jettison_testbed::names::bridge_mac(lan.run_id(), 0),
-        o[0],
-        o[1],
-        o[2]
-    )
-}
-
-/// A CA and the certificates of the two hosts, `desktop` and `server`.
-fn make_certs(dir: &Path) -> anyhow::Result<()> {
-    jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
-    for host in ["desktop", "server"] {
-        jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
-    }
-    Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 impl Cluster {
     /// Makes the hosts, writes the configurations and starts the daemons

@@ -8,10 +8,12 @@ pub mod configs;
 pub mod console;
 pub mod disk;
 pub mod guest;
+pub mod options;
 pub mod power_report;
 pub mod procs;
 pub mod report;
 pub mod scenario;
+mod setup;
 pub mod timeline_plot;
 
 pub use cluster::{Binaries, Cluster, ClusterOptions};

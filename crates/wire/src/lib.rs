@@ -63,6 +63,7 @@
 
 pub mod handshake;
 pub mod messages;
+pub mod reports;
 pub mod stats;
 pub mod transport;
 

@@ -1,0 +1,58 @@
+//! Pieces of a cluster's set-up: certificates, the desktop's power section,
+//! ports, and thawing a sleeping agent before it is stopped.
+
+use std::path::Path;
+use std::process::Child;
+
+use jettison_testbed::Lan;
+
+/// A sleeping (frozen) agent handles no signal, not even SIGKILL: thaw its
+/// freezer group (`jettison-desktop-<pid>`, see the agent's power module)
+/// before stopping it.
+pub(crate) fn thaw_agent(agent: Option<&Child>) {
+    if let Some(c) = agent {
+        let state = format!(
+            "/sys/fs/cgroup/freezer/jettison-desktop-{}/freezer.state",
+            c.id()
+        );
+        if std::path::Path::new(&state).exists() {
+            let _ = std::fs::write(state, "THAWED");
+        }
+    }
+}
+
+/// Port of the emulated keyboard on the desktop host.
+pub const USER_PORT: u16 = 9999;
+
+/// The desktop's `[power]` section: emulated backend, its NIC's MAC, magic
+/// packets by LAN broadcast, the emulated keyboard.
+pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>) -> String {
+    let (net, _) = lan.subnet();
+    let o = net.octets();
+    let away = away_after_s
+        .map(|s| format!("away_after_s = {s}\n"))
+        .unwrap_or_default();
+    format!(
+        "[power]\nbackend = \"emulated\"\nnic_mac = \"{}\"\nwol_listen = \"0.0.0.0:9\"\n\
+         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n{away}",
+        jettison_testbed::names::bridge_mac(lan.run_id(), 0),
+        o[0],
+        o[1],
+        o[2]
+    )
+}
+
+/// A CA and the certificates of the two hosts, `desktop` and `server`.
+pub(crate) fn make_certs(dir: &Path) -> anyhow::Result<()> {
+    jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
+    for host in ["desktop", "server"] {
+        jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
