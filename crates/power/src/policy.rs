@@ -75,13 +75,19 @@ pub struct FixedTimeout {
 
 impl SleepPolicy for FixedTimeout {
     fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision {
-        let idle = now_ms.saturating_sub(last_request_ms);
-        if idle >= self.timeout_ms {
-            Decision::Sleep
-        } else {
-            Decision::StayAwake {
-                recheck_in_ms: self.timeout_ms - idle,
-            }
+        sleep_after(self.timeout_ms, now_ms, last_request_ms)
+    }
+}
+
+/// Sleep once `timeout_ms` passed since the last request; otherwise stay
+/// awake until then.
+fn sleep_after(timeout_ms: u64, now_ms: u64, last_request_ms: u64) -> Decision {
+    let idle = now_ms.saturating_sub(last_request_ms);
+    if idle >= timeout_ms {
+        Decision::Sleep
+    } else {
+        Decision::StayAwake {
+            recheck_in_ms: timeout_ms - idle,
         }
     }
 }
@@ -185,8 +191,116 @@ impl SleepPolicy for BreakEven {
     }
 }
 
+/// Randomized ski rental: after each request, sleeps once the host has been
+/// quiet for a timeout drawn afresh from the density
+/// `p(t) = e^(t/B) / (B (e - 1))` on `[0, B]`, `B` the break-even time.
+///
+/// Its expected energy over any gap is at most `e/(e-1)` (about 1.58) times
+/// the offline optimum, the best ratio an online policy can guarantee
+/// (Karlin et al., "Competitive randomized algorithms for nonuniform
+/// problems", Algorithmica 1994). Deterministic given its seed
+/// (a splitmix64 generator).
+#[derive(Clone, Debug)]
+pub struct SkiRental {
+    break_even_ms: Option<u64>,
+    rng: u64,
+    gap_start_ms: Option<u64>,
+    timeout_ms: u64,
+}
+
+impl SkiRental {
+    /// The seed [`PolicyConfig`] uses.
+    pub const DEFAULT_SEED: u64 = 0x5eed;
+
+    /// The policy for `profile`, its draws seeded with `seed`.
+    pub fn new(profile: &PowerProfile, seed: u64) -> Self {
+        Self {
+            break_even_ms: break_even_ms(profile),
+            rng: seed,
+            gap_start_ms: None,
+            timeout_ms: 0,
+        }
+    }
+
+    /// The timeout drawn for the current gap (0 before the first decision).
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
+    }
+
+    /// A uniform draw in `[0, 1)` (splitmix64).
+    fn uniform(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as f64 / (1u128 << 64) as f64
+    }
+}
+
+impl SleepPolicy for SkiRental {
+    fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision {
+        let Some(be) = self.break_even_ms else {
+            return Decision::StayAwake {
+                recheck_in_ms: NEVER_RECHECK_MS,
+            };
+        };
+        if self.gap_start_ms != Some(last_request_ms) {
+            self.gap_start_ms = Some(last_request_ms);
+            // inverse of the CDF F(t) = (e^(t/B) - 1) / (e - 1)
+            let u = self.uniform();
+            let t = be as f64 * (1.0 + u * (std::f64::consts::E - 1.0)).ln();
+            self.timeout_ms = (t.floor() as u64).min(be);
+        }
+        sleep_after(self.timeout_ms, now_ms, last_request_ms)
+    }
+}
+
+/// The offline optimum, for comparison only: it is told every future
+/// request's time and sleeps at once iff the gap to the next one exceeds the
+/// break-even time (so it sleeps through no gap it should not, and never
+/// pays for waiting). With no request left it sleeps.
+#[derive(Clone, Debug)]
+pub struct Oracle {
+    break_even_ms: Option<u64>,
+    future_ms: Vec<u64>,
+}
+
+impl Oracle {
+    /// The oracle for `profile`, knowing the requests at `future_ms`
+    /// (sorted here).
+    pub fn new(profile: &PowerProfile, mut future_ms: Vec<u64>) -> Self {
+        future_ms.sort_unstable();
+        Self {
+            break_even_ms: break_even_ms(profile),
+            future_ms,
+        }
+    }
+}
+
+impl SleepPolicy for Oracle {
+    fn decide(&mut self, now_ms: u64, _last_request_ms: u64) -> Decision {
+        let i = self.future_ms.partition_point(|&t| t <= now_ms);
+        let (Some(be), Some(&next)) = (self.break_even_ms, self.future_ms.get(i)) else {
+            return match self.break_even_ms {
+                Some(_) => Decision::Sleep,
+                None => Decision::StayAwake {
+                    recheck_in_ms: NEVER_RECHECK_MS,
+                },
+            };
+        };
+        if next - now_ms > be {
+            Decision::Sleep
+        } else {
+            Decision::StayAwake {
+                recheck_in_ms: next - now_ms,
+            }
+        }
+    }
+}
+
 /// A policy chosen by configuration: `policy = "break-even"`,
-/// `policy = "never"` or `policy = { fixed_timeout_s = 30 }`.
+/// `policy = "ski-rental"`, `policy = "never"` or
+/// `policy = { fixed_timeout_s = 30 }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PolicyConfig {
@@ -202,6 +316,8 @@ pub enum PolicyConfig {
 pub enum PolicyName {
     /// [`BreakEven`] from the power profile.
     BreakEven,
+    /// [`SkiRental`] with [`SkiRental::DEFAULT_SEED`].
+    SkiRental,
     /// [`NeverSleep`].
     Never,
 }
@@ -225,6 +341,9 @@ impl PolicyConfig {
     pub fn build(&self, profile: &PowerProfile) -> Box<dyn SleepPolicy> {
         match self {
             Self::Named(PolicyName::BreakEven) => Box::new(BreakEven::new(profile)),
+            Self::Named(PolicyName::SkiRental) => {
+                Box::new(SkiRental::new(profile, SkiRental::DEFAULT_SEED))
+            }
             Self::Named(PolicyName::Never) => Box::new(NeverSleep),
             Self::FixedTimeout(c) => Box::new(FixedTimeout {
                 timeout_ms: c.fixed_timeout_s.saturating_mul(1000),

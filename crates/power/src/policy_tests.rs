@@ -269,3 +269,127 @@ fn config_builds_the_policy() {
         Decision::StayAwake { .. }
     ));
 }
+
+/// Draws `n` ski-rental timeouts, one per gap (each decision at a new last request).
+fn ski_draws(seed: u64, n: u64) -> Vec<u64> {
+    let mut s = SkiRental::new(&PowerProfile::default(), seed);
+    (0..n)
+        .map(|i| {
+            s.decide(i * 100_000, i * 100_000);
+            s.timeout_ms()
+        })
+        .collect()
+}
+
+#[test]
+fn ski_rental_is_deterministic_given_its_seed() {
+    assert_eq!(ski_draws(1, 50), ski_draws(1, 50));
+    assert_ne!(ski_draws(1, 50), ski_draws(2, 50));
+}
+
+#[test]
+fn ski_rental_draws_follow_the_competitive_distribution() {
+    let be = 9_755.0;
+    let draws = ski_draws(42, 20_000);
+    assert!(draws.iter().all(|&t| t <= 9_755));
+    // E[t] = B / (e - 1) for this density
+    let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+    let expected = be / (std::f64::consts::E - 1.0);
+    assert!(
+        (mean - expected).abs() < 0.02 * be,
+        "mean {mean} vs {expected}"
+    );
+    // P(t <= B/2) = (e^0.5 - 1)/(e - 1) = 0.3775
+    let low = draws.iter().filter(|&&t| t as f64 <= be / 2.0).count() as f64;
+    assert!((low / draws.len() as f64 - 0.3775).abs() < 0.02);
+}
+
+#[test]
+fn ski_rental_keeps_its_timeout_within_a_gap_and_redraws_after_a_request() {
+    let mut s = SkiRental::new(&PowerProfile::default(), 7);
+    let first = match s.decide(0, 0) {
+        Decision::StayAwake { recheck_in_ms } => recheck_in_ms,
+        Decision::Sleep => 0,
+    };
+    assert_eq!(first, s.timeout_ms());
+    assert_eq!(s.decide(s.timeout_ms(), 0), Decision::Sleep);
+    assert_eq!(s.timeout_ms(), first, "same gap, same timeout");
+    let t: Vec<u64> = (1..20)
+        .map(|i| {
+            s.decide(i * 50_000, i * 50_000);
+            s.timeout_ms()
+        })
+        .collect();
+    assert!(t.iter().any(|&x| x != first), "redrawn per gap: {t:?}");
+}
+
+#[test]
+fn ski_rental_is_competitive_in_expectation() {
+    // Against an adversarial gap of exactly B, the optimum is P_i B; the
+    // randomized policy's expected cost must stay within e/(e-1) of it.
+    let p = PowerProfile::default();
+    let be = break_even_ms(&p).unwrap();
+    let (awake, slept) = gap_energy(&p, be);
+    assert!((awake - slept).abs() / awake < 1e-3);
+    let draws = ski_draws(3, 20_000);
+    let pi = p.desktop.idle_w;
+    let cost: f64 = draws
+        .iter()
+        .map(|&t| {
+            if t < be {
+                (pi - p.desktop.asleep_w) * t as f64 / 1000.0 + slept
+            } else {
+                awake
+            }
+        })
+        .sum::<f64>()
+        / draws.len() as f64;
+    let ratio = cost / awake;
+    assert!(
+        ratio > 1.3 && ratio < std::f64::consts::E / (std::f64::consts::E - 1.0) + 0.02,
+        "{ratio}"
+    );
+}
+
+#[test]
+fn ski_rental_never_sleeps_when_it_cannot_pay_off() {
+    let mut s = SkiRental::new(&profile(3.0, 3.0, (1, 1.0), (1, 1.0)), 1);
+    assert!(matches!(s.decide(1 << 40, 0), Decision::StayAwake { .. }));
+}
+
+#[test]
+fn oracle_sleeps_at_once_iff_the_next_gap_exceeds_break_even() {
+    let p = PowerProfile::default();
+    let mut o = Oracle::new(&p, vec![100_000, 5_000, 109_755, 109_756 + 9_756]);
+    // next request in 5 s: stay awake until it
+    assert_eq!(
+        o.decide(0, 0),
+        Decision::StayAwake {
+            recheck_in_ms: 5_000
+        }
+    );
+    // next in 95 s: sleep
+    assert_eq!(o.decide(5_000, 5_000), Decision::Sleep);
+    // exactly the break-even time: not worth it
+    assert_eq!(
+        o.decide(100_000, 100_000),
+        Decision::StayAwake {
+            recheck_in_ms: 9_755
+        }
+    );
+    assert_eq!(o.decide(109_755, 109_755), Decision::Sleep);
+    // nothing left: sleep
+    assert_eq!(o.decide(1 << 30, 1 << 30), Decision::Sleep);
+    let mut never = Oracle::new(&profile(3.0, 3.0, (1, 1.0), (1, 1.0)), vec![]);
+    assert!(matches!(never.decide(0, 0), Decision::StayAwake { .. }));
+}
+
+#[test]
+fn config_names_ski_rental() {
+    assert_eq!(
+        parse("policy = \"ski-rental\"").unwrap(),
+        PolicyConfig::Named(PolicyName::SkiRental)
+    );
+    let mut s = PolicyConfig::Named(PolicyName::SkiRental).build(&PowerProfile::default());
+    assert_eq!(s.decide(9_755, 0), Decision::Sleep);
+}

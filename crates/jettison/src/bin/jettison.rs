@@ -9,6 +9,8 @@ use jettison_wire::Message;
 
 #[path = "../certs_cmd.rs"]
 mod certs_cmd;
+#[path = "../simulate_cmd.rs"]
+mod simulate_cmd;
 
 /// Operate jettison: move a desktop's VM to the consolidation server and back.
 #[derive(Parser, Debug)]
@@ -30,11 +32,20 @@ struct Args {
         global = true
     )]
     server_socket: PathBuf,
-    /// Print replies as JSON.
-    #[arg(long, global = true)]
-    json: bool,
+    /// How to print the daemons' replies.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    format: Format,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Output formats of replies.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +75,9 @@ enum Command {
         /// VM name.
         vm: String,
     },
+    /// Simulate a fleet: energy of each sleep policy against the oracle, plain
+    /// sleep and full migration.
+    Simulate(simulate_cmd::SimulateArgs),
     /// Create the deployment's CA and host certificates (mutual TLS).
     Certs {
         #[command(subcommand)]
@@ -80,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
     let server = args.server_socket.as_path();
     match &args.command {
         Command::Certs { command } => certs_cmd::run(command),
+        Command::Simulate(args) => simulate_cmd::run(args),
         Command::Migrate { vm } => show(
             &args,
             ask(agent, Message::OpMigrate { vm: vm.clone() }).await?,
@@ -128,7 +143,7 @@ async fn ask(socket: &std::path::Path, msg: Message) -> anyhow::Result<Message> 
 }
 
 fn show(args: &Args, reply: Message) -> anyhow::Result<()> {
-    if args.json {
+    if args.format == Format::Json {
         println!("{}", render_json(&reply));
         return Ok(());
     }

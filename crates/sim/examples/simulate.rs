@@ -1,0 +1,35 @@
+//! Simulates the default synthetic fleet (100 desktops x 30 days) and prints
+//! the report as JSON with the run time: `cargo run --release -p
+//! jettison-sim --example simulate [DESKTOPS DAYS]`.
+
+use jettison_sim::{generate, simulate, PolicySpec, SimConfig, SynthParams};
+
+fn main() {
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let params = SynthParams {
+        desktops: args.first().copied().unwrap_or(100),
+        days: args.get(1).copied().unwrap_or(30),
+        ..SynthParams::default()
+    };
+    let config = SimConfig {
+        policies: vec![
+            PolicySpec::FixedTimeout(60_000),
+            PolicySpec::BreakEven,
+            PolicySpec::SkiRental(7),
+        ],
+        ..SimConfig::default()
+    };
+    let t0 = std::time::Instant::now();
+    let trace = generate(&params);
+    let t1 = t0.elapsed();
+    let report = simulate(&trace, &config);
+    let t2 = t0.elapsed();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("serializes")
+    );
+    eprintln!("generate {t1:?}, total {t2:?}");
+}
