@@ -11,6 +11,7 @@ fn jettison() -> Command {
 fn synthetic_fleet_report_has_every_scheme_and_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sim.json");
+    let md = dir.path().join("sim.md");
     let out = jettison()
         .args([
             "simulate",
@@ -22,6 +23,8 @@ fn synthetic_fleet_report_has_every_scheme_and_bucket() {
             "--json",
         ])
         .arg(&json)
+        .arg("--markdown")
+        .arg(&md)
         .output()
         .unwrap();
     assert!(
@@ -52,6 +55,11 @@ fn synthetic_fleet_report_has_every_scheme_and_bucket() {
             );
         }
     }
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        table.contains("| oracle (offline optimum) |") && table.contains("44-91 %"),
+        "{table}"
+    );
     // The oracle bounds the online policies.
     let oracle = v["oracle"]["savings_pct"].as_f64().unwrap();
     for p in policies.values() {
