@@ -186,7 +186,7 @@ impl AgentConfig {
         let cfg: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut seen = std::collections::HashSet::new();
         for vm in &cfg.vms {
-            if !valid_name(&vm.name) {
+            if !jettison_wire::valid_vm_name(&vm.name) {
                 return Err(format!(
                     "vm name {:?}: use 1-64 letters, digits, '-' or '_'",
                     vm.name
@@ -235,15 +235,6 @@ pub fn valid_mac(mac: &str) -> bool {
             .iter()
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
         && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
-}
-
-/// Whether a VM name is usable in file names and on the wire.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl VmConfig {

@@ -41,17 +41,26 @@ impl Agent {
                 format!("VM {vm:?} is running at home; its memory is not served"),
             );
         }
-        let Some((path, size)) = slot.file(file) else {
-            return Message::error(
-                ErrorCode::UnknownVm,
-                format!("VM {vm:?} has no {file:?} file"),
-            );
+        let (reader, size) = match slot.reader(file) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Message::error(
+                    ErrorCode::UnknownVm,
+                    format!("VM {vm:?} has no {file:?} file"),
+                )
+            }
+            Err(e) => {
+                return Message::error(
+                    ErrorCode::Failed,
+                    format!("opening the {file:?} file of {vm}: {e}"),
+                )
+            }
         };
         if let Err(why) = validate_fetch(&ranges, size) {
             tracing::warn!(vm = %vm, "refused fetch: {why}");
             return Message::error(ErrorCode::OutOfRange, why);
         }
-        match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&path, &ranges)).await {
+        match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&reader, &ranges)).await {
             Ok(Ok(chunks)) => {
                 if let Some(p) = &self.power {
                     p.served(

@@ -2,9 +2,11 @@
 //! that kept on disk so that a restarted agent still serves a consolidated
 //! VM's memory.
 
+use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
@@ -60,6 +62,9 @@ pub struct SavedState {
     pub since_ms: u64,
 }
 
+/// An open file of a VM (memory or disk) and its size.
+pub type Reader = (Arc<File>, u64);
+
 /// A VM slot: configuration, memory file, placement.
 #[derive(Debug)]
 pub struct VmSlot {
@@ -73,6 +78,8 @@ pub struct VmSlot {
     /// stopped at home: consolidated, or between stop and hand-over).
     serving: AtomicBool,
     state_file: PathBuf,
+    /// Files opened once for the state server (memory, disk) and their sizes.
+    readers: std::sync::Mutex<[Option<Reader>; 2]>,
 }
 
 impl VmSlot {
@@ -102,6 +109,7 @@ impl VmSlot {
             placement: tokio::sync::Mutex::new(placement),
             serving: AtomicBool::new(away),
             state_file,
+            readers: std::sync::Mutex::new([None, None]),
         })
     }
 
@@ -174,6 +182,20 @@ impl VmSlot {
         }
     }
 
+    /// The file behind a fetch, opened once and kept for later fetches (the
+    /// page-fault path should not open a file per page), with its size.
+    pub fn reader(&self, kind: FileKind) -> std::io::Result<Option<Reader>> {
+        let mut readers = self.readers.lock().expect("readers lock");
+        let slot = &mut readers[(kind == FileKind::Disk) as usize];
+        if slot.is_none() {
+            let Some((path, size)) = self.file(kind) else {
+                return Ok(None);
+            };
+            *slot = Some((Arc::new(File::open(path)?), size));
+        }
+        Ok(slot.clone())
+    }
+
     /// Starts this VM's QEMU at home (waiting for state if `incoming`), with
     /// its tap and disk.
     pub async fn launch(&self, cfg: &AgentConfig, incoming: bool) -> Result<Running, AgentError> {
@@ -207,12 +229,11 @@ impl VmSlot {
     }
 }
 
-/// Reads `ranges` of a memory file.
+/// Reads `ranges` of a memory file or disk image.
 pub fn read_ranges(
-    path: &Path,
+    file: &File,
     ranges: &[jettison_wire::Range],
 ) -> std::io::Result<Vec<jettison_wire::Chunk>> {
-    let file = std::fs::File::open(path)?;
     ranges
         .iter()
         .map(|r| {

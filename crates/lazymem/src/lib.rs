@@ -156,10 +156,11 @@ impl Default for MountOptions {
     }
 }
 
-/// Checks a VM name: 1 to 64 characters from `[A-Za-z0-9_-]`.
+/// Checks a file's name (its stem: a VM name, or one with a suffix such as
+/// `-disk`): 1 to 100 characters from `[A-Za-z0-9_-]`.
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= 100
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -172,7 +173,7 @@ mod tests {
     #[test]
     fn names() {
         assert!(valid_name("vm-1_A"));
-        for bad in ["", "a.b", "a/b", "..", "ä", &"x".repeat(65)] {
+        for bad in ["", "a.b", "a/b", "..", "ä", &"x".repeat(101)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

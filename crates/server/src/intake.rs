@@ -88,7 +88,7 @@ impl Server {
         state_server: &str,
         desktop: &str,
     ) -> Result<(), ServerError> {
-        if !valid_name(vm) {
+        if !jettison_wire::valid_vm_name(vm) {
             return Err(ServerError::WrongState(format!("invalid VM name {vm:?}")));
         }
         if self.guests.lock().expect("guests lock").contains_key(vm) {
@@ -155,7 +155,7 @@ impl Server {
                 qemu,
                 memory,
                 disk,
-                tap,
+                _tap: tap,
                 phase: Phase::Prepared,
                 memory_mib: machine.memory_mib,
                 desktop: desktop.into(),
@@ -237,12 +237,4 @@ impl Server {
 /// Name of a VM's disk in the lazy filesystem (file `<vm>-disk.mem`).
 pub(crate) fn disk_name(vm: &str) -> String {
     format!("{vm}-disk")
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

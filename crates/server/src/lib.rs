@@ -89,10 +89,9 @@ pub(crate) struct Guest {
     pub(crate) memory: Arc<VmMemory>,
     /// The lazy disk, if the VM has one.
     pub(crate) disk: Option<Arc<VmMemory>>,
-    /// The NIC's tap on this host; held (not read) so that it is removed
-    /// when the guest is dropped, after QEMU.
-    #[allow(dead_code)]
-    pub(crate) tap: Option<jettison_daemon::tap::Tap>,
+    /// The NIC's tap on this host, held so that it is removed when the guest
+    /// is dropped, after QEMU.
+    pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
     pub(crate) phase: Phase,
     pub(crate) memory_mib: u64,
     pub(crate) desktop: String,

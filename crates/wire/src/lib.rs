@@ -128,6 +128,16 @@ pub enum WireError {
     Remote(ErrorReply),
 }
 
+/// Whether a VM name is usable on the wire and in file and device names on
+/// every host: 1 to 64 characters from `[A-Za-z0-9_-]`.
+pub fn valid_vm_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Checks the ranges of a `Fetch` against a memory file of `file_size` bytes:
 /// page-aligned, non-empty, inside the file, at most [`MAX_FETCH_BYTES`] in all.
 pub fn validate_fetch(ranges: &[Range], file_size: u64) -> Result<(), String> {

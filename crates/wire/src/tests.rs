@@ -243,3 +243,12 @@ async fn oversized_and_truncated_frames_are_refused() {
     let mut t = Transport::new(b);
     assert!(matches!(t.recv().await, Err(WireError::Malformed(_))));
 }
+
+#[test]
+fn vm_names() {
+    assert!(valid_vm_name("desk-17_A"));
+    assert!(valid_vm_name(&"x".repeat(64)));
+    for bad in ["", "a.b", "a/b", "..", "ä", "a b", &"x".repeat(65)] {
+        assert!(!valid_vm_name(bad), "{bad:?}");
+    }
+}
