@@ -9,6 +9,8 @@
 //!   the desktop left on.
 //! * [`policy`]: sleep scheduling ([`SleepPolicy`]): break-even, fixed
 //!   timeout, never; chosen by configuration ([`PolicyConfig`]).
+//! * [`prefetch`]: which pages a miss fetches besides its own
+//!   ([`PrefetchConfig`]): none, neighbourhood, recorded working set, both.
 //! * [`wol`]: magic packets and MAC addresses.
 //! * [`linux`]: the commands and files the Linux backend would use, and the
 //!   parsing of what it reads back.
@@ -31,6 +33,7 @@ pub mod freezer;
 pub mod linux;
 pub mod linux_backend;
 pub mod policy;
+pub mod prefetch;
 pub mod profile;
 pub mod timeline;
 pub mod wol;
@@ -47,6 +50,7 @@ pub use energy::{meter, EnergyReport};
 pub use policy::{
     break_even_ms, BreakEven, Decision, FixedTimeout, NeverSleep, PolicyConfig, SleepPolicy,
 };
+pub use prefetch::PrefetchConfig;
 pub use profile::{Device, PowerProfile};
 pub use timeline::{HostState, Placement, Timeline, TimelineError, WakeReason};
 pub use wol::{magic_packet, parse_magic_packet, MacAddr, WolError};
