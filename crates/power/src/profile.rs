@@ -251,6 +251,20 @@ impl PowerProfile {
         Ok(())
     }
 
+    /// Devices a wake to serve pages needs (context-aware selective resume):
+    /// processor, memory and network; not the disk, display or USB.
+    pub const SERVICE_DEVICES: [Device; 3] = [Device::Cpu, Device::Memory, Device::Nic];
+
+    /// The resume of a wake to serve pages: [`Self::SERVICE_DEVICES`] only,
+    /// or the full resume when the profile lists no devices.
+    pub fn service_resume(&self) -> Transition {
+        if self.devices.is_empty() {
+            self.resume.clone()
+        } else {
+            self.selective_resume(&Self::SERVICE_DEVICES)
+        }
+    }
+
     /// The cost of resuming only `devices` (each counted once), their costs
     /// taken as sequential: an upper bound for a selective resume.
     pub fn selective_resume(&self, devices: &[Device]) -> Transition {

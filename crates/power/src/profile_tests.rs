@@ -115,3 +115,16 @@ fn a_single_device_may_carry_the_whole_resume() {
     let p = PowerProfile::from_toml(t).unwrap();
     assert_eq!(p.selective_resume(&[Device::Cpu]), p.resume);
 }
+
+#[test]
+fn service_resume_is_cpu_memory_and_nic() {
+    let p = PowerProfile::default();
+    let t = p.service_resume();
+    assert_eq!(t.latency_ms, 1_500 + 200 + 800);
+    assert!((t.energy_j - 200.0).abs() < 1e-9);
+    let bare = PowerProfile {
+        devices: vec![],
+        ..PowerProfile::default()
+    };
+    assert_eq!(bare.service_resume(), bare.resume);
+}
