@@ -113,7 +113,11 @@ fn oracle_bounds_every_online_policy_over_random_traces() {
                 }
             })
             .collect();
-        let trace = FleetTrace { days: 30, desktops };
+        let trace = FleetTrace {
+            days: 30,
+            length_ms: None,
+            desktops,
+        };
         trace.validate().unwrap();
         let r = simulate(&trace, &config());
         for (name, o) in &r.policies {
@@ -174,6 +178,7 @@ fn contention_slows_full_migration() {
     let solo = simulate(
         &FleetTrace {
             days: 1,
+            length_ms: None,
             desktops: vec![one.clone()],
         },
         &config(),
@@ -181,6 +186,7 @@ fn contention_slows_full_migration() {
     let crowd = simulate(
         &FleetTrace {
             days: 1,
+            length_ms: None,
             desktops: vec![one; 30],
         },
         &config(),

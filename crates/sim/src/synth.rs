@@ -146,6 +146,7 @@ pub fn generate(params: &SynthParams) -> FleetTrace {
         .collect();
     FleetTrace {
         days: params.days,
+        length_ms: None,
         desktops,
     }
 }

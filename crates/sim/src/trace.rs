@@ -57,8 +57,11 @@ pub struct DesktopTrace {
 /// A fleet over a number of days.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetTrace {
-    /// The trace covers `[0, days x DAY_MS)`.
+    /// The trace covers `[0, days x DAY_MS)`, unless `length_ms` is given.
     pub days: u32,
+    /// A shorter length in ms, for traces recorded over minutes (a demo run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_ms: Option<u64>,
     /// The desktops.
     pub desktops: Vec<DesktopTrace>,
 }
@@ -66,7 +69,8 @@ pub struct FleetTrace {
 impl FleetTrace {
     /// The trace's length in ms.
     pub fn wall_ms(&self) -> u64 {
-        u64::from(self.days) * DAY_MS
+        self.length_ms
+            .unwrap_or_else(|| u64::from(self.days) * DAY_MS)
     }
 
     /// Checks that spans are non-empty, sorted, disjoint (activity against
