@@ -18,7 +18,18 @@
 //! profile = "/etc/jettison/power.toml"  # optional; documented defaults otherwise
 //! verify_on_return = false      # digest the memory image when coming home
 //! away_after_s = 600            # idle detection: migrate after this long without input
+//! selective_resume = true       # a page-miss wake resumes CPU, memory and NIC only
 //! ```
+//! Selective resume (default on): a wake by magic packet, i.e. for the
+//! server's page miss, resumes only the devices needed to serve pages (CPU,
+//! memory, NIC; `PowerProfile::SERVICE_DEVICES`), so the host serves after
+//! the profile's service latency instead of the full resume; if the user
+//! comes back while it is up, the rest (disk, display, USB) resumes then. A
+//! wake for the user is always a full resume. The timeline records which
+//! kind each resume was, and the energy meter charges each its own cost.
+//! Only the emulated backend can do it; the Linux backend resumes every
+//! device (a kernel without per-device resume control offers no choice) and
+//! says so at start when the setting is on.
 //! On a real desktop, `backend = "linux"` with a `[power.linux]` section
 //! (`iface` = the NIC armed for Wake-on-LAN, `method`, `session` = the logind
 //! session whose idle hint tells user presence) suspends through logind and
@@ -68,6 +79,14 @@ pub struct PowerConfig {
     /// VMs running at home are migrated. On test hosts the input is the
     /// emulated keyboard (`user_listen`); absent: only the operator migrates.
     pub away_after_s: Option<u64>,
+    /// Wakes for page misses resume only the service devices (see the
+    /// module documentation). Default: on.
+    #[serde(default = "yes")]
+    pub selective_resume: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Power backends the agent can drive.
@@ -102,15 +121,27 @@ pub struct PowerRecord {
     pub timeline: jettison_power::Timeline,
     /// The profile in force.
     pub profile: PowerProfile,
-    /// When the state server served fetches (ms on the timeline's clock) and
-    /// how many pages each carried.
-    pub served: Vec<(u64, u64)>,
+    /// The fetches the state server served, in the order they completed.
+    pub served: Vec<Served>,
     /// Reintegrations started by the user's return.
     pub reintegrations: Vec<ReintegrateReport>,
     /// Migrations started by idle detection.
     pub migrations: Vec<jettison_wire::MigrateReport>,
     /// The time of this record on the timeline's clock.
     pub now_ms: u64,
+}
+
+/// One fetch the state server served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    /// When, in ms on the timeline's clock.
+    pub t_ms: u64,
+    /// Pages it carried.
+    pub pages: u64,
+    /// Its first page (the lowest offset asked for, in pages).
+    pub first_page: u64,
+    /// The file: memory or disk.
+    pub file: jettison_wire::FileKind,
 }
 
 /// The running power side of the agent.
@@ -120,7 +151,7 @@ pub struct Power {
     host: Host,
     pub(crate) policy: Mutex<Box<dyn SleepPolicy>>,
     pub(crate) last_request_ms: AtomicU64,
-    served: Mutex<Vec<(u64, u64)>>,
+    served: Mutex<Vec<Served>>,
     pub(crate) reintegrations: Mutex<Vec<ReintegrateReport>>,
     pub(crate) migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
     /// The user's last input (timeline clock).
@@ -158,6 +189,7 @@ impl Power {
                     EmulatedConfig::new(format!("{host}-{}", std::process::id()), mac, wol);
                 emulated.profile = profile.clone();
                 emulated.user_addr = config.user_listen;
+                emulated.selective_resume = config.selective_resume;
                 // The user is at the desk when the agent starts.
                 emulated.initial = jettison_power::HostState::Active;
                 let backend =
@@ -172,6 +204,9 @@ impl Power {
                     AgentError::Power("the linux backend needs a [power.linux] section".into())
                 })?;
                 let session = linux.session.clone();
+                if config.selective_resume {
+                    tracing::info!("selective_resume: the linux backend resumes every device");
+                }
                 let backend = jettison_power::linux_backend::LinuxBackend::new(
                     linux,
                     profile.clone(),
@@ -261,12 +296,18 @@ impl Power {
         }
     }
 
-    /// The state server served a fetch of `pages` pages.
-    pub fn served(&self, pages: u64) {
+    /// The state server served a fetch of `pages` pages of `file` from
+    /// page `first_page` on.
+    pub fn served(&self, file: jettison_wire::FileKind, first_page: u64, pages: u64) {
         let now = self.backend().now_ms();
         self.last_request_ms.store(now, Ordering::Release);
         self.policy.lock().expect("policy lock").on_request(now);
-        self.served.lock().expect("served lock").push((now, pages));
+        self.served.lock().expect("served lock").push(Served {
+            t_ms: now,
+            pages,
+            first_page,
+            file,
+        });
     }
 
     /// Records where a VM runs.
@@ -324,6 +365,12 @@ mod tests {
         assert_eq!(c.away_after_s, None);
         assert!(!c.verify_on_return);
         assert_eq!(c.user_listen, None);
+        assert!(c.selective_resume);
+        assert!(
+            !parse(&format!("{MIN}selective_resume = false\n"))
+                .unwrap()
+                .selective_resume
+        );
     }
 
     #[test]

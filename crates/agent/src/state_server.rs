@@ -63,12 +63,10 @@ impl Agent {
         match tokio::task::spawn_blocking(move || crate::vm::read_ranges(&reader, &ranges)).await {
             Ok(Ok(chunks)) => {
                 if let Some(p) = &self.power {
-                    p.served(
-                        chunks
-                            .iter()
-                            .map(|c| c.data.len() as u64 / jettison_wire::PAGE_SIZE)
-                            .sum(),
-                    );
+                    let page = jettison_wire::PAGE_SIZE;
+                    let first = chunks.iter().map(|c| c.offset / page).min().unwrap_or(0);
+                    let pages = chunks.iter().map(|c| c.data.len() as u64 / page).sum();
+                    p.served(file, first, pages);
                 }
                 Message::Chunks { chunks }
             }

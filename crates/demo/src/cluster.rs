@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
-use crate::configs::{agent_toml, server_toml, tls_section, Layout, VmLayout};
+use crate::configs::{agent_toml, server_toml_prefetch, tls_section, Layout, VmLayout};
 use crate::guest::GuestImage;
 pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
@@ -132,7 +132,7 @@ impl Cluster {
             agent_power: lan
                 .as_ref()
                 .filter(|_| opts.power)
-                .map(|l| power_section(l, opts.away_after_s)),
+                .map(|l| power_section(l, opts.away_after_s, opts.selective_resume)),
         };
         let vm = VmLayout {
             name: &id,
@@ -145,7 +145,7 @@ impl Cluster {
         };
         std::fs::write(
             dir.join("server.toml"),
-            server_toml(&layout, &image.dir, opts.max_readahead, opts.fetch_pages),
+            server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch()),
         )?;
         std::fs::write(dir.join("agent.toml"), agent_toml(&layout, &vm))?;
         let mut cluster = Cluster {

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use jettison_power::PrefetchConfig;
+
 /// One daemon's addresses and files, as the other side needs them.
 #[derive(Debug, Clone)]
 pub struct Layout<'a> {
@@ -41,19 +43,35 @@ pub struct VmLayout<'a> {
     pub disk: Option<(&'a Path, u64)>,
 }
 
-/// The server's TOML.
+/// The server's TOML, fetching the aligned group of `fetch_pages` around
+/// each miss (a neighbourhood prefetch).
 pub fn server_toml(l: &Layout, image_dir: &Path, max_readahead: u32, fetch_pages: u32) -> String {
+    let prefetch = PrefetchConfig::Neighbourhood {
+        pages: fetch_pages.max(1),
+    };
+    server_toml_prefetch(l, image_dir, max_readahead, &prefetch)
+}
+
+/// The server's TOML with a prefetch policy.
+pub fn server_toml_prefetch(
+    l: &Layout,
+    image_dir: &Path,
+    max_readahead: u32,
+    prefetch: &PrefetchConfig,
+) -> String {
     let d = |p: &str| l.dir.join(p).display().to_string();
     let mut s = format!(
         "host = \"server\"\nlisten = \"{}\"\ncontrol_socket = \"{}\"\nmount_dir = \"{}\"\nreplica_dir = \"{}\"\n\
-         run_dir = \"{}\"\nimage_dirs = [\"{}\"]\naccel = \"{}\"\nmax_readahead = {max_readahead}\nfetch_pages = {fetch_pages}\n",
+         state_dir = \"{}\"\nrun_dir = \"{}\"\nimage_dirs = [\"{}\"]\naccel = \"{}\"\nmax_readahead = {max_readahead}\nprefetch = {}\n",
         l.server_addr,
         d("server.sock"),
         d("mnt"),
         d("replica"),
+        d("server-state"),
         d("server-run"),
         image_dir.display(),
         l.accel,
+        prefetch_toml(prefetch),
     );
     if let Some(b) = l.bridge {
         s += &format!("bridge = \"{b}\"\n");
@@ -62,6 +80,26 @@ pub fn server_toml(l: &Layout, image_dir: &Path, max_readahead: u32, fetch_pages
         s += tls;
     }
     s
+}
+
+/// A prefetch policy as a TOML value.
+pub fn prefetch_toml(p: &PrefetchConfig) -> String {
+    match *p {
+        PrefetchConfig::None => "\"none\"".into(),
+        PrefetchConfig::Neighbourhood { pages } => {
+            format!("{{ neighbourhood = {{ pages = {pages} }} }}")
+        }
+        PrefetchConfig::WorkingSet { max_pages, periods } => {
+            format!("{{ working-set = {{ max_pages = {max_pages}, periods = {periods} }} }}")
+        }
+        PrefetchConfig::Combined {
+            pages,
+            max_pages,
+            periods,
+        } => format!(
+            "{{ combined = {{ pages = {pages}, max_pages = {max_pages}, periods = {periods} }} }}"
+        ),
+    }
 }
 
 /// The agent's TOML.
@@ -141,6 +179,11 @@ mod tests {
         };
         let s = server_toml(&l, Path::new("/img"), 0, 1);
         assert!(
+            s.contains("prefetch = { neighbourhood = { pages = 1 } }"),
+            "{s}"
+        );
+        assert!(s.contains("state_dir = \"/w/server-state\""));
+        assert!(
             s.contains("listen = \"10.0.0.2:7400\"")
                 && s.contains("bridge = \"br0\"")
                 && s.contains("ca = \"s\"")
@@ -155,6 +198,27 @@ mod tests {
                 && a.contains("disk_mib = 32")
                 && a.contains("ca = \"a\"")
         );
+        // Every policy is written as the server parses it.
+        #[derive(serde::Deserialize)]
+        struct T {
+            prefetch: PrefetchConfig,
+        }
+        for p in [
+            PrefetchConfig::None,
+            PrefetchConfig::Neighbourhood { pages: 64 },
+            PrefetchConfig::WorkingSet {
+                max_pages: 10,
+                periods: 2,
+            },
+            PrefetchConfig::Combined {
+                pages: 8,
+                max_pages: 100,
+                periods: 4,
+            },
+        ] {
+            let t: T = toml::from_str(&format!("prefetch = {}", prefetch_toml(&p))).unwrap();
+            assert_eq!(t.prefetch, p);
+        }
         // The [tls] table must come before [[vm]] (TOML scoping).
         assert!(a.find("[tls]").unwrap() < a.find("[[vm]]").unwrap());
     }

@@ -11,6 +11,7 @@ pub mod guest;
 pub mod options;
 pub mod power_report;
 pub mod procs;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 mod setup;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
+use jettison_power::PrefetchConfig;
 
 /// Where the programs are.
 #[derive(Debug, Clone)]
@@ -50,8 +51,11 @@ pub struct ClusterOptions {
     pub accel: String,
     /// FUSE readahead on the server.
     pub max_readahead: u32,
-    /// Pages fetched per miss.
+    /// Pages fetched per miss (a neighbourhood prefetch), unless `prefetch`
+    /// is set.
     pub fetch_pages: u32,
+    /// The server's prefetch policy; `None`: neighbourhood of `fetch_pages`.
+    pub prefetch: Option<PrefetchConfig>,
     /// Work directory parent (a unique directory is made in it).
     pub work_root: PathBuf,
     /// Keep the work directory (logs) after teardown.
@@ -68,6 +72,17 @@ pub struct ClusterOptions {
     /// With `power`: the agent's idle detection migrates the VM once the
     /// (emulated) user has given no input for this long.
     pub away_after_s: Option<u64>,
+    /// With `power`: page-miss wakes resume the service devices only.
+    pub selective_resume: bool,
+}
+
+impl ClusterOptions {
+    /// The server's prefetch policy.
+    pub fn prefetch(&self) -> PrefetchConfig {
+        self.prefetch.unwrap_or(PrefetchConfig::Neighbourhood {
+            pages: self.fetch_pages.max(1),
+        })
+    }
 }
 
 impl Default for ClusterOptions {
@@ -78,12 +93,14 @@ impl Default for ClusterOptions {
             accel: "tcg".into(),
             max_readahead: 0,
             fetch_pages: 1,
+            prefetch: None,
             work_root: std::env::temp_dir(),
             keep: false,
             lan: false,
             disk_mib: None,
             power: false,
             away_after_s: None,
+            selective_resume: true,
         }
     }
 }

@@ -39,7 +39,7 @@ pub fn build(rec: &PowerRecord, plot: &Path) -> anyhow::Result<(Value, Value)> {
     let fetches_while_asleep = rec
         .served
         .iter()
-        .filter(|(t, _)| asleep.iter().any(|&(a, b)| *t >= a && *t < b))
+        .filter(|f| asleep.iter().any(|&(a, b)| f.t_ms >= a && f.t_ms < b))
         .count();
     let wake_log: Vec<Value> = rec
         .timeline

@@ -58,7 +58,8 @@ pub fn build(opts: &ClusterOptions, rt: &RoundTrip, disk: Option<&DiskCheck>, tl
                 "max": rt.remote.fault_latency_us.max,
                 "mean": rt.remote.fault_latency_us.mean,
             },
-            "fetch_pages": opts.fetch_pages,
+            "prefetch": opts.prefetch(),
+            "prefetch_name": opts.prefetch().name(),
             "max_readahead": opts.max_readahead,
         },
         "reintegrate": {
@@ -133,7 +134,8 @@ pub fn summary(v: &Value) -> String {
          disk              {} bytes fetched, {} bytes sent home; mail cache at home matches: {} ({} records written on the server)\n\
          tls               {}\n\
          power             asleep {} of the consolidated period ({} s), {} wakes, fetches while asleep: {}\n\
-         energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n",
+         energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n\
+         replay            meter {} Wh, simulator {} Wh ({} %), prefetch {}, selective resume {}\n",
         g("guest.memory_mib"),
         g("guest.fill_pct"),
         g("guest.accel"),
@@ -172,5 +174,10 @@ pub fn summary(v: &Value) -> String {
         g("energy.baseline_wh"),
         g("energy.savings_pct"),
         g("energy.plot"),
+        g("replay.meter_wh"),
+        g("replay.sim_wh"),
+        g("replay.diff_pct"),
+        g("replay.prefetch"),
+        g("replay.selective_resume"),
     )
 }

@@ -25,8 +25,8 @@ pub(crate) fn thaw_agent(agent: Option<&Child>) {
 pub const USER_PORT: u16 = 9999;
 
 /// The desktop's `[power]` section: emulated backend, its NIC's MAC, magic
-/// packets by LAN broadcast, the emulated keyboard.
-pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>) -> String {
+/// packets by LAN broadcast, the emulated keyboard, selective resume on or off.
+pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>, selective: bool) -> String {
     let (net, _) = lan.subnet();
     let o = net.octets();
     let away = away_after_s
@@ -34,7 +34,7 @@ pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>) -> String {
         .unwrap_or_default();
     format!(
         "[power]\nbackend = \"emulated\"\nnic_mac = \"{}\"\nwol_listen = \"0.0.0.0:9\"\n\
-         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\n{away}",
+         wol_broadcast = \"{}.{}.{}.255:9\"\nuser_listen = \"0.0.0.0:{USER_PORT}\"\nverify_on_return = true\nselective_resume = {selective}\n{away}",
         jettison_testbed::names::bridge_mac(lan.run_id(), 0),
         o[0],
         o[1],

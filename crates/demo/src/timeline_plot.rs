@@ -54,7 +54,7 @@ pub fn draw(rec: &PowerRecord, until: u64, path: &Path) -> anyhow::Result<()> {
             vm_placement.push((secs(from.0), secs(until), from.1));
         }
     }
-    let mut served = rec.served.clone();
+    let mut served: Vec<(u64, u64)> = rec.served.iter().map(|f| (f.t_ms, f.pages)).collect();
     // Fetches served concurrently were recorded in completion order.
     served.sort_unstable();
     let mut total = 0u64;

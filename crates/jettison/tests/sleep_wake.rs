@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jettison_demo::scenario::{migrate, power_record};
 use jettison_demo::ClusterOptions;
-use jettison_power::{HostState, WakeReason};
+use jettison_power::{HostState, PrefetchConfig, WakeReason};
 
 async fn wait_log(
     cluster: &jettison_demo::Cluster,
@@ -34,7 +34,7 @@ async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
         memory_mib: 256,
         lan: true,
         power: true,
-        fetch_pages: 64,
+        prefetch: Some(PrefetchConfig::Neighbourhood { pages: 64 }),
         ..ClusterOptions::default()
     };
     let cluster = common::ready_cluster_with(opts).await;
@@ -110,6 +110,16 @@ async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
         .events
         .iter()
         .any(|(_, s)| *s == HostState::Asleep));
+    // Selective resume (the cluster's default): every page-miss wake
+    // resumed the service devices only, every user wake all of them.
+    for (t, why) in &record.timeline.wakes {
+        let service = record.timeline.service_wakes.contains(t);
+        assert_eq!(
+            service,
+            *why == WakeReason::PageMiss,
+            "wake at {t} ms: {why}"
+        );
+    }
     // No page was ever served by a frozen host.
     let until = record.now_ms;
     let asleep: Vec<(u64, u64)> = record
@@ -122,7 +132,7 @@ async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
     assert!(record
         .served
         .iter()
-        .all(|(t, _)| !asleep.iter().any(|&(a, b)| *t >= a && *t < b)));
+        .all(|f| !asleep.iter().any(|&(a, b)| f.t_ms >= a && f.t_ms < b)));
     let s = common::console(&cluster);
     assert_eq!((s.check_failures, s.corrupt_lines), (0, 0), "{s:?}");
 }

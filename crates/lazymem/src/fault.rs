@@ -13,6 +13,8 @@ use futures::future::join_all;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use jettison_power::prefetch::group_of;
+
 use crate::vm::{PageState, VmMemory, ABSENT};
 use crate::{FetchError, PAGE_SIZE};
 
@@ -49,9 +51,16 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// A run of pages claimed for a prefetch ([`VmMemory::claim_runs`]).
+pub(crate) struct RunClaim<'a> {
+    first: u64,
+    count: u64,
+    _claim: Claim<'a>,
+}
+
 impl VmMemory {
     /// Makes every page in `wanted` present, fetching absent ones (with their
-    /// aligned `fetch_pages` group) from the source, each at most once.
+    /// aligned neighbourhood group) from the source, each at most once.
     pub(crate) async fn ensure_present(&self, wanted: &[u64]) -> Result<(), FaultError> {
         loop {
             if self.is_cancelled() {
@@ -100,11 +109,61 @@ impl VmMemory {
                 waits.push(rx.clone());
                 continue;
             }
-            let g0 = p - p % self.fetch_pages;
-            let g1 = (g0 + self.fetch_pages).min(self.pages());
+            let g = group_of(p, self.group, self.pages());
+            let (g0, g1) = (g.start, g.end);
             claim.extend((g0..g1).filter(|&q| absent(q) && !st.inflight.contains_key(&q)));
         }
         (claim.into_iter().collect(), waits)
+    }
+
+    /// Claims `pages` (a working set) for fetching ahead of use: the absent
+    /// ones not in flight, in runs of consecutive pages (at most
+    /// [`MAX_RUN_PAGES`] each). From now on a fault on any of them waits
+    /// for its run instead of fetching it again; [`Self::fetch_claimed`]
+    /// fetches them (dropping the claims releases them unfetched).
+    pub(crate) fn claim_runs(&self, pages: &[u64]) -> Vec<RunClaim<'_>> {
+        let mut st = self.lock_state();
+        let todo: BTreeSet<u64> = pages
+            .iter()
+            .copied()
+            .filter(|&p| p < self.pages())
+            .filter(|&p| st.pages[p as usize] == ABSENT && !st.inflight.contains_key(&p))
+            .collect();
+        let todo: Vec<u64> = todo.into_iter().collect();
+        runs(&todo)
+            .into_iter()
+            .flat_map(|(first, count)| split(first, count, MAX_RUN_PAGES))
+            .map(|(first, count)| {
+                let (done, rx) = watch::channel(());
+                for p in first..first + count {
+                    st.inflight.insert(p, rx.clone());
+                }
+                RunClaim {
+                    first,
+                    count,
+                    _claim: Claim {
+                        vm: self,
+                        pages: (first..first + count).collect(),
+                        _done: done,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Fetches claimed runs in ascending order, one fetch each, releasing
+    /// each claim as its run is stored. Returns the pages and fetches made.
+    pub(crate) async fn fetch_claimed(
+        &self,
+        claims: Vec<RunClaim<'_>>,
+    ) -> Result<(u64, u64), FaultError> {
+        let (mut pages, mut fetches) = (0, 0);
+        for run in claims {
+            self.fetch_run(run.first, run.count).await?;
+            pages += run.count;
+            fetches += 1;
+        }
+        Ok((pages, fetches))
     }
 
     /// Fetches pages `first..first+count` and stores them, retrying failures
@@ -141,8 +200,18 @@ impl VmMemory {
     }
 }
 
+/// Most pages in one working-set fetch (the wire's limit on a fetch).
+const MAX_RUN_PAGES: u64 = jettison_wire::MAX_FETCH_BYTES / PAGE_SIZE;
+
+/// Cuts a run into pieces of at most `max` pages.
+fn split(first: u64, count: u64, max: u64) -> Vec<(u64, u64)> {
+    (0..count.div_ceil(max))
+        .map(|i| (first + i * max, max.min(count - i * max)))
+        .collect()
+}
+
 /// Splits ascending page numbers into runs of consecutive pages `(first, count)`.
-fn runs(pages: &[u64]) -> Vec<(u64, u64)> {
+pub fn runs(pages: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for &p in pages {
         match out.last_mut() {
@@ -162,5 +231,13 @@ mod tests {
         assert_eq!(runs(&[]), vec![]);
         assert_eq!(runs(&[3]), vec![(3, 1)]);
         assert_eq!(runs(&[1, 2, 3, 7, 8, 10]), vec![(1, 3), (7, 2), (10, 1)]);
+    }
+
+    #[test]
+    fn long_runs_are_split() {
+        assert_eq!(split(10, 5, 2), vec![(10, 2), (12, 2), (14, 1)]);
+        assert_eq!(split(0, 4, 4), vec![(0, 4)]);
+        assert_eq!(split(3, 0, 4), vec![]);
+        assert_eq!(MAX_RUN_PAGES, 4096);
     }
 }

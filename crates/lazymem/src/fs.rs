@@ -89,7 +89,7 @@ impl Filesystem for LazyFs {
         };
         info!(
             max_readahead = set,
-            fetch_pages = self.opts.fetch_pages,
+            prefetch = %self.opts.prefetch.name(),
             "lazy memory fs initialised"
         );
         Ok(())

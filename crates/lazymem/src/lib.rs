@@ -23,12 +23,31 @@
 //!   tasks on the tokio runtime given at mount time.
 //! * The daemon never touches QEMU's mapping, only its own replica files.
 //!
+//! # Prefetching
+//!
+//! [`MountOptions::prefetch`] (a [`PrefetchConfig`], pure policy code shared
+//! with the simulator) decides what a miss fetches besides its page:
+//!
+//! * neighbourhood: the absent pages of the aligned group around the miss,
+//!   in one fetch;
+//! * working set: a VM added with the pages it used in earlier periods
+//!   ([`LazyMemMount::add_vm_with_history`]) fetches, at its first miss,
+//!   the faulting page's group first and replies, then the recorded working
+//!   set ([`PrefetchConfig::first_wake`]) while the desktop is still awake:
+//!   runs of consecutive absent pages, one fetch per run (at most
+//!   [`jettison_wire::MAX_FETCH_BYTES`] each), each claimed in flight before
+//!   the first fetch, so that a fault on one of them waits for its run.
+//!
+//! Pages fetched ahead and never read stay marked *unread*:
+//! [`VmMemory::used_pages`] leaves them out, so a working set recorded from
+//! it holds the pages the VM really used, not what was prefetched for it.
+//!
 //! # Kernel settings
 //!
 //! * `max_readahead` defaults to 0: the kernel's readahead is switched off, so
 //!   a guest fault is a READ of exactly the faulting page. The kernel default
 //!   (128 KiB) would turn every fault into a 32-page fetch; prefetching is the
-//!   job of a policy, expressed through [`MountOptions::fetch_pages`].
+//!   job of a policy, expressed through [`MountOptions::prefetch`].
 //!   Caveat: a mapping advised `MADV_HUGEPAGE` (QEMU does this for all guest
 //!   RAM) takes the kernel's THP fault path, which reads two 2 MiB folios per
 //!   fault whatever `max_readahead` says (see `tests/qemu_smoke.rs`).
@@ -56,6 +75,8 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 
+pub use fault::runs as page_runs;
+pub use jettison_power::PrefetchConfig;
 pub use mount::LazyMemMount;
 pub use vm::VmMemory;
 
@@ -142,16 +163,18 @@ pub struct MountOptions {
     /// The kernel uses `max_readahead / 4096` pages, so any value below 4096
     /// (the default, 0) disables readahead: a fault reads exactly one page.
     pub max_readahead: u32,
-    /// Fetch granularity in pages: a miss fetches the aligned group of this
-    /// many pages around it (only the absent ones). 0 is treated as 1.
-    pub fetch_pages: u32,
+    /// What a miss fetches besides its page (see the module documentation):
+    /// the aligned group of [`PrefetchConfig::group_pages`] around it (only
+    /// the absent ones), and at a VM's first miss its recorded working set.
+    pub prefetch: PrefetchConfig,
 }
 
 impl Default for MountOptions {
+    /// No readahead, no prefetching: a miss fetches its page only.
     fn default() -> Self {
         Self {
             max_readahead: 0,
-            fetch_pages: 1,
+            prefetch: PrefetchConfig::None,
         }
     }
 }

@@ -84,6 +84,21 @@ impl LazyMemMount {
         replica: &Path,
         source: Arc<dyn PageSource>,
     ) -> Result<Arc<VmMemory>, LazyMemError> {
+        self.add_vm_with_history(name, size, replica, source, &[])
+    }
+
+    /// Like [`Self::add_vm`], for a VM that used the pages of `history` in
+    /// its earlier periods (oldest first): with a working-set prefetch
+    /// policy, its first miss also fetches the working set taken from them
+    /// ([`crate::PrefetchConfig::first_wake`]; pages beyond `size` ignored).
+    pub fn add_vm_with_history(
+        &self,
+        name: &str,
+        size: u64,
+        replica: &Path,
+        source: Arc<dyn PageSource>,
+        history: &[Vec<u64>],
+    ) -> Result<Arc<VmMemory>, LazyMemError> {
         if !valid_name(name) {
             return Err(LazyMemError::BadName(name.to_owned()));
         }
@@ -95,16 +110,20 @@ impl LazyMemMount {
             return Err(LazyMemError::Exists(name.to_owned()));
         }
         let ino = self.registry.alloc_ino();
+        let mut working_set = self.opts.prefetch.first_wake(history);
+        working_set.retain(|&p| p < size / PAGE_SIZE);
+        let ws_pages = working_set.len();
         let vm = Arc::new(VmMemory::new(
             name,
             ino,
             size,
             replica,
             source,
-            self.opts.fetch_pages,
+            self.opts.prefetch.group_pages(),
+            working_set,
         )?);
         self.registry.insert(vm.clone());
-        info!(vm = name, size, replica = %replica.display(), "VM memory added");
+        info!(vm = name, size, replica = %replica.display(), working_set = ws_pages, "VM memory added");
         Ok(vm)
     }
 

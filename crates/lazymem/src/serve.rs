@@ -3,10 +3,11 @@
 use std::time::Instant;
 
 use fuser::{Errno, INodeNo, ReplyData, ReplyWrite};
-use tracing::error;
+use tracing::{error, info, warn};
 
+use crate::fault::RunClaim;
 use crate::fs::LazyFs;
-use crate::vm::page_range;
+use crate::vm::{page_range, VmMemory};
 
 impl LazyFs {
     /// READ: a hit is served from the replica on the session thread; a miss
@@ -31,11 +32,19 @@ impl LazyFs {
             }
             None => {
                 self.runtime.spawn(async move {
+                    // The period's first miss also brings the working set,
+                    // after its own reply.
+                    let working_set = vm.take_working_set();
                     let wanted: Vec<u64> = page_range(offset, len).collect();
                     let res = match vm.ensure_present(&wanted).await {
                         Ok(()) => vm.read_present(offset, len).map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
+                    // Claimed before the reply, so that no fault it lets
+                    // through can fetch a working-set page on its own.
+                    let prefetch = working_set
+                        .filter(|_| res.is_ok())
+                        .map(|ws| (vm.claim_runs(&ws), ws.len()));
                     // Counted just before the reply, so a reader that sees its
                     // data also sees the fault in the counters.
                     vm.stats.fault(arrival.elapsed());
@@ -45,6 +54,9 @@ impl LazyFs {
                             error!(vm = vm.name(), offset, len, error = %e, "fault failed");
                             reply.error(Errno::EIO);
                         }
+                    }
+                    if let Some((claims, n)) = prefetch {
+                        prefetch_working_set(&vm, claims, n).await;
                     }
                 });
             }
@@ -77,10 +89,14 @@ impl LazyFs {
         // A partly covered absent page must be fetched before it is patched.
         let data = data.to_vec();
         self.runtime.spawn(async move {
+            let working_set = vm.take_working_set();
             let res = match vm.ensure_present(&need).await {
                 Ok(()) => vm.write(offset, &data).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
+            let prefetch = working_set
+                .filter(|_| res.is_ok())
+                .map(|ws| (vm.claim_runs(&ws), ws.len()));
             match res {
                 Ok(()) => reply.written(len as u32),
                 Err(e) => {
@@ -88,6 +104,26 @@ impl LazyFs {
                     reply.error(Errno::EIO);
                 }
             }
+            if let Some((claims, n)) = prefetch {
+                prefetch_working_set(&vm, claims, n).await;
+            }
         });
+    }
+}
+
+/// Fetches a VM's claimed working set (of `n` pages) after its first miss
+/// was answered.
+async fn prefetch_working_set(vm: &VmMemory, claims: Vec<RunClaim<'_>>, n: usize) {
+    let started = Instant::now();
+    match vm.fetch_claimed(claims).await {
+        Ok((fetched, fetches)) => info!(
+            vm = vm.name(),
+            working_set = n,
+            fetched,
+            fetches,
+            ms = started.elapsed().as_millis() as u64,
+            "working set prefetched"
+        ),
+        Err(e) => warn!(vm = vm.name(), error = %e, "working set prefetch ended"),
     }
 }

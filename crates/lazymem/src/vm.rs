@@ -21,11 +21,13 @@ pub(crate) const ABSENT: u8 = 0;
 pub(crate) const PRESENT: u8 = 1;
 /// In the replica, written on the server (present + dirty).
 pub(crate) const DIRTY: u8 = 2;
+/// In the replica, fetched (ahead of use) and not read by the VM yet.
+pub(crate) const UNREAD: u8 = 3;
 
 /// Presence of every page, plus the pages whose fetch is under way.
 #[derive(Debug)]
 pub(crate) struct PageState {
-    /// One of [`ABSENT`], [`PRESENT`], [`DIRTY`] per page.
+    /// One of [`ABSENT`], [`PRESENT`], [`DIRTY`], [`UNREAD`] per page.
     pub(crate) pages: Vec<u8>,
     /// Pages being fetched; the receiver's channel closes when the fetch ends.
     pub(crate) inflight: HashMap<u64, watch::Receiver<()>>,
@@ -47,7 +49,10 @@ pub struct VmMemory {
     state: Mutex<PageState>,
     pub(crate) source: Arc<dyn PageSource>,
     pub(crate) stats: Stats,
-    pub(crate) fetch_pages: u64,
+    /// Neighbourhood group size in pages (at least 1).
+    pub(crate) group: u64,
+    /// The working set to fetch at the first miss; taken by that miss.
+    working_set: Mutex<Option<Vec<u64>>>,
     cancelled: AtomicBool,
 }
 
@@ -70,7 +75,8 @@ impl VmMemory {
         size: u64,
         replica_path: &Path,
         source: Arc<dyn PageSource>,
-        fetch_pages: u32,
+        group: u64,
+        working_set: Vec<u64>,
     ) -> Result<Self, LazyMemError> {
         let ctx = || format!("replica {}", replica_path.display());
         let replica = OpenOptions::new()
@@ -99,7 +105,8 @@ impl VmMemory {
             }),
             source,
             stats: Stats::new(),
-            fetch_pages: u64::from(fetch_pages.max(1)),
+            group: group.max(1),
+            working_set: Mutex::new(Some(working_set)),
             cancelled: AtomicBool::new(false),
         })
     }
@@ -163,6 +170,26 @@ impl VmMemory {
         self.stats.fetched_pages()
     }
 
+    /// The pages the VM used: those fetched from the source (in fetch order)
+    /// that it then read or wrote, leaving out pages fetched ahead (by a
+    /// neighbourhood group or a working set) and never touched. This is the
+    /// period's working set to record.
+    pub fn used_pages(&self) -> Vec<u64> {
+        let fetched = self.fetched_pages();
+        let st = self.lock_state();
+        fetched
+            .into_iter()
+            .filter(|&p| st.pages.get(p as usize).is_some_and(|s| *s != UNREAD))
+            .collect()
+    }
+
+    /// Takes the working set to prefetch: `Some` (non-empty) at the VM's
+    /// first call only.
+    pub(crate) fn take_working_set(&self) -> Option<Vec<u64>> {
+        let mut ws = self.working_set.lock().unwrap_or_else(|p| p.into_inner());
+        ws.take().filter(|w| !w.is_empty())
+    }
+
     /// Whether `page` is on the server (fetched or written).
     pub fn is_present(&self, page: u64) -> bool {
         self.lock_state()
@@ -199,10 +226,20 @@ impl VmMemory {
 
     /// Reads `len` bytes at `offset` if every page they touch is present.
     /// `len` must already be clamped and non-zero.
+    /// The pages read are marked used (no longer [`UNREAD`]).
     pub(crate) fn read_if_present(&self, offset: u64, len: u64) -> Option<io::Result<Vec<u8>>> {
-        let st = self.lock_state();
+        let mut st = self.lock_state();
         let all = page_range(offset, len).all(|p| st.pages[p as usize] != ABSENT);
-        all.then(|| self.read_locked(offset, len))
+        if !all {
+            return None;
+        }
+        for p in page_range(offset, len) {
+            let s = &mut st.pages[p as usize];
+            if *s == UNREAD {
+                *s = PRESENT;
+            }
+        }
+        Some(self.read_locked(offset, len))
     }
 
     /// Reads `len` bytes at `offset`, every touched page being present.
@@ -243,14 +280,15 @@ impl VmMemory {
         Ok(())
     }
 
-    /// Stores fetched pages starting at page `first`, skipping pages that
-    /// became present meanwhile (a write must never be overwritten).
+    /// Stores fetched pages starting at page `first` as [`UNREAD`],
+    /// skipping pages that became present meanwhile (a write must never be
+    /// overwritten).
     pub(crate) fn store_fetched(&self, first: u64, data: &[u8]) -> io::Result<()> {
         let mut st = self.lock_state();
         for (p, chunk) in (first..).zip(data.chunks(PAGE_SIZE as usize)) {
             if st.pages[p as usize] == ABSENT {
                 self.replica.write_all_at(chunk, p * PAGE_SIZE)?;
-                st.pages[p as usize] = PRESENT;
+                st.pages[p as usize] = UNREAD;
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use common::{drop_caches, Fixture, TestSource};
-use jettison_lazymem::{LazyMemError, MountOptions, PAGE_SIZE};
+use jettison_lazymem::{LazyMemError, MountOptions, PrefetchConfig, PAGE_SIZE};
 
 #[test]
 fn whole_file_read_fetches_each_page_once() {
@@ -202,7 +202,7 @@ fn concurrent_reads(path: &std::path::Path, pages: &[u64]) -> Vec<Vec<u8>> {
 #[test]
 fn concurrent_misses_share_one_fetch() {
     let fx = Fixture::new(MountOptions {
-        fetch_pages: 4,
+        prefetch: PrefetchConfig::Neighbourhood { pages: 4 },
         ..MountOptions::default()
     });
     let src = TestSource::with(64 * PAGE_SIZE, 0, Duration::from_millis(200));

@@ -11,6 +11,12 @@
 //! whose clock starts when the backend starts. After a page-miss wake the
 //! host is Idle; after a user return, Active.
 //!
+//! Selective resume ([`EmulatedConfig::selective_resume`]): a magic packet
+//! resumes only the devices needed to serve pages, so the host thaws after
+//! [`PowerProfile::service_resume`]'s latency; the user's return while it is
+//! up after such a wake resumes the rest (the full latency minus the
+//! service latency). A wake for the user is always a full resume.
+//!
 //! Which processes sleep: [`Emulated::add_pid`] moves a process (all its
 //! threads) into the group; processes it forks later follow, its existing
 //! children do not. A desktop daemon adds its own pid and each QEMU child
@@ -62,11 +68,14 @@ pub struct EmulatedConfig {
     /// Where the emulated keyboard listens (UDP): any datagram means the
     /// user is back, which wakes the host ([`WakeReason::UserReturn`]).
     pub user_addr: Option<SocketAddr>,
+    /// Whether a wake by magic packet (page miss) resumes only the service
+    /// devices (CPU, memory, NIC); see the module documentation.
+    pub selective_resume: bool,
 }
 
 impl EmulatedConfig {
-    /// A configuration with the default profile, a 10 s freeze timeout and
-    /// an Idle start.
+    /// A configuration with the default profile, a 10 s freeze timeout, an
+    /// Idle start and no selective resume.
     pub fn new(name: impl Into<String>, mac: MacAddr, wol_addr: SocketAddr) -> Self {
         Self {
             name: name.into(),
@@ -76,6 +85,7 @@ impl EmulatedConfig {
             freeze_timeout: Duration::from_secs(10),
             initial: HostState::Idle,
             user_addr: None,
+            selective_resume: false,
         }
     }
 }
@@ -238,7 +248,11 @@ impl PowerBackend for Emulated {
 
     fn record_placement(&self, vm: &str, placement: Placement) -> Result<(), PowerError> {
         self.commands
-            .send(Command::Placement(vm.to_owned(), placement))
+            .send(Command::Placement(
+                vm.to_owned(),
+                placement,
+                self.shared.now_ms(),
+            ))
             .map_err(|_| PowerError::Stopped)
     }
 

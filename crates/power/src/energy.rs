@@ -6,6 +6,12 @@
 //!   exactly the modelled latency costs exactly the modelled energy, and a
 //!   slower one costs proportionally more. A transition with zero modelled
 //!   latency costs its energy once per occurrence.
+//! * Each resume is charged for what it resumed
+//!   ([`crate::timeline::ResumeScope`]): a plain wake the full resume, a
+//!   selective (service-only) wake [`PowerProfile::service_resume`], and the
+//!   rest of the devices after it (the user came back) the remainder, full
+//!   minus service ([`rest_resume`]), so a service wake followed by the rest
+//!   costs exactly one full resume.
 //! * Each VM consolidated on the server costs the server's share per VM
 //!   ([`crate::profile::ServerPower::watts_per_vm`]) for its time there.
 //! * The baseline is the desktop left on over the same wall time: its
@@ -15,8 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::PowerProfile;
-use crate::timeline::{HostState, Placement, Timeline, TimelineError, WakeReason};
+use crate::profile::{PowerProfile, Transition};
+use crate::timeline::{HostState, Placement, ResumeScope, Timeline, TimelineError, WakeReason};
 
 /// Milliseconds spent in each state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +83,12 @@ pub struct EnergyReport {
     pub wakes: u32,
     /// Wakes by reason.
     pub wake_reasons: WakeCounts,
+    /// Of the wakes, those that resumed the service devices only.
+    #[serde(default)]
+    pub service_wakes: u32,
+    /// Resumes of the remaining devices after a service-only wake.
+    #[serde(default)]
+    pub rest_resumes: u32,
     /// Per VM, milliseconds spent on the server.
     pub vm_server_ms: BTreeMap<String, u64>,
 }
@@ -102,12 +114,18 @@ pub fn meter(
     for (state, from, to) in timeline.intervals(until_ms) {
         let ms = to - from;
         *time.slot(state) += ms;
-        desktop_j += watts(profile, state) * ms as f64 / 1000.0;
+        let w = match state {
+            HostState::Resuming => {
+                resume_transition(profile, timeline.resume_scope(from)).average_w()
+            }
+            s => watts(profile, s),
+        };
+        desktop_j += w * ms as f64 / 1000.0;
     }
-    for &(_, state) in &timeline.events {
+    for &(t_ms, state) in &timeline.events {
         let t = match state {
-            HostState::Suspending => &profile.suspend,
-            HostState::Resuming => &profile.resume,
+            HostState::Suspending => profile.suspend.clone(),
+            HostState::Resuming => resume_transition(profile, timeline.resume_scope(t_ms)),
             _ => continue,
         };
         if t.latency_ms == 0 {
@@ -158,11 +176,33 @@ pub fn meter(
         savings_percent,
         wakes: timeline.wakes.len() as u32,
         wake_reasons,
+        service_wakes: timeline.service_wakes.len() as u32,
+        rest_resumes: timeline.rest_resumes.len() as u32,
         vm_server_ms,
     })
 }
 
-/// Watts the desktop draws in `state` (transitions at their average power).
+/// What a resume of `scope` costs under `profile`.
+pub fn resume_transition(profile: &PowerProfile, scope: ResumeScope) -> Transition {
+    match scope {
+        ResumeScope::Full => profile.resume.clone(),
+        ResumeScope::Service => profile.service_resume(),
+        ResumeScope::Rest => rest_resume(profile),
+    }
+}
+
+/// The devices a service-only wake leaves asleep: the full resume minus
+/// [`PowerProfile::service_resume`] (latency and energy).
+pub fn rest_resume(profile: &PowerProfile) -> Transition {
+    let (full, service) = (&profile.resume, profile.service_resume());
+    Transition {
+        latency_ms: full.latency_ms.saturating_sub(service.latency_ms),
+        energy_j: (full.energy_j - service.energy_j).max(0.0),
+    }
+}
+
+/// Watts the desktop draws in `state` (transitions at their average power;
+/// Resuming as a full resume).
 pub fn watts(profile: &PowerProfile, state: HostState) -> f64 {
     match state {
         HostState::Active => profile.desktop.active_w,

@@ -143,3 +143,84 @@ fn rejects_empty_and_early_ends() {
         0.0
     );
 }
+
+/// Selective resume under the default profile: the service devices (CPU,
+/// memory, NIC) resume in 2.5 s for 200 J, the rest in 2.5 s for 200 J.
+fn selective_minute() -> Timeline {
+    let mut t = Timeline::starting(0, Idle);
+    t.record(0, Suspending).unwrap();
+    t.record(3_000, Asleep).unwrap();
+    t.record_service_wake(10_000, WakeReason::PageMiss).unwrap();
+    t.record(12_500, Idle).unwrap();
+    t.record(20_000, Suspending).unwrap();
+    t.record(23_000, Asleep).unwrap();
+    t.record_service_wake(30_000, WakeReason::PageMiss).unwrap();
+    t.record(32_500, Idle).unwrap();
+    // The user comes back while the host serves pages: the rest resumes.
+    t.record_rest_resume(34_000).unwrap();
+    t.record(36_500, Active).unwrap();
+    t.record(40_000, Suspending).unwrap();
+    t.record(43_000, Asleep).unwrap();
+    t.record_wake(50_000, WakeReason::UserReturn).unwrap();
+    t.record(55_000, Active).unwrap();
+    t
+}
+
+#[test]
+fn each_resume_is_charged_for_what_it_resumed() {
+    let p = PowerProfile::default();
+    assert_eq!(rest_resume(&p).latency_ms, 2_500);
+    assert!(close(rest_resume(&p).energy_j, 200.0));
+    let r = meter(&selective_minute(), &p, 60_000).unwrap();
+    assert_eq!(r.time.resuming_ms, 2_500 + 2_500 + 2_500 + 5_000);
+    assert_eq!(r.time.idle_ms, 9_000);
+    assert_eq!(r.time.asleep_ms, 21_000);
+    assert_eq!(r.time.active_ms, 8_500);
+    // idle 9 s x 60 W + 3 suspends x 180 J + asleep 21 s x 3 W
+    // + 2 service resumes x 200 J + the rest 200 J + a full resume 400 J
+    // + active 8.5 s x 100 W
+    let want = 540.0 + 540.0 + 63.0 + 400.0 + 200.0 + 400.0 + 850.0;
+    assert!(close(r.desktop_j, want), "{} J, want {want} J", r.desktop_j);
+    assert_eq!((r.wakes, r.service_wakes, r.rest_resumes), (3, 2, 1));
+    assert_eq!(
+        (r.wake_reasons.page_miss, r.wake_reasons.user_return),
+        (2, 1)
+    );
+}
+
+#[test]
+fn a_slow_service_resume_costs_proportionally() {
+    let mut t = Timeline::starting(0, Asleep);
+    t.record_service_wake(0, WakeReason::PageMiss).unwrap();
+    t.record(5_000, Idle).unwrap();
+    // Twice the modelled 2.5 s: twice the 200 J.
+    let r = meter(&t, &PowerProfile::default(), 5_000).unwrap();
+    assert!(close(r.desktop_j, 400.0), "{}", r.desktop_j);
+    // Without a per-device split the service resume is the full resume.
+    let plain = PowerProfile {
+        devices: vec![],
+        ..PowerProfile::default()
+    };
+    assert!(close(meter(&t, &plain, 5_000).unwrap().desktop_j, 400.0));
+    assert_eq!(rest_resume(&plain).latency_ms, 0);
+}
+
+#[test]
+fn timelines_recorded_before_selective_resume_charge_full_resumes() {
+    let mut t = selective_minute();
+    let j = serde_json::to_value(&t).unwrap();
+    assert_eq!(j["service_wakes"], serde_json::json!([10_000, 30_000]));
+    let mut old = j.clone();
+    let o = old.as_object_mut().unwrap();
+    o.remove("service_wakes");
+    o.remove("rest_resumes");
+    let old: Timeline = serde_json::from_value(old).unwrap();
+    t.service_wakes.clear();
+    t.rest_resumes.clear();
+    assert_eq!(old, t);
+    let r = meter(&old, &PowerProfile::default(), 60_000).unwrap();
+    assert_eq!((r.service_wakes, r.rest_resumes), (0, 0));
+    // Every Resuming interval at the full resume's 80 W.
+    let want = 540.0 + 540.0 + 63.0 + 12.5 * 80.0 + 850.0;
+    assert!(close(r.desktop_j, want), "{}", r.desktop_j);
+}

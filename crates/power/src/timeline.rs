@@ -4,6 +4,15 @@
 //!
 //! Times are milliseconds on one monotonic clock chosen by the recorder
 //! (the emulated backend counts from its creation).
+//!
+//! Selective resume: a wake that resumes only the devices needed to serve
+//! pages is recorded with [`Timeline::record_service_wake`]; if the user
+//! comes back while the host is up after such a wake, the rest of the
+//! devices resume ([`Timeline::record_rest_resume`]): the host goes from
+//! Idle or Active through Resuming again. Both are listed by time
+//! ([`Timeline::service_wakes`], [`Timeline::rest_resumes`]); a timeline
+//! recorded before selective resume existed has neither, and every wake in
+//! it is a full resume.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,6 +146,26 @@ pub struct Timeline {
     pub wakes: Vec<(u64, WakeReason)>,
     /// Per VM: where it runs from each time on.
     pub vms: BTreeMap<String, Vec<(u64, Placement)>>,
+    /// Times of the wakes (entries of [`Timeline::wakes`]) that resumed the
+    /// service devices only (selective resume).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_wakes: Vec<u64>,
+    /// Times the rest of the devices started resuming after a service-only
+    /// wake (the user came back while the host was up); not wakes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rest_resumes: Vec<u64>,
+}
+
+/// What a Resuming interval of a [`Timeline`] resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResumeScope {
+    /// Every device (a plain wake).
+    Full,
+    /// The devices needed to serve pages (a selective wake).
+    Service,
+    /// The devices a service-only wake left asleep.
+    Rest,
 }
 
 impl Timeline {
@@ -218,6 +247,56 @@ impl Timeline {
         self.push(t_ms, HostState::Resuming)?;
         self.wakes.push((t_ms, reason));
         Ok(())
+    }
+
+    /// Records a selective wake: Asleep to Resuming for `reason`, resuming
+    /// only the devices needed to serve pages.
+    pub fn record_service_wake(
+        &mut self,
+        t_ms: u64,
+        reason: WakeReason,
+    ) -> Result<(), TimelineError> {
+        self.record_wake(t_ms, reason)?;
+        self.service_wakes.push(t_ms);
+        Ok(())
+    }
+
+    /// Whether the host is up after a service-only wake whose remaining
+    /// devices have not resumed yet.
+    pub fn rest_pending(&self) -> bool {
+        let Some(&(last_wake, _)) = self.wakes.last() else {
+            return false;
+        };
+        self.service_wakes.last() == Some(&last_wake)
+            && self.rest_resumes.last().is_none_or(|&t| t < last_wake)
+            && self.current().is_some_and(HostState::is_awake)
+    }
+
+    /// Records that the rest of the devices start resuming (the user came
+    /// back after a service-only wake): the awake host goes to Resuming.
+    pub fn record_rest_resume(&mut self, t_ms: u64) -> Result<(), TimelineError> {
+        self.check_time(t_ms)?;
+        let from = self.current().ok_or(TimelineError::Empty)?;
+        if !self.rest_pending() {
+            return Err(TimelineError::Transition {
+                from,
+                to: HostState::Resuming,
+            });
+        }
+        self.events.push((t_ms, HostState::Resuming));
+        self.rest_resumes.push(t_ms);
+        Ok(())
+    }
+
+    /// What the Resuming interval that started at `t_ms` resumed.
+    pub fn resume_scope(&self, t_ms: u64) -> ResumeScope {
+        if self.rest_resumes.contains(&t_ms) {
+            ResumeScope::Rest
+        } else if self.service_wakes.contains(&t_ms) {
+            ResumeScope::Service
+        } else {
+            ResumeScope::Full
+        }
     }
 
     /// Records that `vm` runs at `placement` from `t_ms` on.

@@ -95,3 +95,35 @@ fn serializes() {
     assert_eq!(serde_json::from_str::<Timeline>(&j).unwrap(), t);
     assert_eq!(WakeReason::PageMiss.to_string(), "page miss");
 }
+
+#[test]
+fn rest_resume_only_after_a_service_wake() {
+    let mut t = Timeline::starting(0, Idle);
+    assert!(!t.rest_pending());
+    assert!(t.record_rest_resume(1).is_err());
+    t.record(1, Suspending).unwrap();
+    t.record(2, Asleep).unwrap();
+    t.record_wake(3, WakeReason::PageMiss).unwrap();
+    t.record(4, Idle).unwrap();
+    assert!(!t.rest_pending(), "a full wake leaves nothing to resume");
+    t.record(5, Suspending).unwrap();
+    t.record(6, Asleep).unwrap();
+    t.record_service_wake(7, WakeReason::PageMiss).unwrap();
+    assert!(!t.rest_pending(), "not while resuming");
+    t.record(8, Idle).unwrap();
+    assert!(t.rest_pending());
+    assert!(t.record_rest_resume(7).is_err(), "backwards");
+    t.record_rest_resume(9).unwrap();
+    t.record(10, Active).unwrap();
+    assert!(!t.rest_pending());
+    assert!(t.record_rest_resume(11).is_err());
+    assert_eq!(t.wakes.len(), 2);
+    assert_eq!(
+        (t.service_wakes.clone(), t.rest_resumes.clone()),
+        (vec![7], vec![9])
+    );
+    assert_eq!(t.resume_scope(3), ResumeScope::Full);
+    assert_eq!(t.resume_scope(7), ResumeScope::Service);
+    assert_eq!(t.resume_scope(9), ResumeScope::Rest);
+    assert_eq!(t.state_at(9), Some(Resuming));
+}

@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use jettison_power::profile::Transition;
+use jettison_power::profile::{DeviceCost, Transition};
 use jettison_power::{
-    meter, send_magic_packet, Emulated, EmulatedConfig, HostState, MacAddr, Placement,
+    meter, send_magic_packet, Device, Emulated, EmulatedConfig, HostState, MacAddr, Placement,
     PowerBackend, PowerProfile, WakeReason,
 };
 
@@ -50,12 +50,9 @@ fn unique(tag: &str) -> String {
     )
 }
 
-fn rig(tag: &str, command: &mut Command) -> Rig {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (freezer cgroup)"
-    );
-    let profile = PowerProfile {
+/// Short transitions; every device resumes at once (no per-device split).
+fn test_profile() -> PowerProfile {
+    PowerProfile {
         suspend: Transition {
             latency_ms: SUSPEND_MS,
             energy_j: 12.0,
@@ -66,9 +63,22 @@ fn rig(tag: &str, command: &mut Command) -> Rig {
         },
         devices: vec![],
         ..PowerProfile::default()
-    };
+    }
+}
+
+fn rig(tag: &str, command: &mut Command) -> Rig {
+    rig_with(tag, command, |_| {})
+}
+
+fn rig_with(tag: &str, command: &mut Command, adjust: impl FnOnce(&mut EmulatedConfig)) -> Rig {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (freezer cgroup)"
+    );
+    let profile = test_profile();
     let mut config = EmulatedConfig::new(unique(tag), MAC, "127.0.0.1:0".parse().unwrap());
     config.profile = profile;
+    adjust(&mut config);
     let host = Emulated::start(config).unwrap();
     let child = command
         .stdin(Stdio::null())
@@ -120,6 +130,16 @@ fn echo(addr: SocketAddr, wait: Duration) -> std::io::Result<String> {
     let mut buf = [0u8; 16];
     let n = s.read(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Sends our magic packet; the ms until the host is Idle (thawed).
+async fn wake_by_packet(host: &Emulated) -> u64 {
+    let t = Instant::now();
+    send_magic_packet(MAC, host.wol_addr()).await.unwrap();
+    host.wait_for(HostState::Idle, Duration::from_secs(10))
+        .await
+        .unwrap();
+    t.elapsed().as_millis() as u64
 }
 
 fn free_port() -> u16 {
@@ -177,12 +197,7 @@ async fn magic_packet_wakes_a_frozen_echo_server_after_the_resume_latency() {
     );
     assert_eq!(host.freezer_state().unwrap(), "FROZEN");
 
-    let t = Instant::now();
-    send_magic_packet(MAC, host.wol_addr()).await.unwrap();
-    host.wait_for(HostState::Idle, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let woke_ms = t.elapsed().as_millis() as u64;
+    let woke_ms = wake_by_packet(host).await;
     eprintln!("resume: configured {RESUME_MS} ms, measured {woke_ms} ms from send to thawed");
     assert!(woke_ms >= RESUME_MS, "woke after {woke_ms} ms");
     assert!(woke_ms <= RESUME_MS + SLACK_MS, "woke after {woke_ms} ms");
@@ -286,4 +301,100 @@ async fn dropping_a_sleeping_host_thaws_and_removes_its_group() {
         cgroups.lines().any(|l| l.ends_with(":freezer:/")),
         "{cgroups}"
     );
+}
+
+/// Resume split: service devices (CPU, memory, NIC) 200 ms, the rest 200 ms.
+fn split_profile() -> PowerProfile {
+    let dev = |device, latency_ms, energy_j| DeviceCost {
+        device,
+        latency_ms,
+        energy_j,
+    };
+    PowerProfile {
+        devices: vec![
+            dev(Device::Cpu, 100, 8.0),
+            dev(Device::Memory, 50, 4.0),
+            dev(Device::Nic, 50, 4.0),
+            dev(Device::Disk, 100, 8.0),
+            dev(Device::Display, 50, 4.0),
+            dev(Device::Usb, 50, 4.0),
+        ],
+        ..test_profile()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_resume_thaws_after_the_service_latency_and_the_user_resumes_the_rest() {
+    let profile = split_profile();
+    let service_ms = profile.service_resume().latency_ms;
+    assert_eq!(service_ms, 200);
+    let user_addr: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let rig = rig_with("selective", Command::new("sleep").arg("1000"), |c| {
+        c.profile = profile.clone();
+        c.selective_resume = true;
+        c.user_addr = Some(user_addr);
+    });
+    let host = rig.host();
+    let pid = rig.child.id();
+    host.suspend().await.unwrap();
+    assert!(frozen(pid), "{}", proc_state(pid));
+
+    let woke_ms = wake_by_packet(host).await;
+    eprintln!(
+        "service resume: configured {service_ms} ms (full {RESUME_MS} ms), measured {woke_ms} ms"
+    );
+    assert!(
+        (service_ms..=service_ms + SLACK_MS).contains(&woke_ms),
+        "woke after {woke_ms} ms"
+    );
+    assert_eq!(host.freezer_state().unwrap(), "THAWED");
+    assert!(runs_again(pid).await, "{}", proc_state(pid));
+
+    // The user comes back: the remaining devices resume, then Active.
+    let t = Instant::now();
+    let keyboard = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    keyboard.send_to(b"key", user_addr).unwrap();
+    host.wait_for(HostState::Active, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let rest_ms = t.elapsed().as_millis() as u64;
+    let want = RESUME_MS - service_ms;
+    assert!(
+        (want..=want + SLACK_MS).contains(&rest_ms),
+        "the rest resumed after {rest_ms} ms"
+    );
+    assert!(host.take_user_return());
+
+    let tl = host.timeline();
+    use HostState::*;
+    let states: Vec<HostState> = tl.events.iter().map(|e| e.1).collect();
+    assert_eq!(
+        states,
+        [Idle, Suspending, Asleep, Resuming, Idle, Resuming, Active]
+    );
+    assert_eq!((tl.service_wakes.len(), tl.rest_resumes.len()), (1, 1));
+    let report = meter(&tl, &profile, host.now_ms()).unwrap();
+    assert_eq!(
+        (report.wakes, report.service_wakes, report.rest_resumes),
+        (1, 1, 1)
+    );
+
+    // A wake for the user is a full resume even with selective resume on.
+    host.suspend().await.unwrap();
+    let t = Instant::now();
+    keyboard.send_to(b"key", user_addr).unwrap();
+    host.wait_for(HostState::Active, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let full_ms = t.elapsed().as_millis() as u64;
+    assert!(
+        (RESUME_MS..=RESUME_MS + SLACK_MS).contains(&full_ms),
+        "user wake took {full_ms} ms"
+    );
+    let tl = host.timeline();
+    assert_eq!(tl.wakes.len(), 2);
+    assert_eq!(tl.service_wakes.len(), 1);
 }

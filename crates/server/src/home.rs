@@ -85,6 +85,7 @@ impl Server {
                     ms = started.elapsed().as_secs_f64() * 1000.0,
                     "VM is home; forgetting it"
                 );
+                self.record_working_set(vm, &guest.memory).await;
                 drop(guest);
                 self.discard(vm).await;
                 Ok(())
@@ -107,6 +108,30 @@ impl Server {
                 }
                 Err(ServerError::Protocol(why))
             }
+        }
+    }
+}
+
+impl Server {
+    /// Records the memory pages `vm` used in the period that ends (the
+    /// memory file only; the disk is not prefetched). A failure is logged:
+    /// the VM is home either way.
+    async fn record_working_set(&self, vm: &str, memory: &Arc<VmMemory>) {
+        let pages = memory.used_pages();
+        let fetched = memory.stats().pages_fetched;
+        let sets = self.working_sets.clone();
+        let name = vm.to_owned();
+        let n = pages.len();
+        let saved = tokio::task::spawn_blocking(move || sets.record(&name, &pages)).await;
+        match saved {
+            Ok(Ok(())) => tracing::info!(
+                vm,
+                used_pages = n,
+                fetched_pages = fetched,
+                "working set recorded"
+            ),
+            Ok(Err(e)) => tracing::warn!(vm, "working set not saved: {e}"),
+            Err(e) => tracing::warn!(vm, "working set task: {e}"),
         }
     }
 }

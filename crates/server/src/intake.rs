@@ -107,9 +107,13 @@ impl Server {
             tls.clone(),
             waker.clone(),
         ));
-        let memory =
-            self.mount
-                .add_vm(vm, machine.memory_mib << 20, &self.replica_path(vm), source)?;
+        let memory = self.mount.add_vm_with_history(
+            vm,
+            machine.memory_mib << 20,
+            &self.replica_path(vm),
+            source,
+            &self.working_sets.history(vm),
+        )?;
         let guest = async {
             let disk = match machine.disk_bytes {
                 Some(size) => {

@@ -8,6 +8,7 @@ pub mod fetch_client;
 mod home;
 mod intake;
 pub mod waker;
+pub mod working_set;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -131,19 +132,25 @@ pub struct Server {
     guests: Mutex<HashMap<String, GuestSlot>>,
     /// Power state of each desktop that brought a VM, by certificate name.
     desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
+    /// The pages each VM used in its last periods here.
+    pub(crate) working_sets: Arc<working_set::WorkingSets>,
 }
 
 impl Server {
     /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
-    /// killed predecessor) and prepares the directories.
+    /// killed predecessor), prepares the directories and loads the recorded
+    /// working sets.
     pub fn new(config: ServerConfig) -> Result<Self, ServerError> {
         for dir in [&config.replica_dir, &config.run_dir] {
             std::fs::create_dir_all(dir)?;
         }
         let tls = jettison_tls::TlsContext::load(&config.tls)?;
+        let working_sets = Arc::new(working_set::WorkingSets::load(
+            &config.state_dir.join("working-sets"),
+        )?);
         let opts = MountOptions {
             max_readahead: config.max_readahead,
-            fetch_pages: config.fetch_pages,
+            prefetch: config.prefetch,
         };
         let mount =
             LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
@@ -153,6 +160,7 @@ impl Server {
             mount,
             guests: Mutex::new(HashMap::new()),
             desktops: Mutex::new(HashMap::new()),
+            working_sets,
         })
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use jettison_demo::{report, round_trip, Binaries, Cluster, ClusterOptions, GuestImage, Phases};
+use jettison_power::PrefetchConfig;
 
 /// Boots a guest on a desktop agent, migrates it partially to a consolidation
 /// server, lets it run there on memory fetched on demand, brings it home with
@@ -31,10 +32,20 @@ struct Args {
     /// Accelerator (tcg here; kvm on real hardware).
     #[arg(long, default_value = "tcg")]
     accel: String,
-    /// Pages fetched per miss on the server (neighbourhood prefetch); default:
-    /// 64 when the desktop sleeps (fewer wakes), 1 otherwise.
+    /// Pages fetched per miss on the server (a neighbourhood prefetch);
+    /// overridden by `--prefetch`.
     #[arg(long)]
     fetch_pages: Option<u32>,
+    /// The server's prefetch policy, as in its configuration: `none`, or
+    /// e.g. `{ combined = { pages = 64, max_pages = 8192, periods = 4 } }`.
+    /// Default: that (the server's default) when the desktop sleeps, `none`
+    /// otherwise. A demo's server starts without recorded working sets, so
+    /// its one period fetches no working set.
+    #[arg(long, value_parser = parse_prefetch)]
+    prefetch: Option<PrefetchConfig>,
+    /// Wakes for page misses resume every device (no selective resume).
+    #[arg(long)]
+    full_resume: bool,
     /// Where the report and the run's logs go.
     #[arg(long, default_value = "target/jettison-demo")]
     out: PathBuf,
@@ -69,13 +80,14 @@ async fn main() -> anyhow::Result<()> {
         memory_mib: args.memory_mib,
         fill_pct: args.fill_pct,
         accel: args.accel.clone(),
-        fetch_pages: args
-            .fetch_pages
-            .unwrap_or(if args.loopback || args.no_sleep {
-                1
-            } else {
-                64
-            }),
+        fetch_pages: args.fetch_pages.unwrap_or(1),
+        prefetch: match (args.prefetch, args.fetch_pages) {
+            (Some(p), _) => Some(p),
+            (None, Some(_)) => None,
+            (None, None) if args.loopback || args.no_sleep => Some(PrefetchConfig::None),
+            (None, None) => Some(jettison_server::config::default_prefetch()),
+        },
+        selective_resume: !args.full_resume,
         work_root: runs,
         keep: true,
         lan: !args.loopback,
@@ -129,6 +141,14 @@ async fn main() -> anyhow::Result<()> {
         let (power, energy) = jettison_demo::power_report::build(rec, &out.join("timeline.png"))?;
         value["power"] = power;
         value["energy"] = energy;
+        let pages = u32::try_from(args.memory_mib * 256)?;
+        value["replay"] = jettison_demo::replay::report(
+            rec,
+            pages,
+            &opts.prefetch(),
+            opts.selective_resume,
+            &out.join("trace.json"),
+        )?;
     }
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
@@ -161,6 +181,24 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A prefetch policy as in the server's configuration (`none` may be bare).
+fn parse_prefetch(s: &str) -> Result<PrefetchConfig, String> {
+    #[derive(serde::Deserialize)]
+    struct T {
+        prefetch: PrefetchConfig,
+    }
+    let value = if s.trim_start().starts_with('{') {
+        s.to_owned()
+    } else {
+        format!("\"{}\"", s.trim())
+    };
+    let p = toml::from_str::<T>(&format!("prefetch = {value}"))
+        .map_err(|e| e.to_string())?
+        .prefetch;
+    p.validate()?;
+    Ok(p)
 }
 
 /// The console lines logged after host time `ms`.

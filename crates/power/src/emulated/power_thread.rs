@@ -3,6 +3,13 @@
 //! the WoL-armed NIC. Commands arrive in order; a magic packet that arrives
 //! while a suspend is in progress waits in the socket buffer and wakes the
 //! host as soon as it is asleep, as an armed NIC would.
+//!
+//! With selective resume, a page-miss wake thaws the host after the service
+//! devices' latency ([`crate::PowerProfile::service_resume`]); the user's
+//! input while the host is up after such a wake resumes the rest of the
+//! devices (the full latency minus the service latency) before the host is
+//! Active. The host runs meanwhile (it is thawed): only the timeline says
+//! Resuming.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -43,7 +50,7 @@ pub(super) enum Command {
     Suspend(Reply),
     Resume(WakeReason, Reply),
     Idle(bool),
-    Placement(String, Placement),
+    Placement(String, Placement, u64),
     Shutdown,
 }
 
@@ -109,6 +116,12 @@ impl Host {
     async fn resume(&mut self, reason: WakeReason) -> Result<(), PowerError> {
         match self.state() {
             HostState::Asleep => {}
+            s if s.is_awake()
+                && reason == WakeReason::UserReturn
+                && self.timeline.rest_pending() =>
+            {
+                return self.resume_rest().await
+            }
             s if s.is_awake() => return Ok(()),
             s => {
                 return Err(PowerError::State {
@@ -122,16 +135,35 @@ impl Host {
         } else {
             HostState::Idle
         };
-        info!(%reason, "waking up");
-        self.timeline.record_wake(self.shared.now_ms(), reason)?;
+        let service = self.config.selective_resume && reason == WakeReason::PageMiss;
+        let now = self.shared.now_ms();
+        let latency_ms = if service {
+            self.timeline.record_service_wake(now, reason.clone())?;
+            self.config.profile.service_resume().latency_ms
+        } else {
+            self.timeline.record_wake(now, reason.clone())?;
+            self.config.profile.resume.latency_ms
+        };
+        info!(%reason, latency_ms, service, "waking up");
         self.publish(HostState::Resuming);
-        tokio::time::sleep(Duration::from_millis(self.config.profile.resume.latency_ms)).await;
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
         self.group
             .set(FreezerState::Thawed, self.config.freeze_timeout)
             .await?;
         self.set(after)?;
         info!(state = ?after, "awake (thawed)");
         Ok(())
+    }
+
+    /// The user is back after a service-only wake: the rest of the devices
+    /// resume, then the host is Active.
+    async fn resume_rest(&mut self) -> Result<(), PowerError> {
+        let ms = crate::energy::rest_resume(&self.config.profile).latency_ms;
+        info!(ms, "the user is back: resuming the remaining devices");
+        self.timeline.record_rest_resume(self.shared.now_ms())?;
+        self.publish(HostState::Resuming);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        self.set(HostState::Active)
     }
 
     fn set_idle(&mut self, idle: bool) {
@@ -147,11 +179,8 @@ impl Host {
         }
     }
 
-    fn placement(&mut self, vm: &str, placement: Placement) {
-        match self
-            .timeline
-            .record_placement(self.shared.now_ms(), vm, placement)
-        {
+    fn placement(&mut self, vm: &str, placement: Placement, t_ms: u64) {
+        match self.timeline.record_placement(t_ms, vm, placement) {
             Ok(()) => self.publish(self.state()),
             Err(e) => warn!(error = %e, vm, "placement not recorded"),
         }
@@ -175,6 +204,10 @@ impl Host {
                         if let Err(e) = self.resume(WakeReason::UserReturn).await {
                             warn!(error = %e, "wake failed");
                         }
+                    } else if self.timeline.rest_pending() {
+                        if let Err(e) = self.resume_rest().await {
+                            warn!(error = %e, "resuming the remaining devices failed");
+                        }
                     }
                 }
                 command = commands.recv() => match command {
@@ -186,7 +219,7 @@ impl Host {
                         let _ = reply.send(self.resume(reason).await);
                     }
                     Some(Command::Idle(idle)) => self.set_idle(idle),
-                    Some(Command::Placement(vm, p)) => self.placement(&vm, p),
+                    Some(Command::Placement(vm, p, t)) => self.placement(&vm, p, t),
                 },
                 packet = listener.recv() => match packet {
                     Ok(p) if self.state() == HostState::Asleep => {

@@ -1,0 +1,132 @@
+//! Recorded working sets: per consolidated VM, the memory pages it used in
+//! each of its last [`KEEP_PERIODS`] periods on this server (a period ends
+//! when the VM goes home). The prefetch policy takes the working set to
+//! fetch at a period's first miss from them
+//! ([`jettison_power::PrefetchConfig::first_wake`]).
+//!
+//! One file per VM, `<state_dir>/working-sets/<vm>.json`: the periods,
+//! oldest first, each as runs of consecutive pages `[first, count]`.
+//! Written crash-safe (a temporary file, `fsync`, rename, `fsync` of the
+//! directory), so a crash leaves the old or the new history, never half of
+//! one; read at start-up. A file that does not parse is set aside as
+//! `<vm>.json.bad` and the VM starts without history.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use jettison_lazymem::page_runs as runs;
+use serde::{Deserialize, Serialize};
+
+/// Periods kept per VM.
+pub const KEEP_PERIODS: usize = 8;
+
+/// The file format.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryFile {
+    /// Format version (1).
+    version: u32,
+    /// Oldest first; each period's pages as `[first, count]` runs.
+    periods: Vec<Vec<(u64, u64)>>,
+}
+
+/// The recorded working sets of this server's VMs.
+#[derive(Debug)]
+pub struct WorkingSets {
+    dir: PathBuf,
+    by_vm: Mutex<HashMap<String, Vec<Vec<u64>>>>,
+}
+
+impl WorkingSets {
+    /// Loads every VM's history from `dir` (created if missing).
+    pub fn load(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut by_vm = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Some(vm) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let parsed = std::fs::read(&path).map(|b| serde_json::from_slice::<HistoryFile>(&b));
+            match parsed {
+                Ok(Ok(h)) if h.version == 1 => {
+                    by_vm.insert(vm.to_owned(), h.periods.iter().map(|r| expand(r)).collect());
+                }
+                Ok(Ok(h)) => tracing::warn!(
+                    file = %path.display(),
+                    version = h.version,
+                    "unknown working-set file version: ignored"
+                ),
+                Ok(Err(e)) => {
+                    let bad = path.with_extension("json.bad");
+                    tracing::warn!(file = %path.display(), error = %e, moved_to = %bad.display(), "unreadable working-set file set aside");
+                    std::fs::rename(&path, &bad)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!(dir = %dir.display(), vms = by_vm.len(), "working sets loaded");
+        Ok(Self {
+            dir: dir.to_owned(),
+            by_vm: Mutex::new(by_vm),
+        })
+    }
+
+    /// `vm`'s recorded periods, oldest first (empty without history).
+    pub fn history(&self, vm: &str) -> Vec<Vec<u64>> {
+        self.lock().get(vm).cloned().unwrap_or_default()
+    }
+
+    /// Records the pages `vm` used in the period that just ended, keeping
+    /// the last [`KEEP_PERIODS`], and writes its file. On a write error the
+    /// file keeps the previous history (the memory copy has the new one).
+    pub fn record(&self, vm: &str, pages: &[u64]) -> io::Result<()> {
+        let mut period = pages.to_vec();
+        period.sort_unstable();
+        period.dedup();
+        let file = {
+            let mut map = self.lock();
+            let h = map.entry(vm.to_owned()).or_default();
+            h.push(period);
+            let excess = h.len().saturating_sub(KEEP_PERIODS);
+            h.drain(..excess);
+            HistoryFile {
+                version: 1,
+                periods: h.iter().map(|p| runs(p)).collect(),
+            }
+        };
+        let bytes = serde_json::to_vec(&file).map_err(io::Error::other)?;
+        write_atomic(&self.dir, &format!("{vm}.json"), &bytes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Vec<u64>>>> {
+        self.by_vm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Writes `dir/name` so that a crash leaves the old or the new content.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+fn expand(runs: &[(u64, u64)]) -> Vec<u64> {
+    runs.iter()
+        .flat_map(|&(f, n)| f..f.saturating_add(n))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "working_set_tests.rs"]
+mod tests;
