@@ -148,6 +148,31 @@ pub fn to_trace(rec: &PowerRecord, disk_page_base: u32) -> anyhow::Result<FleetT
     Ok(trace)
 }
 
+/// How often the agent's power loop asks its sleep policy (ms).
+pub const AGENT_TICK_MS: u32 = 250;
+
+/// `trace` with each idle period's requests thinned to one per `tick_ms`
+/// window: what a policy that is asked only every `tick_ms` can act on.
+/// The simulator asks its policy at the start of every gap between
+/// requests, even a gap of a millisecond inside a burst of fetches, and
+/// break-even sleeps at once while its mean gap is long (after a long quiet
+/// spell), so it starts sleep cycles inside bursts that the agent, which
+/// decides every [`AGENT_TICK_MS`] and asks the server first, never starts.
+pub fn coalesce(trace: &FleetTrace, tick_ms: u32) -> FleetTrace {
+    let mut out = trace.clone();
+    for p in out.desktops.iter_mut().flat_map(|d| d.idle.iter_mut()) {
+        let mut last: Option<u32> = None;
+        p.requests.retain(|r| {
+            let keep = last.is_none_or(|l| r.offset_ms >= l.saturating_add(tick_ms));
+            if keep {
+                last = Some(r.offset_ms);
+            }
+            keep
+        });
+    }
+    out
+}
+
 /// The simulator's energy for `trace` (joules, desktop and server share)
 /// under the break-even policy with `prefetch` and selective resume or not.
 ///
@@ -198,6 +223,8 @@ pub fn report(
     let trace = to_trace(rec, memory_pages)?;
     jettison_sim::io::save(trace_path, &trace)?;
     let (sim_j, detail) = simulate(&trace, rec, prefetch, selective)?;
+    let (tick_j, tick_detail) =
+        simulate(&coalesce(&trace, AGENT_TICK_MS), rec, prefetch, selective)?;
     let metered = jettison_power::meter(&rec.timeline, &rec.profile, until_ms(rec))?;
     let (meter_wh, sim_wh) = (metered.total_j / 3600.0, sim_j / 3600.0);
     let desk = &trace.desktops[0];
@@ -205,6 +232,9 @@ pub fn report(
         "meter_wh": meter_wh,
         "sim_wh": sim_wh,
         "diff_pct": if meter_wh > 0.0 { 100.0 * (sim_wh - meter_wh) / meter_wh } else { 0.0 },
+        "sim_per_tick_wh": tick_j / 3600.0,
+        "diff_per_tick_pct": if meter_wh > 0.0 { 100.0 * (tick_j / 3600.0 - meter_wh) / meter_wh } else { 0.0 },
+        "sim_per_tick_sleeps": tick_detail["outcome"]["sleeps"],
         "meter_desktop_wh": metered.desktop_j / 3600.0,
         "meter_server_wh": metered.server_j / 3600.0,
         "sim_server_wh": detail["outcome"]["server_j"].as_f64().unwrap_or(0.0) / 3600.0,

@@ -114,3 +114,22 @@ fn the_trace_replays_in_the_simulator() {
     let (j, _) = simulate(&empty, &rec, &PrefetchConfig::None, false).unwrap();
     assert!((j - 10.0 * rec.profile.desktop.idle_w).abs() < 1e-6, "{j}");
 }
+
+#[test]
+fn coalescing_keeps_one_request_per_tick() {
+    let trace = to_trace(&record(), 1_000_000).unwrap();
+    let mut burst = trace.clone();
+    let reqs = &mut burst.desktops[0].idle[0].requests;
+    *reqs = [0, 10, 249, 250, 600, 601]
+        .into_iter()
+        .map(|offset_ms| Request { offset_ms, page: 1 })
+        .collect();
+    let thin = coalesce(&burst, 250);
+    let kept: Vec<u32> = thin.desktops[0].idle[0]
+        .requests
+        .iter()
+        .map(|r| r.offset_ms)
+        .collect();
+    assert_eq!(kept, vec![0, 250, 600]);
+    thin.validate().unwrap();
+}
