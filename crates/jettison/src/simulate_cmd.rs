@@ -1,12 +1,17 @@
 //! `jettison simulate`: the fleet simulator (crate `jettison-sim`) over a
-//! synthetic fleet or a recorded trace, every sleep policy side by side with
-//! the offline oracle, plain sleep and full migration.
+//! synthetic fleet or a recorded trace, every (sleep policy x prefetch x
+//! resume) combination side by side with the offline oracle, plain sleep
+//! and full migration.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Args;
-use jettison_sim::{generate, simulate, PolicySpec, SimConfig, SynthParams};
+use clap::{Args, ValueEnum};
+use jettison_sim::config::DEFAULT_WORKING_SET;
+use jettison_sim::{
+    generate, simulate, summary, PolicySpec, PowerProfile, PrefetchConfig, SelectiveResume,
+    SimConfig, SynthParams,
+};
 
 /// Options of `jettison simulate`.
 #[derive(Args, Debug)]
@@ -26,16 +31,103 @@ pub struct SimulateArgs {
     /// Seed of the synthetic fleet.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A power profile (TOML, see jettison-power's `profile`) instead of the defaults.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Prefetch policies, comma-separated: none, neighbourhood-PAGES,
+    /// working-set[-MAX_PAGES-PERIODS], combined-PAGES[-MAX_PAGES-PERIODS]
+    /// (working sets default to 8192 pages from 4 periods).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,neighbourhood-64,working-set,combined-64"
+    )]
+    prefetch: Vec<String>,
+    /// Wakes that serve pages resume only the CPU, memory and NIC: off, on, or both side by side.
+    #[arg(long, value_enum, default_value_t = Resume::Both)]
+    selective_resume: Resume,
+    /// Print every combination, not the best sleep policy of each prefetch policy and resume.
+    #[arg(long)]
+    all: bool,
     /// Write the full report here (JSON).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write the savings table, next to the paper's figures, here (Markdown).
+    /// Write the savings tables and findings, next to the paper's figures, here (Markdown).
     #[arg(long)]
     markdown: Option<PathBuf>,
 }
 
+/// `--selective-resume`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Resume {
+    Off,
+    On,
+    Both,
+}
+
+/// Parses a prefetch policy's name as `prefetch_name` writes it.
+fn parse_prefetch(text: &str) -> anyhow::Result<PrefetchConfig> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--prefetch {text:?}: use none, neighbourhood-PAGES, working-set[-MAX_PAGES-PERIODS] \
+             or combined-PAGES[-MAX_PAGES-PERIODS]"
+        )
+    };
+    let (kind, rest) = match text.trim() {
+        "none" => return Ok(PrefetchConfig::None),
+        t => ["neighbourhood", "working-set", "combined"]
+            .into_iter()
+            .find_map(|k| t.strip_prefix(k).map(|r| (k, r)))
+            .ok_or_else(bad)?,
+    };
+    let nums: Vec<u32> = match rest.strip_prefix('-') {
+        None if rest.is_empty() => Vec::new(),
+        None => return Err(bad()),
+        Some(r) => r
+            .split('-')
+            .map(|n| n.parse().map_err(|_| bad()))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let (max_pages, periods) = DEFAULT_WORKING_SET;
+    let config = match (kind, nums.as_slice()) {
+        ("neighbourhood", &[pages]) => PrefetchConfig::Neighbourhood { pages },
+        ("working-set", &[]) => PrefetchConfig::WorkingSet { max_pages, periods },
+        ("working-set", &[max_pages, periods]) => PrefetchConfig::WorkingSet { max_pages, periods },
+        ("combined", &[pages]) => PrefetchConfig::Combined {
+            pages,
+            max_pages,
+            periods,
+        },
+        ("combined", &[pages, max_pages, periods]) => PrefetchConfig::Combined {
+            pages,
+            max_pages,
+            periods,
+        },
+        _ => return Err(bad()),
+    };
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--prefetch {text:?}: {e}"))?;
+    Ok(config)
+}
+
+fn load_profile(path: &std::path::Path) -> anyhow::Result<PowerProfile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the power profile {}", path.display()))?;
+    PowerProfile::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// Runs the simulation and prints a table.
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
+    let profile = match &args.profile {
+        Some(path) => load_profile(path)?,
+        None => PowerProfile::default(),
+    };
+    let prefetch = args
+        .prefetch
+        .iter()
+        .map(|p| parse_prefetch(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let trace = match (&args.trace, args.synthetic) {
         (Some(path), _) => jettison_sim::io::load_trace(path)
             .with_context(|| format!("loading {}", path.display()))?,
@@ -54,39 +146,33 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         (None, false) => bail!("say what to simulate: --synthetic, or --trace PATH"),
     };
     let config = SimConfig {
+        profile,
         policies: vec![
             PolicySpec::FixedTimeout(60_000),
             PolicySpec::BreakEven,
             PolicySpec::SkiRental(args.seed),
         ],
+        prefetch,
+        selective_resume: match args.selective_resume {
+            Resume::Off => SelectiveResume::Off,
+            Resume::On => SelectiveResume::On,
+            Resume::Both => SelectiveResume::Both,
+        },
         ..SimConfig::default()
     };
     let started = std::time::Instant::now();
     let report = simulate(&trace, &config);
     let took = started.elapsed();
+    print!("{}", summary::console(&report, args.all));
     println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>10}",
-        "scheme", "saved %", "10-30m", "30-60m", "1h+", "overnight"
+        "(savings against the desktop left on; GiB over the network; plain sleep breaks the background \
+         applications' network presence; simulated in {took:.2?})"
     );
-    let rows = report.policies.iter().map(|(n, o)| (n.as_str(), o)).chain([
-        ("oracle", &report.oracle),
-        ("full migration", &report.full_migration),
-        ("plain sleep", &report.plain_sleep),
-    ]);
-    for (name, o) in rows {
-        let b: Vec<String> = o
-            .savings_by_idle_bucket
-            .values()
-            .map(|v| format!("{v:>8.1}"))
-            .collect();
-        println!("{name:<24} {:>9.1} {}", o.savings_pct, b.join(" "));
-    }
-    println!("(plain sleep breaks the background applications' network presence; simulated in {took:.2?})");
     if let Some(path) = &args.markdown {
         let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
-        std::fs::write(path, markdown(&report, &command))
+        std::fs::write(path, summary::markdown(&report, &command))
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("table: {}", path.display());
+        println!("tables: {}", path.display());
     }
     if let Some(path) = &args.json {
         jettison_sim::io::save(path, &report)
@@ -96,39 +182,37 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The savings table by idle-period length, with the paper's figures.
-fn markdown(report: &jettison_sim::Report, command: &str) -> String {
-    let mut s = String::from(
-        "# Simulated savings by idle-period length\n\n\
-         Generated by `jettison ",
-    );
-    s += command;
-    s += "` (crate `jettison-sim`; the synthetic fleet's parameters and the power profile are documented \
-          assumptions, see `crates/sim/src/synth.rs` and `crates/power/src/profile.rs`). Savings are against \
-          the desktop left on; within each bucket they cover the idle periods of that length only, the first \
-          column the whole trace.\n\n| scheme | whole trace | 10-30 min | 30-60 min | over 1 h | overnight |\n|---|---|---|---|---|---|\n";
-    let rows = report.policies.iter().map(|(n, o)| (n.clone(), o)).chain([
-        ("oracle (offline optimum)".to_string(), &report.oracle),
-        (
-            "full migration (LiteGreen-style)".to_string(),
-            &report.full_migration,
-        ),
-        (
-            "plain sleep (no network presence)".to_string(),
-            &report.plain_sleep,
-        ),
-    ]);
-    for (name, o) in rows {
-        let b: Vec<String> = o
-            .savings_by_idle_bucket
-            .values()
-            .map(|v| format!("{v:.1} %"))
-            .collect();
-        s += &format!("| {name} | {:.1} % | {} |\n", o.savings_pct, b.join(" | "));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jettison_sim::prefetch_name;
+
+    #[test]
+    fn prefetch_names_round_trip() {
+        for name in [
+            "none",
+            "neighbourhood-64",
+            "working-set",
+            "working-set-100-2",
+            "combined-8",
+            "combined-8-100-2",
+        ] {
+            assert_eq!(prefetch_name(&parse_prefetch(name).unwrap()), name);
+        }
+        assert_eq!(
+            parse_prefetch("working-set-8192-4").unwrap(),
+            parse_prefetch("working-set").unwrap()
+        );
+        for bad in [
+            "",
+            "sometimes",
+            "neighbourhood",
+            "neighbourhood-3",
+            "working-set-1-0",
+            "none-4",
+            "combined-8-1",
+        ] {
+            assert!(parse_prefetch(bad).is_err(), "{bad}");
+        }
     }
-    s += "\nThe paper (Bila et al., TOCS 2015) reports 44-91 % savings for idle periods of 10 minutes or more, \
-          78-91 % for idle periods over an hour, and 7-31 % for periods up to 30 minutes before its \
-          improvements (sleep scheduling, prefetching, selective resume). Prefetching and selective resume \
-          are not simulated yet.\n";
-    s
 }

@@ -1,53 +1,64 @@
-//! `jettison simulate` end to end: the report's keys, and a clear error
-//! without input.
+//! `jettison simulate` end to end: the report's keys for every combination,
+//! the power profile and prefetch options, and clear errors for bad input.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn jettison() -> Command {
+fn jettison(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jettison"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
 }
 
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const SMALL: [&str; 6] = ["simulate", "--synthetic", "--desktops", "4", "--days", "7"];
+
 #[test]
-fn synthetic_fleet_report_has_every_scheme_and_bucket() {
+fn synthetic_fleet_report_has_every_combination_and_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sim.json");
     let md = dir.path().join("sim.md");
-    let out = jettison()
-        .args([
-            "simulate",
-            "--synthetic",
-            "--desktops",
-            "6",
-            "--days",
-            "7",
-            "--json",
-        ])
-        .arg(&json)
-        .arg("--markdown")
-        .arg(&md)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    let out = jettison(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        table.contains("oracle") && table.contains("full migration"),
-        "{table}"
-    );
+    for want in [
+        "oracle (",
+        "full migration",
+        "Best online combination",
+        "Selective resume",
+    ] {
+        assert!(table.contains(want), "{want} in {table}");
+    }
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let policies = v["policies"].as_object().unwrap();
-    assert!(
-        policies.contains_key("break-even") && policies.contains_key("ski-rental"),
-        "{policies:?}"
-    );
+    // 3 sleep policies x 4 default prefetch policies x 2 resumes
+    assert_eq!(policies.len(), 24, "{:?}", policies.keys());
+    for key in [
+        "break-even",
+        "ski-rental+selective",
+        "break-even+working-set",
+        "break-even+combined-64+selective",
+    ] {
+        assert!(policies.contains_key(key), "{key} in {:?}", policies.keys());
+    }
+    assert_eq!(v["oracles"].as_object().unwrap().len(), 8);
     for scheme in policies
         .values()
         .chain([&v["oracle"], &v["full_migration"]])
     {
         assert!(scheme["savings_pct"].as_f64().unwrap() > 0.0);
+        assert!(scheme["network_bytes"].as_u64().unwrap() > 0);
         for bucket in ["10-30m", "30-60m", "1h+", "overnight"] {
             assert!(
                 scheme["savings_by_idle_bucket"][bucket].is_number(),
@@ -55,12 +66,21 @@ fn synthetic_fleet_report_has_every_scheme_and_bucket() {
             );
         }
     }
-    let table = std::fs::read_to_string(&md).unwrap();
+    let page = std::fs::read_to_string(&md).unwrap();
+    for want in [
+        "| oracle, none |",
+        "44-91 %",
+        "5-point target",
+        "Over full migration",
+        "10-30 min",
+    ] {
+        assert!(page.contains(want), "{want} in {page}");
+    }
     assert!(
-        table.contains("| oracle (offline optimum) |") && table.contains("44-91 %"),
-        "{table}"
+        page.contains("`jettison simulate --synthetic --desktops 4 --days 7"),
+        "{page}"
     );
-    // The oracle bounds the online policies.
+    // the oracle bounds every combination
     let oracle = v["oracle"]["savings_pct"].as_f64().unwrap();
     for p in policies.values() {
         assert!(p["savings_pct"].as_f64().unwrap() <= oracle + 1e-9);
@@ -68,12 +88,78 @@ fn synthetic_fleet_report_has_every_scheme_and_bucket() {
 }
 
 #[test]
-fn nothing_to_simulate_is_a_clear_error() {
-    let out = jettison()
-        .arg("simulate")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+fn profile_and_prefetch_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.toml");
+    // a desktop whose sleep is almost free: sleeping saves more
+    std::fs::write(&profile, "[desktop]\nasleep_w = 0.5\n").unwrap();
+    let json = dir.path().join("sim.json");
+    let run = |extra: &[&str]| {
+        let mut args = SMALL.to_vec();
+        args.extend([
+            "--prefetch",
+            "none,working-set-100-2",
+            "--selective-resume",
+            "off",
+        ]);
+        args.extend(["--json", json.to_str().unwrap()]);
+        args.extend(extra);
+        let out = jettison(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        v
+    };
+    let default = run(&[]);
+    let keys: Vec<&String> = default["policies"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    assert!(
+        default["policies"]["break-even+working-set-100-2"].is_object(),
+        "{keys:?}"
+    );
+    let custom = run(&["--profile", profile.to_str().unwrap()]);
+    let saved = |v: &serde_json::Value| v["plain_sleep"]["savings_pct"].as_f64().unwrap();
+    assert!(saved(&custom) > saved(&default));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let out = jettison(&["simulate"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--synthetic, or --trace PATH"));
+    assert!(
+        stderr(&out).contains("--synthetic, or --trace PATH"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut args = SMALL.to_vec();
+    args.extend(["--profile", "/nonexistent/profile.toml"]);
+    let out = jettison(&args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("reading the power profile /nonexistent/profile.toml")
+            && err.contains("No such file"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[desktop]\nidle_w = \"lots\"\n").unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend(["--profile", bad.to_str().unwrap()]);
+    let out = jettison(&args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("power profile"), "{}", stderr(&out));
+
+    for prefetch in ["sometimes", "neighbourhood-3"] {
+        let mut args = SMALL.to_vec();
+        args.extend(["--prefetch", prefetch]);
+        let out = jettison(&args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains(&format!("--prefetch {prefetch:?}")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }

@@ -1,8 +1,12 @@
-//! Simulates the default synthetic fleet (100 desktops x 30 days) and prints
-//! the report as JSON with the run time: `cargo run --release -p
-//! jettison-sim --example simulate [DESKTOPS DAYS]`.
+//! Simulates the default synthetic fleet (100 desktops x 30 days) with the
+//! default prefetch policies and both resumes, prints the console table and
+//! the run times: `cargo run --release -p jettison-sim --example simulate
+//! [DESKTOPS DAYS]`.
 
-use jettison_sim::{generate, simulate, PolicySpec, SimConfig, SynthParams};
+use jettison_sim::{
+    generate, simulate, summary, PolicySpec, PrefetchConfig, SelectiveResume, SimConfig,
+    SynthParams,
+};
 
 fn main() {
     let args: Vec<u32> = std::env::args()
@@ -20,6 +24,20 @@ fn main() {
             PolicySpec::BreakEven,
             PolicySpec::SkiRental(7),
         ],
+        prefetch: vec![
+            PrefetchConfig::None,
+            PrefetchConfig::Neighbourhood { pages: 64 },
+            PrefetchConfig::WorkingSet {
+                max_pages: 8192,
+                periods: 4,
+            },
+            PrefetchConfig::Combined {
+                pages: 64,
+                max_pages: 8192,
+                periods: 4,
+            },
+        ],
+        selective_resume: SelectiveResume::Both,
         ..SimConfig::default()
     };
     let t0 = std::time::Instant::now();
@@ -27,9 +45,6 @@ fn main() {
     let t1 = t0.elapsed();
     let report = simulate(&trace, &config);
     let t2 = t0.elapsed();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).expect("serializes")
-    );
+    print!("{}", summary::console(&report, true));
     eprintln!("generate {t1:?}, total {t2:?}");
 }

@@ -1,17 +1,26 @@
 //! The simulation: pure functions over a [`FleetTrace`].
 //!
-//! Per desktop and idle period, the VM's requests (plus the user's return,
-//! which ends the period) cut the period into gaps; a sleep policy is asked
-//! at each gap's start (and when it asks to be asked again) whether to sleep.
-//! A gap of `g` ms slept from `t` ms after its start costs
+//! Per desktop and idle period, each prefetch policy decides which requests
+//! are misses ([`crate::fetch`]); the misses (fetch events, which wake a
+//! sleeping desktop) and the user's return, which ends the period, cut it
+//! into gaps; a sleep policy is asked at each gap's start (and when it asks
+//! to be asked again) whether to sleep ([`crate::cost`]). A gap of `g` ms
+//! slept from `t` ms after its start costs
 //! `P_i t + E_s + E_r + P_s max(0, g - t - L_s - L_r)`, awake `P_i g`: the
 //! resume is charged as if it ended at the request. An online policy really
 //! wakes on the request, which then waits `L_r` (counted in
 //! [`Outcome::delayed_requests`]); that real schedule costs `(P_i - P_s) L_r`
 //! less per wake, so the model is conservative for online policies and
-//! exact for the oracle, which can wake ahead. Consolidated VMs pay the
-//! server's share per VM for the whole period. One policy instance serves a
-//! desktop for the whole trace, so adaptive policies learn across periods.
+//! exact for the oracle, which can wake ahead. With selective resume a wake
+//! by a miss costs the service resume and the user's return the rest.
+//! Consolidated VMs pay the server's share per VM for the whole period. One
+//! policy instance per combination serves a desktop for the whole trace, so
+//! adaptive policies learn across periods; with selective resume they are
+//! built from the profile with the service resume (their wakes serve pages).
+//!
+//! Every (sleep policy x prefetch x resume) combination is simulated, and
+//! the offline optimum of each (prefetch x resume), which sleeps through
+//! exactly the gaps that pay off; the report's `oracle` is the best of them.
 //!
 //! Baselines: always on (the desktop idles), plain sleep (sleeps at once, no
 //! consolidation, no network presence), full migration (LiteGreen-style:
@@ -23,209 +32,97 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use jettison_power::policy::{BreakEven, FixedTimeout, Oracle, SkiRental};
-use jettison_power::{break_even_ms, Decision, PowerProfile, SleepPolicy};
-use serde::{Deserialize, Serialize};
+use jettison_power::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
 
-use crate::trace::{FleetTrace, IdlePeriod, Span, DAY_MS};
+use crate::config::{prefetch_name, SimConfig, Variant};
+use crate::cost::{gap_j, oracle_period, run_period, Wakes};
+use crate::fetch::{self, Fetches, History, Present, DEVICE_STATE_BYTES, PAGE_BYTES};
+use crate::report::{Bucket, Outcome, Report};
+use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Span};
 
-/// Idle-period classes of [`Outcome::savings_by_idle_bucket`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Bucket {
-    /// Under 30 min (idle periods start at 10 min).
-    #[serde(rename = "10-30m")]
-    Short,
-    /// 30 to 60 min.
-    #[serde(rename = "30-60m")]
-    Medium,
-    /// An hour or more, not overnight.
-    #[serde(rename = "1h+")]
-    Long,
-    /// Touching 00:00-06:00 of any day, or longer than 8 h.
-    #[serde(rename = "overnight")]
-    Overnight,
+/// Per variant: its wakes and the profile its policies are built from.
+struct Setup {
+    profile: PowerProfile,
+    variants: Vec<Variant>,
+    wakes: Vec<Wakes>,
+    profiles: Vec<PowerProfile>,
+    prefetch: Vec<PrefetchConfig>,
+    policies: Vec<crate::PolicySpec>,
+    total_pages: u64,
 }
 
-impl Bucket {
-    /// The class of `span`.
-    pub fn of(span: Span) -> Self {
-        let night = (span.start_ms / DAY_MS..=span.end_ms / DAY_MS)
-            .any(|d| span.start_ms < d * DAY_MS + DAY_MS / 4 && span.end_ms > d * DAY_MS);
-        match span.len_ms() {
-            _ if night => Self::Overnight,
-            l if l > 8 * 3_600_000 => Self::Overnight,
-            l if l < 1_800_000 => Self::Short,
-            l if l < 3_600_000 => Self::Medium,
-            _ => Self::Long,
-        }
-    }
+/// The schemes' running figures.
+struct Tally {
+    /// `[variant][policy]`.
+    online: Vec<Vec<Outcome>>,
+    /// `[variant]`.
+    oracles: Vec<Outcome>,
 }
 
-/// An online sleep policy to simulate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicySpec {
-    /// [`FixedTimeout`] after this many ms.
-    FixedTimeout(u64),
-    /// [`BreakEven`] with its default weight.
-    BreakEven,
-    /// [`SkiRental`], seeded per desktop from this seed.
-    SkiRental(u64),
-}
-
-impl PolicySpec {
-    /// Its name in reports.
-    pub fn name(&self) -> String {
-        match self {
-            Self::FixedTimeout(ms) => format!("fixed-timeout-{}s", ms / 1000),
-            Self::BreakEven => "break-even".into(),
-            Self::SkiRental(_) => "ski-rental".into(),
-        }
-    }
-
-    fn build(&self, profile: &PowerProfile, desktop: u64) -> Box<dyn SleepPolicy> {
-        match self {
-            Self::FixedTimeout(ms) => Box::new(FixedTimeout { timeout_ms: *ms }),
-            Self::BreakEven => Box::new(BreakEven::new(profile)),
-            Self::SkiRental(seed) => Box::new(SkiRental::new(profile, seed ^ desktop)),
-        }
-    }
-}
-
-/// The full-migration baseline's link.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FullMigration {
-    /// Bytes of VM memory sent (4 GiB).
-    pub vm_bytes: u64,
-    /// The shared link, bits per second (1 Gbit/s).
-    pub link_bps: f64,
-    /// Migrations starting within the same window share the link (1 min).
-    pub window_ms: u64,
-}
-
-impl Default for FullMigration {
-    fn default() -> Self {
+impl Tally {
+    /// Empty figures, named.
+    fn new(setup: &Setup) -> Self {
+        let pf = |v: &Variant| prefetch_name(&setup.prefetch[v.prefetch]);
         Self {
-            vm_bytes: 4 << 30,
-            link_bps: 1e9,
-            window_ms: 60_000,
+            online: setup
+                .variants
+                .iter()
+                .map(|v| {
+                    let named =
+                        |s: &crate::PolicySpec| Outcome::named(&s.name(), &pf(v), v.selective);
+                    setup.policies.iter().map(named).collect()
+                })
+                .collect(),
+            oracles: setup
+                .variants
+                .iter()
+                .map(|v| Outcome::named("oracle", &pf(v), v.selective))
+                .collect(),
         }
     }
-}
 
-/// What to simulate.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SimConfig {
-    /// The power model.
-    pub profile: PowerProfile,
-    /// The online policies.
-    pub policies: Vec<PolicySpec>,
-    /// The full-migration baseline.
-    pub full_migration: FullMigration,
-}
-
-/// One scheme's figures.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Joules over the whole trace, all desktops, server share included.
-    pub energy_j: f64,
-    /// Of which the server's share for consolidated VMs.
-    pub server_j: f64,
-    /// Saved against always-on over the whole trace, percent.
-    pub savings_pct: f64,
-    /// Saved against always-on within each class of idle periods, percent.
-    pub savings_by_idle_bucket: BTreeMap<Bucket, f64>,
-    /// Times a desktop went to sleep.
-    pub sleeps: u64,
-    /// Requests that found their desktop asleep and waited for a resume.
-    pub delayed_requests: u64,
-    /// Per bucket, joules spent in idle periods (for the percentages).
-    #[serde(skip)]
-    by_bucket_j: BTreeMap<Bucket, f64>,
-}
-
-/// The simulation's result.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Joules with every desktop left on.
-    pub always_on_j: f64,
-    /// Idle periods per class.
-    pub idle_periods: BTreeMap<Bucket, u64>,
-    /// Online policies, by [`PolicySpec::name`].
-    pub policies: BTreeMap<String, Outcome>,
-    /// The offline optimum ([`Oracle`]).
-    pub oracle: Outcome,
-    /// Plain sleep, without consolidation.
-    pub plain_sleep: Outcome,
-    /// Full migration.
-    pub full_migration: Outcome,
-}
-
-/// Desktop joules of a gap of `gap` ms, slept from `sleep_at` ms if any.
-fn gap_j(p: &PowerProfile, gap: u64, sleep_at: Option<u64>) -> f64 {
-    let d = &p.desktop;
-    match sleep_at {
-        None => d.idle_w * gap as f64 / 1000.0,
-        Some(t) => {
-            let l = p.suspend.latency_ms + p.resume.latency_ms;
-            let asleep = gap.saturating_sub(t + l);
-            (d.idle_w * t as f64 + d.asleep_w * asleep as f64) / 1000.0
-                + p.suspend.energy_j
-                + p.resume.energy_j
+    fn absorb(&mut self, other: &Self) {
+        let pairs = self
+            .online
+            .iter_mut()
+            .flatten()
+            .zip(other.online.iter().flatten());
+        for (a, b) in pairs.chain(self.oracles.iter_mut().zip(&other.oracles)) {
+            a.absorb(b);
         }
     }
-}
-
-/// Runs `policy` over `period`; adds desktop joules, sleeps and delays.
-fn run_period(
-    p: &PowerProfile,
-    policy: &mut dyn SleepPolicy,
-    period: &IdlePeriod,
-    out: &mut Outcome,
-) -> f64 {
-    let base = period.span.start_ms;
-    policy.on_request(base);
-    let ends = period
-        .requests
-        .iter()
-        .map(|r| base + u64::from(r.offset_ms));
-    let (mut s, mut joules) = (base, 0.0);
-    for (i, b) in ends.chain([period.span.end_ms]).enumerate() {
-        if b <= s {
-            continue;
-        }
-        let mut now = s;
-        let sleep_at = loop {
-            match policy.decide(now, s) {
-                Decision::Sleep => break Some(now - s),
-                Decision::StayAwake { recheck_in_ms } => {
-                    now = now.saturating_add(recheck_in_ms.max(1));
-                    if now >= b {
-                        break None;
-                    }
-                }
-            }
-        };
-        joules += gap_j(p, b - s, sleep_at);
-        if sleep_at.is_some() {
-            out.sleeps += 1;
-            out.delayed_requests += u64::from(i < period.requests.len());
-        }
-        policy.on_request(b);
-        s = b;
-    }
-    joules
 }
 
 /// Simulates `trace` under `config`.
 pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
     let p = &config.profile;
-    let (pi, server_w) = (p.desktop.idle_w, p.server.watts_per_vm());
+    let variants = config.variants();
+    let prefetch = config.prefetch_configs();
+    let setup = Setup {
+        wakes: variants
+            .iter()
+            .map(|v| Wakes::new(p, v.selective))
+            .collect(),
+        profiles: variants
+            .iter()
+            .map(|v| match v.selective {
+                true => PowerProfile {
+                    resume: p.service_resume(),
+                    ..p.clone()
+                },
+                false => p.clone(),
+            })
+            .collect(),
+        policies: config.distinct_policies(),
+        total_pages: config.full_migration.vm_bytes / PAGE_BYTES,
+        variants,
+        prefetch,
+        profile: p.clone(),
+    };
+    let mut tally = Tally::new(&setup);
     let mut r = Report::default();
-    let names: Vec<String> = config.policies.iter().map(PolicySpec::name).collect();
-    for n in &names {
-        r.policies.entry(n.clone()).or_default();
-    }
+    let mut plain = Outcome::named("", "none", false);
+    let mut full = Outcome::named("", "none", false);
     let fm = &config.full_migration;
     let mut starts: HashMap<u64, u64> = HashMap::new();
     for pe in trace.desktops.iter().flat_map(|d| &d.idle) {
@@ -235,78 +132,141 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
     }
     let be = break_even_ms(p).unwrap_or(u64::MAX);
     let l = p.suspend.latency_ms + p.resume.latency_ms;
+    let (pi, server_w) = (p.desktop.idle_w, p.server.watts_per_vm());
     let mut idle_base = BTreeMap::<Bucket, f64>::new();
     let mut outside_j = 0.0;
-    for (di, desk) in trace.desktops.iter().enumerate() {
+    // the combinations, desktops in parallel, added up in order
+    for part in crate::par::map(&trace.desktops, |di, desk| desktop(&setup, di as u64, desk)) {
+        tally.absorb(&part);
+    }
+    for desk in &trace.desktops {
         let active: u64 = desk.activity.iter().map(Span::len_ms).sum();
         let idle: u64 = desk.idle.iter().map(|i| i.span.len_ms()).sum();
         let other = trace.wall_ms().saturating_sub(active + idle);
         outside_j += (p.desktop.active_w * active as f64 + pi * other as f64) / 1000.0;
-        let mut online: Vec<_> = config
-            .policies
-            .iter()
-            .map(|s| s.build(p, di as u64))
-            .collect();
         for pe in &desk.idle {
             let (len, b) = (pe.span.len_ms(), Bucket::of(pe.span));
             *r.idle_periods.entry(b).or_default() += 1;
+            r.requests += pe.requests.len() as u64;
             *idle_base.entry(b).or_default() += pi * len as f64 / 1000.0;
-            let server_j = server_w * len as f64 / 1000.0;
-            for (pol, name) in online.iter_mut().zip(&names) {
-                let o = r.policies.get_mut(name).expect("registered");
-                let j = run_period(p, pol.as_mut(), pe, o) + server_j;
-                add(o, b, j, server_j);
-            }
-            let times = pe
-                .requests
-                .iter()
-                .map(|q| pe.span.start_ms + u64::from(q.offset_ms));
-            let mut oracle = Oracle::new(p, times.chain([pe.span.end_ms]).collect());
-            let j = run_period(p, &mut oracle, pe, &mut r.oracle) + server_j;
-            r.oracle.delayed_requests = 0;
-            add(&mut r.oracle, b, j, server_j);
-            r.plain_sleep.sleeps += 1;
-            add(&mut r.plain_sleep, b, gap_j(p, len, Some(0)), 0.0);
+            plain.sleeps += 1;
+            plain.add(b, gap_j(p, len, Some(0), &p.resume), 0.0);
             let k = starts[&(pe.span.start_ms / fm.window_ms.max(1))] as f64;
             let mig = (k * fm.vm_bytes as f64 * 8.0 / fm.link_bps * 1000.0).ceil() as u64;
             if len >= mig.saturating_add(be.max(l)) {
-                r.full_migration.sleeps += 1;
-                let j = pi * mig as f64 / 1000.0 + gap_j(p, len - mig, Some(0)) + server_j;
-                add(&mut r.full_migration, b, j, server_j);
+                let server_j = server_w * len as f64 / 1000.0;
+                full.sleeps += 1;
+                full.network_bytes += fm.vm_bytes + DEVICE_STATE_BYTES;
+                let j = pi * mig as f64 / 1000.0 + gap_j(p, len - mig, Some(0), &p.resume);
+                full.add(b, j + server_j, server_j);
             } else {
-                add(&mut r.full_migration, b, pi * len as f64 / 1000.0, 0.0);
+                full.add(b, pi * len as f64 / 1000.0, 0.0);
             }
         }
     }
     r.always_on_j = outside_j + idle_base.values().sum::<f64>();
-    let all =
-        r.policies
-            .values_mut()
-            .chain([&mut r.oracle, &mut r.plain_sleep, &mut r.full_migration]);
-    for o in all {
-        o.energy_j += outside_j;
-        o.savings_pct = pct(r.always_on_j, o.energy_j);
-        o.savings_by_idle_bucket = o
-            .by_bucket_j
-            .iter()
-            .map(|(b, &j)| (*b, pct(idle_base[b], j)))
-            .collect();
+    let finish = |mut o: Outcome| {
+        o.finish(outside_j, r.always_on_j, &idle_base);
+        o
+    };
+    for (v, row) in setup.variants.iter().zip(tally.online) {
+        for (s, o) in setup.policies.iter().zip(row) {
+            r.policies
+                .insert(format!("{}{}", s.name(), v.suffix), finish(o));
+        }
     }
+    for (v, o) in setup.variants.iter().zip(tally.oracles) {
+        r.oracles.insert(v.name.clone(), finish(o));
+    }
+    r.oracle = r
+        .oracles
+        .values()
+        .min_by(|a, b| a.energy_j.total_cmp(&b.energy_j))
+        .cloned()
+        .unwrap_or_default();
+    r.plain_sleep = finish(plain);
+    r.full_migration = finish(full);
     r
 }
 
-fn add(o: &mut Outcome, b: Bucket, j: f64, server_j: f64) {
-    o.energy_j += j;
-    o.server_j += server_j;
-    *o.by_bucket_j.entry(b).or_default() += j;
+/// Runs every combination and oracle over one desktop's idle periods.
+fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
+    let mut tally = Tally::new(setup);
+    let mut online: Vec<Vec<Box<dyn SleepPolicy>>> = setup
+        .profiles
+        .iter()
+        .map(|prof| setup.policies.iter().map(|s| s.build(prof, di)).collect())
+        .collect();
+    let mut history = History::for_configs(&setup.prefetch);
+    let mut present = Present::default();
+    for pe in &desk.idle {
+        let fetched = period_fetches(setup, pe, &history, &mut present);
+        let b = Bucket::of(pe.span);
+        let base = &setup.profile;
+        let server_j = base.server.watts_per_vm() * pe.span.len_ms() as f64 / 1000.0;
+        for (vi, v) in setup.variants.iter().enumerate() {
+            let f = &fetched[v.prefetch];
+            let wakes = &setup.wakes[vi];
+            let count = |o: &mut Outcome| {
+                o.fetches += f.times.len() as u64;
+                o.pages_fetched += f.pages;
+                o.network_bytes += f.pages * PAGE_BYTES + 2 * DEVICE_STATE_BYTES;
+            };
+            for (pol, o) in online[vi].iter_mut().zip(&mut tally.online[vi]) {
+                let j = run_period(base, wakes, pol.as_mut(), pe.span, &f.times, o);
+                o.add(b, j + server_j, server_j);
+                count(o);
+            }
+            let o = &mut tally.oracles[vi];
+            let j = oracle_period(base, wakes, pe.span, &f.times, o);
+            o.add(b, j + server_j, server_j);
+            count(o);
+        }
+        if history.keeps() {
+            history.push(fetch::used_pages(pe, &mut present));
+        }
+    }
+    tally
 }
 
-fn pct(base: f64, j: f64) -> f64 {
-    if base > 0.0 {
-        100.0 * (base - j) / base
-    } else {
-        0.0
-    }
+/// The fetches of `pe` under each prefetch policy.
+fn period_fetches(
+    setup: &Setup,
+    pe: &IdlePeriod,
+    history: &History,
+    present: &mut Present,
+) -> Vec<Fetches> {
+    // working sets by (max_pages, periods), computed once per period
+    let mut sets: Vec<((u32, u32), Vec<u64>)> = Vec::new();
+    setup
+        .prefetch
+        .iter()
+        .map(|c| {
+            let key = match *c {
+                PrefetchConfig::WorkingSet { max_pages, periods }
+                | PrefetchConfig::Combined {
+                    max_pages, periods, ..
+                } if !pe.requests.is_empty() => Some((max_pages, periods)),
+                _ => None,
+            };
+            let ws: &[u64] = match key {
+                None => &[],
+                Some(k) => {
+                    let i = match sets.iter().position(|(x, _)| *x == k) {
+                        Some(i) => i,
+                        None => {
+                            // = c.first_wake(history.periods()), faster
+                            let (max, periods) = (k.0 as usize, k.1 as usize);
+                            sets.push((k, crate::ws::working_set(history.periods(), periods, max)));
+                            sets.len() - 1
+                        }
+                    };
+                    &sets[i].1
+                }
+            };
+            fetch::fetches(pe, c.group_pages(), setup.total_pages, ws, present)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,25 +1,43 @@
 //! The fleet simulator: what partial VM migration saves over a fleet of
-//! desktops, per sleep policy, against the desktops left on, plain sleep
-//! (no consolidation, no network presence) and full VM migration
-//! (LiteGreen-style).
+//! desktops, per sleep policy and prefetch policy, with and without
+//! selective resume, against the desktops left on, plain sleep (no
+//! consolidation, no network presence), full VM migration (LiteGreen-style)
+//! and the offline optimum.
 //!
 //! * [`trace`]: the input, a fleet trace (per desktop: the user's activity
 //!   and, per idle period, the VM's page requests).
-//! * [`synth`]: seeded synthetic traces from documented parameters.
-//! * [`engine`]: pure simulation of a trace, reusing the power profile and
-//!   the sleep policies of `jettison-power`.
+//! * [`synth`]: seeded synthetic traces from documented parameters (the
+//!   VMs' memory use in [`synth_vm`]).
+//! * [`config`]: what to simulate ([`SimConfig`]).
+//! * [`engine`]: pure simulation of a trace, reusing the power profile, the
+//!   sleep policies and the prefetch policies of `jettison-power`; [`fetch`]
+//!   (which requests are misses) and `cost` (the energy of a period) are
+//!   its parts.
+//! * [`report`]: the result ([`Report`]); [`summary`] renders it as tables.
 //! * [`io`]: a thin JSON load and save, the only I/O.
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+mod cost;
 pub mod engine;
+pub mod fetch;
 pub mod io;
+mod par;
+pub mod report;
+pub mod summary;
 pub mod synth;
+pub mod synth_vm;
 pub mod trace;
+mod ws;
 
 use thiserror::Error;
 
-pub use engine::{simulate, Bucket, FullMigration, Outcome, PolicySpec, Report, SimConfig};
+pub use config::{prefetch_name, FullMigration, PolicySpec, SelectiveResume, SimConfig};
+pub use engine::simulate;
+/// The power crate's types that [`SimConfig`] holds.
+pub use jettison_power::{PowerProfile, PrefetchConfig};
+pub use report::{Bucket, Outcome, Report};
 pub use synth::{generate, SynthParams};
 pub use trace::{DesktopTrace, FleetTrace, IdlePeriod, Request, Span, DAY_MS};
 

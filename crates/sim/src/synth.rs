@@ -12,15 +12,13 @@
 //! Stretches without activity shorter than `min_idle_ms` are not idle
 //! periods (the VM stays home; the desktop idles under every policy).
 //!
-//! A VM's requests in an idle period: a burst when it arrives on the server
-//! (`working_set_pages` pages, uniform in `vm_pages`, at uniform times over `burst_ms`),
-//! then a Poisson process of `sparse_per_hour` requests an hour for new
-//! pages (timers, heartbeats, background services), pages uniform in
-//! `vm_pages`.
+//! A VM's requests in an idle period follow [`crate::synth_vm`]: a stable
+//! hot set of pages, touched period after period, plus cold pages.
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Request, Span, DAY_MS};
+use crate::synth_vm::Vm;
+use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Span, DAY_MS};
 
 const MIN: f64 = 60_000.0;
 const HOUR: f64 = 3_600_000.0;
@@ -55,14 +53,31 @@ pub struct SynthParams {
     pub break_extra_mean_min: f64,
     /// Shortest idle period, ms (10 min: the idle detector's threshold).
     pub min_idle_ms: u64,
-    /// Pages of the burst when the VM arrives (2048 pages, 8 MiB).
-    pub working_set_pages: u32,
+    /// Pages of guest memory (1 Mi pages: 4 GiB, the full-migration
+    /// baseline's VM size).
+    pub vm_pages: u32,
+    /// Pages of each VM's hot set (4096: 16 MiB, 0.4 % of its memory).
+    pub hot_pages: u32,
+    /// Mean length of a run of consecutive pages in the hot set (16).
+    pub hot_run_mean_pages: f64,
+    /// Skew of the runs' popularity (2; 1 is uniform), see [`crate::synth_vm`].
+    pub hot_skew: f64,
+    /// Accesses in the burst when the VM arrives on the server (2048).
+    pub arrival_accesses: u32,
     /// Duration of that burst, ms (20 s).
     pub burst_ms: u64,
-    /// Sparse requests an hour after the burst (12: one every 5 min).
-    pub sparse_per_hour: f64,
-    /// Pages of guest memory (1 Mi pages: 4 GiB).
-    pub vm_pages: u32,
+    /// Timer bursts an hour after it (12: one every 5 min, Poisson).
+    pub timer_bursts_per_hour: f64,
+    /// Mean accesses of a timer burst beyond its first (3, Poisson).
+    pub timer_extra_accesses: f64,
+    /// A timer burst's accesses fall within this many ms (1 s).
+    pub timer_spread_ms: u64,
+    /// Mean pages of a hot access (8): consecutive pages of one run from a
+    /// uniform page of it, clipped to the run's end.
+    pub access_mean_pages: f64,
+    /// Probability that an access is cold (0.1): one uniform page of guest
+    /// memory instead of the hot set.
+    pub cold_p: f64,
 }
 
 impl Default for SynthParams {
@@ -81,10 +96,17 @@ impl Default for SynthParams {
             breaks_per_day: 2.0,
             break_extra_mean_min: 12.0,
             min_idle_ms: 600_000,
-            working_set_pages: 2048,
-            burst_ms: 20_000,
-            sparse_per_hour: 12.0,
             vm_pages: 1 << 20,
+            hot_pages: 4096,
+            hot_run_mean_pages: 16.0,
+            hot_skew: 2.0,
+            arrival_accesses: 2048,
+            burst_ms: 20_000,
+            timer_bursts_per_hour: 12.0,
+            timer_extra_accesses: 3.0,
+            timer_spread_ms: 1_000,
+            access_mean_pages: 8.0,
+            cold_p: 0.1,
         }
     }
 }
@@ -138,12 +160,11 @@ impl Rng {
 
 /// Generates a fleet trace from `params`.
 pub fn generate(params: &SynthParams) -> FleetTrace {
-    let desktops = (0..params.desktops)
-        .map(|d| {
-            let seed = params.seed ^ u64::from(d).wrapping_mul(0xd134_2543_de82_ef95);
-            desktop(params, &mut Rng::new(seed))
-        })
-        .collect();
+    let ids: Vec<u32> = (0..params.desktops).collect();
+    let desktops = crate::par::map(&ids, |_, &d| {
+        let seed = params.seed ^ u64::from(d).wrapping_mul(0xd134_2543_de82_ef95);
+        desktop(params, &mut Rng::new(seed))
+    });
     FleetTrace {
         days: params.days,
         length_ms: None,
@@ -195,6 +216,7 @@ fn desktop(p: &SynthParams, rng: &mut Rng) -> DesktopTrace {
             });
         }
     }
+    let mut vm = Vm::new(p, rng);
     let wall = u64::from(p.days) * DAY_MS;
     let mut idle = Vec::new();
     let mut t = 0;
@@ -209,40 +231,12 @@ fn desktop(p: &SynthParams, rng: &mut Rng) -> DesktopTrace {
             };
             idle.push(IdlePeriod {
                 span,
-                requests: requests(p, rng, span.len_ms()),
+                requests: vm.requests(p, rng, span.len_ms()),
             });
         }
         t = a.end_ms;
     }
     DesktopTrace { activity, idle }
-}
-
-/// The VM's requests over an idle period of `len_ms`.
-fn requests(p: &SynthParams, rng: &mut Rng, len_ms: u64) -> Vec<Request> {
-    let limit = len_ms.min(u64::from(u32::MAX)) as f64;
-    let page = |rng: &mut Rng| (rng.next_u64() % u64::from(p.vm_pages.max(1))) as u32;
-    let burst = (p.burst_ms as f64).min(limit);
-    let mut out: Vec<Request> = (0..p.working_set_pages)
-        .map(|_| Request {
-            offset_ms: rng.range(0.0, burst) as u32,
-            page: page(rng),
-        })
-        .collect();
-    if p.sparse_per_hour > 0.0 {
-        let mut t = burst;
-        loop {
-            t += rng.exp(HOUR / p.sparse_per_hour);
-            if t >= limit {
-                break;
-            }
-            out.push(Request {
-                offset_ms: t as u32,
-                page: page(rng),
-            });
-        }
-    }
-    out.sort_unstable_by_key(|r| r.offset_ms);
-    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::trace::Request;
 
 fn small(seed: u64) -> SynthParams {
     SynthParams {
@@ -36,29 +37,81 @@ fn office_hours_weekends_and_idle_periods() {
     }
 }
 
-#[test]
-fn requests_burst_then_sparse() {
-    let p = small(5);
-    let t = generate(&p);
-    let pe = t.desktops[0]
+fn long_periods(t: &FleetTrace, d: usize) -> Vec<&IdlePeriod> {
+    t.desktops[d]
         .idle
         .iter()
-        .find(|i| i.span.len_ms() > 10 * HOUR as u64)
-        .unwrap();
-    let burst = pe
-        .requests
+        .filter(|i| i.span.len_ms() > 10 * HOUR as u64)
+        .collect()
+}
+
+#[test]
+fn requests_are_first_touches_sorted_within_memory() {
+    let p = small(5);
+    let t = generate(&p);
+    for pe in t.desktops.iter().flat_map(|d| &d.idle) {
+        let mut pages: Vec<u32> = pe.requests.iter().map(|r| r.page).collect();
+        assert!(pages.iter().all(|&x| x < p.vm_pages));
+        pages.sort_unstable();
+        let n = pages.len();
+        pages.dedup();
+        assert_eq!(n, pages.len(), "each page once per period");
+    }
+}
+
+#[test]
+fn arrival_burst_then_timer_bursts() {
+    let p = small(5);
+    let t = generate(&p);
+    let pe = long_periods(&t, 0)[0];
+    let in_burst = |r: &&Request| u64::from(r.offset_ms) < p.burst_ms;
+    let burst = pe.requests.iter().filter(in_burst).count();
+    // 2048 accesses of ~8 pages, mostly to the 4096 hot pages
+    assert!((2000..4096).contains(&burst), "{burst}");
+    // afterwards, requests come in bursts within a second of each other
+    let times: Vec<u32> = pe.requests.iter().map(|r| r.offset_ms).collect();
+    let later: Vec<&u32> = times
         .iter()
-        .filter(|r| u64::from(r.offset_ms) < p.burst_ms)
-        .count();
-    assert!(burst >= p.working_set_pages as usize);
-    let sparse = pe.requests.len() - burst;
+        .filter(|&&x| u64::from(x) >= p.burst_ms)
+        .collect();
+    let starts = later.windows(2).filter(|w| w[1] - w[0] > 1_000).count() + 1;
     let hours = pe.span.len_ms() as f64 / HOUR;
-    let expected = hours * p.sparse_per_hour;
+    let expected = hours * p.timer_bursts_per_hour;
     assert!(
-        (sparse as f64 - expected).abs() < 4.0 * expected.sqrt() + 2.0,
-        "{sparse} vs {expected}"
+        (starts as f64) < expected + 4.0 * expected.sqrt(),
+        "{starts} bursts vs {expected}"
     );
-    assert!(pe.requests.iter().all(|r| r.page < p.vm_pages));
+}
+
+#[test]
+fn the_hot_set_recurs_period_after_period_with_locality() {
+    let p = small(7);
+    let t = generate(&p);
+    let periods = long_periods(&t, 1);
+    assert!(periods.len() >= 2);
+    let pages = |pe: &IdlePeriod| -> std::collections::BTreeSet<u32> {
+        pe.requests.iter().map(|r| r.page).collect()
+    };
+    let (a, b) = (pages(periods[0]), pages(periods[1]));
+    let common = a.intersection(&b).count();
+    // most of a long period's pages are hot, and most of them recur
+    assert!(
+        common as f64 > 0.6 * a.len() as f64,
+        "{common} of {}",
+        a.len()
+    );
+    // a long period asks for most of the hot set, well under a tenth of memory
+    assert!(a.len() > p.hot_pages as usize / 2, "{}", a.len());
+    assert!(a.len() < (p.vm_pages / 10) as usize);
+    // spatial locality: most pages have a neighbour in the set
+    let near = a
+        .iter()
+        .filter(|&&x| a.contains(&(x + 1)) || a.contains(&x.wrapping_sub(1)))
+        .count();
+    assert!(near as f64 > 0.8 * a.len() as f64, "{near} of {}", a.len());
+    // another desktop has another hot set
+    let other = pages(long_periods(&t, 2)[0]);
+    assert!(a.intersection(&other).count() < a.len() / 20);
 }
 
 #[test]

@@ -1,0 +1,185 @@
+//! The simulation's result: per scheme, energy, savings (overall and by
+//! idle-period class), sleeps and wakes, fetches and network bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::trace::{Span, DAY_MS};
+
+/// Idle-period classes of [`Outcome::savings_by_idle_bucket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Bucket {
+    /// Under 30 min (idle periods start at 10 min).
+    #[serde(rename = "10-30m")]
+    Short,
+    /// 30 to 60 min.
+    #[serde(rename = "30-60m")]
+    Medium,
+    /// An hour or more, not overnight.
+    #[serde(rename = "1h+")]
+    Long,
+    /// Touching 00:00-06:00 of any day, or longer than 8 h.
+    #[serde(rename = "overnight")]
+    Overnight,
+}
+
+impl Bucket {
+    /// The class of `span`.
+    pub fn of(span: Span) -> Self {
+        let night = (span.start_ms / DAY_MS..=span.end_ms / DAY_MS)
+            .any(|d| span.start_ms < d * DAY_MS + DAY_MS / 4 && span.end_ms > d * DAY_MS);
+        match span.len_ms() {
+            _ if night => Self::Overnight,
+            l if l > 8 * 3_600_000 => Self::Overnight,
+            l if l < 1_800_000 => Self::Short,
+            l if l < 3_600_000 => Self::Medium,
+            _ => Self::Long,
+        }
+    }
+}
+
+/// One scheme's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Outcome {
+    /// The sleep policy (`oracle` for the offline optimum; empty for the
+    /// baselines).
+    pub policy: String,
+    /// The prefetch policy (`none` for the baselines).
+    pub prefetch: String,
+    /// Whether wakes that serve pages resume the service devices only.
+    pub selective_resume: bool,
+    /// Joules over the whole trace, all desktops, server share included.
+    pub energy_j: f64,
+    /// Of which the server's share for consolidated VMs.
+    pub server_j: f64,
+    /// Saved against always-on over the whole trace, percent.
+    pub savings_pct: f64,
+    /// Saved against always-on within idle periods (every class), percent.
+    pub savings_idle_pct: f64,
+    /// Saved against always-on within each class of idle periods, percent.
+    pub savings_by_idle_bucket: BTreeMap<Bucket, f64>,
+    /// Times a desktop went to sleep; each ends in one wake, by a miss or at
+    /// the user's return.
+    pub sleeps: u64,
+    /// Misses that found their desktop asleep and waited for a resume (the
+    /// wakes to serve pages; the oracle wakes ahead, so none).
+    pub delayed_requests: u64,
+    /// Fetch events: misses, each a request to the desktop.
+    pub fetches: u64,
+    /// Pages that crossed the network, prefetched ones included.
+    pub pages_fetched: u64,
+    /// Bytes over the network: pages fetched x 4 KiB, plus the device state
+    /// of every move ([`crate::fetch::DEVICE_STATE_BYTES`], twice per
+    /// consolidated period, once per full migration). Dirty pages going home
+    /// are not counted: traces do not record guest writes. Full migration
+    /// counts its way out only, like its energy.
+    pub network_bytes: u64,
+    /// Per bucket, joules spent in idle periods (for the percentages).
+    #[serde(skip)]
+    pub(crate) by_bucket_j: BTreeMap<Bucket, f64>,
+}
+
+impl Outcome {
+    pub(crate) fn named(policy: &str, prefetch: &str, selective_resume: bool) -> Self {
+        Self {
+            policy: policy.into(),
+            prefetch: prefetch.into(),
+            selective_resume,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn add(&mut self, b: Bucket, j: f64, server_j: f64) {
+        self.energy_j += j;
+        self.server_j += server_j;
+        *self.by_bucket_j.entry(b).or_default() += j;
+    }
+
+    /// Adds `other`'s counts and joules (one desktop's) to this one.
+    pub(crate) fn absorb(&mut self, other: &Self) {
+        self.energy_j += other.energy_j;
+        self.server_j += other.server_j;
+        self.sleeps += other.sleeps;
+        self.delayed_requests += other.delayed_requests;
+        self.fetches += other.fetches;
+        self.pages_fetched += other.pages_fetched;
+        self.network_bytes += other.network_bytes;
+        for (b, j) in &other.by_bucket_j {
+            *self.by_bucket_j.entry(*b).or_default() += j;
+        }
+    }
+
+    /// Adds the joules spent outside idle periods and computes the
+    /// percentages against always-on (`always_on_j` overall, `idle_base` per
+    /// bucket).
+    pub(crate) fn finish(
+        &mut self,
+        outside_j: f64,
+        always_on_j: f64,
+        idle_base: &BTreeMap<Bucket, f64>,
+    ) {
+        self.energy_j += outside_j;
+        self.savings_pct = pct(always_on_j, self.energy_j);
+        self.savings_idle_pct = pct(idle_base.values().sum(), self.by_bucket_j.values().sum());
+        self.savings_by_idle_bucket = self
+            .by_bucket_j
+            .iter()
+            .map(|(b, &j)| (*b, pct(idle_base[b], j)))
+            .collect();
+    }
+}
+
+fn pct(base: f64, j: f64) -> f64 {
+    if base > 0.0 {
+        100.0 * (base - j) / base
+    } else {
+        0.0
+    }
+}
+
+/// The simulation's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    /// Joules with every desktop left on.
+    pub always_on_j: f64,
+    /// Idle periods per class.
+    pub idle_periods: BTreeMap<Bucket, u64>,
+    /// Requests in the trace (pages the VMs used, first touch per period).
+    pub requests: u64,
+    /// Online combinations, keyed `POLICY[+PREFETCH][+selective]`
+    /// ([`crate::PolicySpec::name`], [`crate::prefetch_name`]; no prefetch
+    /// and full resumes leave the policy's name alone).
+    pub policies: BTreeMap<String, Outcome>,
+    /// The offline optimum of each prefetch policy and resume, keyed
+    /// `PREFETCH[+selective]`.
+    pub oracles: BTreeMap<String, Outcome>,
+    /// The lowest-energy entry of `oracles`: it bounds every online
+    /// combination's energy.
+    pub oracle: Outcome,
+    /// Plain sleep, without consolidation.
+    pub plain_sleep: Outcome,
+    /// Full migration.
+    pub full_migration: Outcome,
+}
+
+impl Report {
+    /// The online combination with the lowest energy, among those with or
+    /// without selective resume.
+    pub fn best_online(&self, selective_resume: bool) -> Option<(&str, &Outcome)> {
+        self.policies
+            .iter()
+            .filter(|(_, o)| o.selective_resume == selective_resume)
+            .min_by(|a, b| a.1.energy_j.total_cmp(&b.1.energy_j))
+            .map(|(k, o)| (k.as_str(), o))
+    }
+
+    /// The oracle of the same prefetch policy and resume as `o`.
+    pub fn oracle_of(&self, o: &Outcome) -> Option<&Outcome> {
+        self.oracles
+            .values()
+            .find(|x| x.prefetch == o.prefetch && x.selective_resume == o.selective_resume)
+    }
+}
