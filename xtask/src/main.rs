@@ -5,6 +5,8 @@
 //!   (`--boot` also boots it under QEMU/TCG and checks the console).
 //! - `test`: setup + guest + workspace tests, with `JETTISON_GUEST_DIR` set.
 //! - `demo`: setup + guest + build and run `jettison-demo`.
+//! - `bench`: setup + guest + build and run `jettison-bench` (BENCHMARKS.md
+//!   and target/jettison-bench/results.json).
 //! - `ci`: fmt, clippy, guest boot smoke test, tests.
 //! - `testbed clean [--all]`: remove what killed test runs left behind
 //!   (namespaces, processes, FUSE mounts, QEMUs, `/dev/shm` files).
@@ -65,6 +67,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// setup + guest + run jettison-bench: partial migration vs QEMU precopy and
+    /// postcopy on shaped test LANs (`--quick` for the ~10 minute run; `--help` for more).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// fmt --check, clippy -D warnings, guest boot smoke test, tests.
     Ci {
         /// Seconds to wait for the booted guest to become healthy.
@@ -115,6 +123,7 @@ fn main() -> Result<ExitCode> {
         }
         Cmd::Test { args } => exit_code(tasks::test(&paths, &args)?),
         Cmd::Demo { args } => exit_code(tasks::demo(&paths, &args)?),
+        Cmd::Bench { args } => exit_code(tasks::bench(&paths, &args)?),
         Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
         Cmd::Testbed {
             cmd: TestbedCmd::Clean { all },

@@ -52,25 +52,67 @@ pub fn test(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
 
 /// `cargo xtask demo`: setup, guest, build and run `jettison-demo`.
 pub fn demo(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    run_release(
+        paths,
+        &["jettison", "jettison-demo"],
+        "jettison-demo",
+        extra,
+    )
+}
+
+/// `cargo xtask bench`: setup + guest + build and run `jettison-bench`,
+/// writing BENCHMARKS.md and target/jettison-bench/results.json unless the
+/// arguments say otherwise.
+pub fn bench(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    let mut args: Vec<String> = extra.to_vec();
+    if !args.iter().any(|a| a.starts_with("--json")) {
+        let json = paths.target.join("jettison-bench/results.json");
+        args.extend(["--json".into(), json.display().to_string()]);
+    }
+    if !args.iter().any(|a| a.starts_with("--markdown")) {
+        let md = paths.root.join("BENCHMARKS.md");
+        args.extend(["--markdown".into(), md.display().to_string()]);
+    }
+    let shown = std::iter::once("cargo xtask bench".to_string())
+        .chain(extra.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    args.extend(["--command".into(), shown]);
+    std::fs::create_dir_all(paths.target.join("jettison-bench"))?;
+    run_release(
+        paths,
+        &["jettison", "jettison-peer", "jettison-bench"],
+        "jettison-bench",
+        &args,
+    )
+}
+
+/// setup + guest + `cargo build --release` of `packages`, then runs `bin`
+/// from the repository root with the guest image's directory in the
+/// environment.
+fn run_release(
+    paths: &Paths,
+    packages: &[&str],
+    bin: &str,
+    extra: &[String],
+) -> Result<ExitStatus> {
     warn_if_not_root();
     setup()?;
     guest::guest(paths, &[])?;
-    run_live(paths.cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "jettison",
-        "-p",
-        "jettison-demo",
-    ]))?;
-    let bin = paths.target.join("release/jettison-demo");
-    if !bin.exists() {
+    let mut build = paths.cargo();
+    build.args(["build", "--release"]);
+    for p in packages {
+        build.args(["-p", p]);
+    }
+    run_live(&mut build)?;
+    let path = paths.target.join("release").join(bin);
+    if !path.exists() {
         bail!(
-            "{} does not exist: the `jettison-demo` package did not build it",
-            bin.display()
+            "{} does not exist: the `{bin}` package did not build it",
+            path.display()
         );
     }
-    let mut c = std::process::Command::new(&bin);
+    let mut c = std::process::Command::new(&path);
     c.args(extra)
         .current_dir(&paths.root)
         .env(GUEST_DIR_ENV, &paths.guest);

@@ -4,7 +4,7 @@
 //! work directory go, also when a test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use crate::configs::{agent_toml, server_toml_prefetch, tls_section, Layout, VmLa
 use crate::guest::GuestImage;
 pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
-use crate::procs::{kill_child, kill_stray_qemus, stop_child, wait_for_socket};
+use crate::procs::{kill_child, kill_stray_qemus, spawn_logged, stop_child, wait_for_socket};
 pub use crate::setup::USER_PORT;
 use crate::setup::{free_port, make_certs, power_section, thaw_agent};
 
@@ -187,24 +187,12 @@ impl Cluster {
         args: &[&str],
         log: &str,
     ) -> anyhow::Result<Child> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(log))?;
         let mut cmd = match host {
             Some(h) => h.command(bin),
             None => Command::new(bin),
         };
-        cmd.args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))
+        cmd.args(args);
+        spawn_logged(cmd, &self.dir.join(log))
     }
 
     fn config_arg(&self, name: &str) -> String {

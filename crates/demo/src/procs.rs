@@ -2,11 +2,30 @@
 //! clean up what killed ones leave behind.
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use jettison_wire::Message;
+
+/// Starts a daemon with its output appended to `log` and `RUST_LOG`
+/// passed on (default `info`).
+pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    )
+    .stdin(Stdio::null())
+    .stdout(file.try_clone()?)
+    .stderr(file)
+    .spawn()
+    .with_context(|| format!("starting {:?}", cmd.get_program()))
+}
 
 /// Sends SIGTERM, waits up to 10 s, then SIGKILL.
 pub fn stop_child(child: &mut Option<Child>) {
