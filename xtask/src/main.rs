@@ -68,7 +68,9 @@ enum Cmd {
         args: Vec<String>,
     },
     /// setup + guest + run jettison-bench: partial migration vs QEMU precopy and
-    /// postcopy on shaped test LANs (`--quick` for the ~10 minute run; `--help` for more).
+    /// postcopy on shaped test LANs (`--quick` for the ~10 minute run; `--help`
+    /// is passed on to jettison-bench).
+    #[command(disable_help_flag = true)]
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

@@ -107,7 +107,7 @@ pub fn render(r: &BenchResults) -> String {
         for (name, s) in [
             ("single page reads, as the reader saw them", &f.latency_us),
             (
-                "server's fault histogram (FUSE arrival to reply)",
+                "server's fault histogram, whole period so far (FUSE arrival to reply)",
                 &f.server_latency_us,
             ),
             ("sequential touch, per page", &f.sequential.latency_us),

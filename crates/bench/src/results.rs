@@ -81,8 +81,9 @@ pub struct Faults {
     pub link_mbit: u32,
     /// Single 4 KiB reads of random distinct pages, as the reader saw them.
     pub latency_us: Summary,
-    /// The server's own fault histogram for the same period (FUSE arrival
-    /// to reply, misses only; includes the guest's own faults).
+    /// The server's own fault histogram for the whole consolidated period
+    /// so far (FUSE arrival to reply, misses only; the guest's own faults
+    /// included).
     pub server_latency_us: Summary,
     /// Misses the server counted during the sample.
     pub server_faults: u64,

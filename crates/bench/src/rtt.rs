@@ -52,3 +52,50 @@ pub fn fetch_round_trips(
         })
     })?
 }
+
+/// Round trips of a 64-byte request and a 4 KiB reply over plain TCP
+/// between the server host and desktop host `desk_ip` (an echo thread in
+/// the desktop's namespace), in microseconds: the kernel's share of a
+/// fetch (veth pairs, bridges, token buckets, TCP), without TLS or the
+/// daemons.
+pub fn tcp_round_trips(
+    desk_netns: &str,
+    srv_netns: &str,
+    desk_ip: std::net::Ipv4Addr,
+    count: usize,
+) -> anyhow::Result<Vec<f64>> {
+    use std::io::{Read, Write};
+    let ns = std::fs::File::open(format!("/run/netns/{desk_netns}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let echo = std::thread::spawn(move || -> anyhow::Result<()> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let listener = std::net::TcpListener::bind((desk_ip, 0))?;
+        tx.send(listener.local_addr()?.port())?;
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let (mut req, reply) = ([0u8; 64], vec![7u8; PAGE_SIZE as usize]);
+        while s.read_exact(&mut req).is_ok() {
+            s.write_all(&reply)?;
+        }
+        Ok(())
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("the echo thread did not start")?;
+    let rtts = jettison_demo::procs::in_netns(srv_netns, move || -> anyhow::Result<Vec<f64>> {
+        let mut s = std::net::TcpStream::connect((desk_ip, port))?;
+        s.set_nodelay(true)?;
+        let (req, mut reply) = ([1u8; 64], vec![0u8; PAGE_SIZE as usize]);
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            s.write_all(&req)?;
+            s.read_exact(&mut reply)?;
+            out.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(out)
+    })??;
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+    Ok(rtts)
+}

@@ -239,13 +239,28 @@ async fn measure_faults(
         (0..s.fault_samples as u64).map(|i| i * 7 % pages).collect(),
     )?;
     let rtt = summarize(&rtts);
+    let tcp = summarize(&crate::rtt::tcp_round_trips(
+        &fleet.lan.desktop(0).netns,
+        &fleet.lan.server().netns,
+        fleet.lan.desktop(0).ip,
+        s.fault_samples,
+    )?);
     let h = &a.fault_latency_us;
     let client = summarize(&lat);
+    // Medians do not subtract exactly; these split the typical fault.
     let breakdown_us = BTreeMap::from([
-        ("fuse_and_kernel_p50".to_string(), client.p50 - h.p50 as f64),
-        ("server_daemon_p50".to_string(), h.p50 as f64 - rtt.p50),
-        ("state_server_round_trip_p50".to_string(), rtt.p50),
-        ("state_server_round_trip_p99".to_string(), rtt.p99),
+        ("1_fault_as_read_p50".to_string(), client.p50),
+        ("2_state_server_round_trip_p50".to_string(), rtt.p50),
+        ("3_of_which_tcp_p50".to_string(), tcp.p50),
+        (
+            "4_of_which_tls_wire_and_agent_p50".to_string(),
+            rtt.p50 - tcp.p50,
+        ),
+        (
+            "5_fuse_kernel_and_server_daemon_p50".to_string(),
+            client.p50 - rtt.p50,
+        ),
+        ("6_state_server_round_trip_p99".to_string(), rtt.p99),
     ]);
     Ok(Faults {
         memory_mib,
