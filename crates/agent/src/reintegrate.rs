@@ -31,32 +31,30 @@ impl Agent {
                 "VM {vm} is not consolidated"
             )));
         };
-        // QEMU starts while the server stops and sends: it waits for the state.
-        let (launch_slot, config) = (slot.clone(), self.config.clone());
-        let launching = tokio::spawn(async move { launch_slot.launch(&config, true).await });
-
-        let mut t = self.dial_server().await?;
-        let started = Instant::now();
-        t.send(&Message::Reintegrate { vm: vm.into() }).await?;
-        let received = receive_home(&slot, &mut t, verify).await;
-        let launched = match launching.await {
-            Ok(r) => r,
-            Err(e) => Err(AgentError::Protocol(format!("QEMU launch task: {e}"))),
+        // QEMU starts first and waits for the state. The guest keeps running
+        // on the server meanwhile, so the launch is not part of its downtime.
+        let q = slot.launch(&self.config, true).await?;
+        let mut t = match self.dial_server().await {
+            Ok(t) => t,
+            Err(e) => {
+                q.quit().await;
+                return Err(e);
+            }
         };
+        let started = Instant::now();
+        if let Err(e) = t.send(&Message::Reintegrate { vm: vm.into() }).await {
+            q.quit().await;
+            return Err(e.into());
+        }
+        let received = receive_home(&slot, &mut t, verify).await;
         let outcome = async {
             let r = received?;
-            let q = launched?;
-            match resume(&q.qemu, &r.device_state).await {
-                Ok(()) => Ok((r, q)),
-                Err(e) => {
-                    q.quit().await;
-                    Err(e)
-                }
-            }
+            resume(&q.qemu, &r.device_state).await?;
+            Ok::<_, AgentError>(r)
         }
         .await;
         match outcome {
-            Ok((r, q)) => {
+            Ok(r) => {
                 let total = started.elapsed();
                 t.send(&Message::ReintegrateDone { vm: vm.into() }).await?;
                 slot.clear_saved()?;
@@ -86,6 +84,7 @@ impl Agent {
                 Ok(report)
             }
             Err(e) => {
+                q.quit().await;
                 tracing::error!(vm, "reintegration failed; the VM stays on the server: {e}");
                 slot.set_serving(true);
                 let _ = t

@@ -138,6 +138,20 @@ pub fn render(r: &BenchResults) -> String {
             mib(f.random.bytes)
         );
     }
+    if let Some(t) = &r.prefetch_touch {
+        let _ = writeln!(
+            o,
+            "\nWith {} pages fetched per miss ({} MiB guest): sequential {:.1} MiB/s over {} (p50 {:.0} µs per page), random {:.1} MiB/s over {} (p50 {:.0} µs).",
+            t.pages_per_miss,
+            t.memory_mib,
+            t.sequential.mib_per_s,
+            mib(t.sequential.bytes),
+            t.sequential.latency_us.p50,
+            t.random.mib_per_s,
+            mib(t.random.bytes),
+            t.random.latency_us.p50,
+        );
+    }
     if !r.server_memory.is_empty() {
         let _ = writeln!(o, "\n### Server memory per consolidated VM\n");
         let _ = writeln!(o, "| guest | fetched | QEMU RSS | replica on disk | page cache | server daemon RSS | (QEMU + replica) / guest |");

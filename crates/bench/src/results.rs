@@ -95,6 +95,19 @@ pub struct Faults {
     pub random: Touch,
 }
 
+/// A guest's memory touched with the server's neighbourhood prefetch.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PrefetchTouch {
+    /// Guest memory.
+    pub memory_mib: u64,
+    /// Pages fetched per miss (an aligned group).
+    pub pages_per_miss: u32,
+    /// A region touched in order.
+    pub sequential: Touch,
+    /// A region touched in random order.
+    pub random: Touch,
+}
+
 /// Server memory per consolidated VM.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ServerMemory {
@@ -127,6 +140,8 @@ pub struct BenchResults {
     pub concurrent: Vec<ConcurrentRow>,
     /// Fault service.
     pub faults: Option<Faults>,
+    /// Touch throughput with a neighbourhood prefetch.
+    pub prefetch_touch: Option<PrefetchTouch>,
     /// Per size.
     pub server_memory: Vec<ServerMemory>,
 }

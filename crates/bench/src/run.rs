@@ -9,11 +9,13 @@ use jettison_demo::{Binaries, GuestImage};
 use jettison_qemu::MachineSpec;
 use tracing::info;
 
-use crate::faults::{self, Rng, PAGE};
+use crate::faults::{self, Rng, Touch, PAGE};
 use crate::fleet::{Fleet, FleetSpec};
 use crate::full::{self, Destination, FullResult, Mode};
 use crate::memory::server_memory;
-use crate::results::{ConcurrentRow, Faults, MigrationRow, ReintegrationRow, ServerMemory};
+use crate::results::{
+    ConcurrentRow, Faults, MigrationRow, PrefetchTouch, ReintegrationRow, ServerMemory,
+};
 use crate::shape::shape_lan;
 use crate::stats::{ratio, summarize};
 
@@ -45,13 +47,13 @@ fn ready_timeout(memory_mib: u64, desktops: usize) -> Duration {
 }
 
 impl Settings {
-    fn fleet_spec(&self, desktops: usize, memory_mib: u64) -> FleetSpec {
+    fn fleet_spec(&self, desktops: usize, memory_mib: u64, fetch_pages: u32) -> FleetSpec {
         FleetSpec {
             desktops,
             memory_mib,
             fill_pct: self.fill_pct,
             accel: self.accel.clone(),
-            fetch_pages: 1,
+            fetch_pages,
             work_root: self.work_root.clone(),
         }
     }
@@ -79,21 +81,39 @@ pub struct SizeOutcome {
     pub reintegration: ReintegrationRow,
     /// Fault service, when asked for.
     pub faults: Option<Faults>,
+    /// Touches with a neighbourhood prefetch, when asked for.
+    pub prefetch_touch: Option<PrefetchTouch>,
     /// Server memory while consolidated.
     pub memory: ServerMemory,
 }
 
-/// One guest of `memory_mib` on a `link_mbit` LAN: jettison out, faults,
+/// What a size run measures while the VM is consolidated, besides its memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extra {
+    /// Nothing more.
+    None,
+    /// Single faults (one page per miss) and touches.
+    Faults,
+    /// Touches with this many pages fetched per miss.
+    PrefetchTouch(u32),
+}
+
+/// One guest of `memory_mib` on a `link_mbit` LAN: jettison out, `extra`,
 /// jettison home; then precopy out, precopy home, postcopy out, all on the
 /// same guest.
 pub async fn one_size(
     s: &Settings,
     memory_mib: u64,
     link_mbit: u32,
-    with_faults: bool,
+    extra: Extra,
 ) -> anyhow::Result<SizeOutcome> {
-    info!(memory_mib, link_mbit, "size run: booting");
-    let fleet = Fleet::start(&s.bins, &s.image, &s.fleet_spec(1, memory_mib)).await?;
+    info!(memory_mib, link_mbit, ?extra, "size run: booting");
+    let group = match extra {
+        Extra::PrefetchTouch(p) => p,
+        _ => 1,
+    };
+    let spec = s.fleet_spec(1, memory_mib, group);
+    let fleet = Fleet::start(&s.bins, &s.image, &spec).await?;
     shape_lan(&fleet.lan, link_mbit)?;
     fleet.wait_filled(ready_timeout(memory_mib, 1)).await?;
     let out = fleet.migrate(0).await?;
@@ -105,10 +125,22 @@ pub async fn one_size(
     // The guest settles on the server before its memory is measured.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let memory = server_memory(&fleet, 0, memory_mib).await?;
-    let faults = if with_faults {
+    let faults = if extra == Extra::Faults {
         Some(measure_faults(s, &fleet, memory_mib, link_mbit).await?)
     } else {
         None
+    };
+    let prefetch_touch = match extra {
+        Extra::PrefetchTouch(pages_per_miss) => {
+            let (sequential, random) = touches(s, &fleet, memory_mib).await?;
+            Some(PrefetchTouch {
+                memory_mib,
+                pages_per_miss,
+                sequential,
+                random,
+            })
+        }
+        _ => None,
     };
     let back = fleet.reintegrate(0).await?;
     info!(
@@ -141,6 +173,7 @@ pub async fn one_size(
             full: pre_back,
         },
         faults,
+        prefetch_touch,
         memory,
     })
 }
@@ -216,20 +249,13 @@ async fn measure_faults(
     rng.shuffle(&mut sample);
     sample.truncate(s.fault_samples);
     let before = fleet.server_status().await?;
-    let f = file.clone();
-    let lat = tokio::task::spawn_blocking(move || faults::read_pages(&f, &sample)).await??;
+    let lat = tokio::task::spawn_blocking(move || faults::read_pages(&file, &sample)).await??;
     let after = fleet.server_status().await?;
     let stats = |v: &[jettison_wire::VmStatus]| {
         v.first().and_then(|s| s.memory.clone()).unwrap_or_default()
     };
     let (b, a) = (stats(&before), stats(&after));
-    let touch = s.touch_pages.min(pages / 4);
-    let f = file.clone();
-    let seq = tokio::task::spawn_blocking(move || faults::touch(&f, 0, touch, None)).await??;
-    let f = file.clone();
-    let mut r2 = Rng::new(0x5eed);
-    let rand = tokio::task::spawn_blocking(move || faults::touch(&f, touch, touch, Some(&mut r2)))
-        .await??;
+    let (seq, rand) = touches(s, fleet, memory_mib).await?;
     let d = &fleet.desktops[0];
     let rtts = crate::rtt::fetch_round_trips(
         &fleet.lan.server().netns,
@@ -281,6 +307,19 @@ async fn measure_faults(
     })
 }
 
+/// A region touched in order from page 0, then the next one in random order.
+async fn touches(s: &Settings, fleet: &Fleet, memory_mib: u64) -> anyhow::Result<(Touch, Touch)> {
+    let file = fleet.lazy_file(0);
+    let touch = s.touch_pages.min(memory_mib * (1 << 20) / PAGE / 4);
+    let f = file.clone();
+    let seq = tokio::task::spawn_blocking(move || faults::touch(&f, 0, touch, None)).await??;
+    let mut rng = Rng::new(0x5eed);
+    let rand =
+        tokio::task::spawn_blocking(move || faults::touch(&file, touch, touch, Some(&mut rng)))
+            .await??;
+    Ok((seq, rand))
+}
+
 /// `n` desktops with guests of `memory_mib` migrating at once, with
 /// jettison (out and home), then with precopy.
 pub async fn concurrent(
@@ -294,7 +333,7 @@ pub async fn concurrent(
         desktops = most,
         memory_mib, link_mbit, "concurrent run: booting"
     );
-    let fleet = Fleet::start(&s.bins, &s.image, &s.fleet_spec(most, memory_mib)).await?;
+    let fleet = Fleet::start(&s.bins, &s.image, &s.fleet_spec(most, memory_mib, 1)).await?;
     shape_lan(&fleet.lan, link_mbit)?;
     fleet.wait_filled(ready_timeout(memory_mib, most)).await?;
     let run_dir = fleet.server_dir.join("full");

@@ -4,7 +4,7 @@
 //! (not their speed: this machine is shared) and that nothing is left
 //! behind.
 
-use jettison_bench::run::{one_size, Settings};
+use jettison_bench::run::{one_size, Extra, Settings};
 use jettison_demo::{Binaries, GuestImage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +21,7 @@ async fn one_guest_moved_three_ways_on_a_shaped_lan() {
         fault_samples: 200,
         touch_pages: 256,
     };
-    let out = one_size(&settings, 256, 1000, true).await.unwrap();
+    let out = one_size(&settings, 256, 1000, Extra::Faults).await.unwrap();
     let _ = std::fs::remove_dir_all(&work);
 
     let m = &out.migration;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use jettison_bench::markdown::{render, splice};
 use jettison_bench::results::BenchResults;
-use jettison_bench::run::{concurrent, one_size, Settings};
+use jettison_bench::run::{concurrent, one_size, Extra, Settings};
 use jettison_demo::{Binaries, GuestImage};
 use tracing::info;
 
@@ -40,6 +40,9 @@ struct Args {
     /// Guest size of the fault test, MiB (0 to skip).
     #[arg(long, default_value_t = 1024)]
     faults_mib: u64,
+    /// Pages per miss for the touch test on the largest guest (1 to skip).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    prefetch_pages: u32,
     /// `tcg` or `kvm`.
     #[arg(long, default_value = "tcg")]
     accel: String,
@@ -145,8 +148,15 @@ async fn main() -> anyhow::Result<()> {
     let steps = plan.len() + usize::from(!args.concurrent.iter().all(|&c| c == 0));
     for (n, &(size, link)) in plan.iter().enumerate() {
         eprintln!("== [{}/{steps}] {size} MiB guest, {link} Mbit/s", n + 1);
-        let with_faults = size == args.faults_mib && link == main_link;
-        let out = one_size(&settings, size, link, with_faults).await?;
+        let largest = *args.sizes.iter().max().expect("checked above");
+        let extra = if size == args.faults_mib && link == main_link {
+            Extra::Faults
+        } else if size == largest && link == main_link && args.prefetch_pages > 1 {
+            Extra::PrefetchTouch(args.prefetch_pages)
+        } else {
+            Extra::None
+        };
+        let out = one_size(&settings, size, link, extra).await?;
         results.migration.push(out.migration);
         results.reintegration.push(out.reintegration);
         if link == main_link {
@@ -154,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if out.faults.is_some() {
             results.faults = out.faults;
+        }
+        if out.prefetch_touch.is_some() {
+            results.prefetch_touch = out.prefetch_touch;
         }
         write(&args, &results)?;
     }
