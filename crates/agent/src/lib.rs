@@ -5,6 +5,7 @@
 
 pub mod config;
 mod control;
+mod doze;
 mod migrate;
 pub mod power;
 mod power_loop;
@@ -15,8 +16,7 @@ pub mod vm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jettison_daemon::{bind_control, serve_tls, serve_unix};
-use jettison_wire::Role;
+use jettison_daemon::{bind_control, serve_unix};
 
 pub use config::{AgentConfig, VmConfig};
 use vm::{Placement, VmSlot};
@@ -72,6 +72,8 @@ pub struct Agent {
     tls: Arc<jettison_tls::TlsContext>,
     power: Option<Arc<power::Power>>,
     slots: BTreeMap<String, Arc<VmSlot>>,
+    /// The state server's listener and whether the agent dozes (see [`doze`]).
+    gate: doze::StateGate,
 }
 
 impl Agent {
@@ -101,6 +103,7 @@ impl Agent {
             tls,
             power,
             slots,
+            gate: doze::StateGate::default(),
         })
     }
 
@@ -143,22 +146,15 @@ impl Agent {
     /// after booting the autostart VMs that are not consolidated.
     pub async fn run(self) -> Result<(), AgentError> {
         let agent = Arc::new(self);
-        let listener = tokio::net::TcpListener::bind(agent.config.listen).await?;
+        let listen = agent.open_state_server().await?;
         let control = bind_control(&agent.config.control_socket)?;
         let host: Arc<str> = agent.config.host.clone().into();
-        tracing::info!(listen = %agent.config.listen, control = %agent.config.control_socket.display(), "agent up");
+        tracing::info!(listen = %listen, control = %agent.config.control_socket.display(), "agent up");
         for slot in agent.slots.values() {
             if let Placement::Away { server, .. } = &*slot.placement.lock().await {
                 tracing::info!(vm = %slot.config.name, %server, "VM is consolidated; serving its memory");
             }
         }
-        let state = tokio::spawn(serve_tls(
-            listener,
-            agent.tls.clone(),
-            &[Role::Server],
-            host.clone(),
-            agent.clone(),
-        ));
         let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
         let power = agent
             .power
@@ -174,7 +170,7 @@ impl Agent {
         }
         jettison_daemon::shutdown_signal().await;
         tracing::info!("shutting down");
-        state.abort();
+        agent.close_state_server().await;
         ctl.abort();
         if let Some(p) = power {
             p.abort();

@@ -129,6 +129,17 @@ pub struct PowerRecord {
     pub migrations: Vec<jettison_wire::MigrateReport>,
     /// The time of this record on the timeline's clock.
     pub now_ms: u64,
+    /// The sleep policy in force (`None` in records of older agents).
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+    /// Whether page-miss wakes resumed the service devices only (the
+    /// setting, as the backend honours it; `None` in older records).
+    #[serde(default)]
+    pub selective_resume: Option<bool>,
+    /// How often the power loop asked the policy, ms (`None` in older
+    /// records).
+    #[serde(default)]
+    pub tick_ms: Option<u64>,
 }
 
 /// One fetch the state server served.
@@ -156,6 +167,9 @@ pub struct Power {
     pub(crate) migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
     /// The user's last input (timeline clock).
     pub(crate) last_input_ms: AtomicU64,
+    /// Whether page-miss wakes are selective (the setting, if the backend
+    /// can).
+    selective: bool,
 }
 
 impl std::fmt::Debug for Power {
@@ -219,7 +233,12 @@ impl Power {
                 }
             }
         };
-        let policy = config.policy.build(&profile);
+        // With selective resume the policy weighs the service resume, as the
+        // simulator's does (only the emulated backend resumes selectively).
+        let selective = config.selective_resume && matches!(host, Host::Emulated(_));
+        let policy = config
+            .policy
+            .build(&jettison_power::policy::policy_profile(&profile, selective));
         if config.away_after_s.is_some()
             && !matches!(&host, Host::Emulated(_) if config.user_listen.is_some())
             && !matches!(
@@ -243,6 +262,7 @@ impl Power {
             reintegrations: Mutex::new(Vec::new()),
             migrations: Mutex::new(Vec::new()),
             last_input_ms: AtomicU64::new(0),
+            selective,
         })
     }
 
@@ -310,6 +330,11 @@ impl Power {
         });
     }
 
+    /// Fetches served so far.
+    pub(crate) fn served_count(&self) -> usize {
+        self.served.lock().expect("served lock").len()
+    }
+
     /// Records where a VM runs.
     pub fn placement(&self, vm: &str, away: bool) {
         let p = if away {
@@ -344,6 +369,9 @@ impl Power {
                 .clone(),
             migrations: self.migrations.lock().expect("migrations lock").clone(),
             now_ms: self.backend().now_ms(),
+            policy: Some(self.config.policy.clone()),
+            selective_resume: Some(self.selective),
+            tick_ms: Some(crate::power_loop::TICK_MS),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The agent's power loop: sleep when the policy says so, migrate the VMs
-//! when the user is away, bring them home when the user returns.
+//! when the user is away, bring them home when the user returns. Before it
+//! announces a sleep the agent dozes (see `crate::doze`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +12,14 @@ use jettison_wire::Message;
 use crate::power::Power;
 use crate::vm::Placement;
 use crate::{Agent, AgentError};
+
+/// How often the power loop looks at the user and asks the sleep policy
+/// (ms); the simulator's default decision tick is the same.
+pub const TICK_MS: u64 = jettison_power::policy::AGENT_TICK_MS;
+
+/// How long a host woken by a magic packet waits for the fetch it was woken
+/// for before the policy may put it back to sleep (ms).
+const WAKE_GRACE_MS: u64 = 10_000;
 
 impl Agent {
     /// Whether every VM is away (and at least one is): the desktop may sleep.
@@ -32,8 +41,12 @@ impl Agent {
     /// The power loop: sleeps when the policy says so, brings the VMs home
     /// when the user returns.
     pub(crate) async fn power_loop(self: Arc<Self>, power: Arc<Power>) {
+        // After a wake: (when, fetches served by then). A magic packet means
+        // the server waits to fetch: the host stays up until it has served
+        // one (or for WAKE_GRACE_MS), whatever the policy predicts.
+        let mut woken: Option<(u64, usize)> = None;
         loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
             if power.user_input() {
                 power
                     .last_input_ms
@@ -54,14 +67,30 @@ impl Agent {
                 continue;
             }
             let now = power.backend().now_ms();
+            if let Some((at, served)) = woken {
+                if power.served_count() == served && now < at + WAKE_GRACE_MS {
+                    continue;
+                }
+                woken = None;
+            }
             let last = power.last_request_ms.load(Ordering::Acquire);
             let decision = power.policy.lock().expect("policy lock").decide(now, last);
             if decision != Decision::Sleep {
                 continue;
             }
-            if let Err(e) = self.go_to_sleep(&power).await {
-                tracing::warn!("not sleeping: {e}");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+            // Doze first: from the moment the server may believe the desktop
+            // asleep, it serves nothing until it has really resumed.
+            self.doze().await;
+            let slept = self.go_to_sleep(&power).await;
+            if let Err(e) = self.undoze().await {
+                tracing::error!("the state server cannot listen again: {e}");
+            }
+            match slept {
+                Ok(()) => woken = Some((power.backend().now_ms(), power.served_count())),
+                Err(e) => {
+                    tracing::warn!("not sleeping: {e}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
             }
         }
     }

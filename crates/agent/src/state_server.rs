@@ -26,6 +26,13 @@ impl ConnectionHandler<TlsConn> for Agent {
 
 impl Agent {
     async fn answer_fetch(&self, req: Message) -> Message {
+        if self.gate.dozing() {
+            // Announced asleep: serve nothing until resumed (see `doze`).
+            return Message::error(
+                ErrorCode::WrongState,
+                "the desktop is going to sleep; wake it first",
+            );
+        }
         let Message::Fetch { vm, file, ranges } = req else {
             return Message::error(
                 ErrorCode::NotAllowed,

@@ -1,26 +1,34 @@
 //! Replaying a demo run in the fleet simulator: the agent's power record
 //! becomes a one-desktop [`FleetTrace`], which `jettison_sim::simulate` runs
-//! with the profile, sleep policy, prefetch policy and selective resume the
-//! daemons used; its energy is then set against the energy meter's for the
-//! same span. The conversion is pure.
+//! with the profile, sleep policy, decision tick and selective resume the
+//! agent recorded and the prefetch policy the server used; its energy is
+//! then set against the energy meter's for the same span. The conversion
+//! is pure.
 //!
 //! * The trace covers the run, `[0, until)` on the agent's timeline clock.
-//! * Idle periods: from the VM leaving for the server to the user's return
-//!   (the first user wake, rest-of-devices resume or switch to Active after
-//!   it left). Stays of several VMs are merged.
+//! * Idle periods: from the VM leaving for the server to the desktop being
+//!   back in use after the user's return (Active again: the simulator
+//!   charges the user's resume, full or the rest after a service wake, as
+//!   ending at the period's end). Stays of several VMs are merged.
 //! * Activity: the host's Active intervals outside idle periods.
 //! * Requests: the fetches the state server served within an idle period,
 //!   one per fetch, at its time and first page; fetches served while the VM
 //!   was being handed over (before its period starts) count at the start.
-//!   Disk fetches are requests too (they wake the desktop alike), their
-//!   pages moved past the memory's (`disk_page_base`) so the two files do
-//!   not share page numbers. Fetches after the user's return are left out:
-//!   the desktop is in use then.
+//!   A fetch served after a wake by a page miss was asked for before the
+//!   wake, and the simulator wakes the desktop when a request comes: the
+//!   first one after each such wake counts at the wake's time (the magic
+//!   packet's arrival). Disk fetches are requests too (they wake the
+//!   desktop alike), their pages moved past the memory's (`disk_page_base`)
+//!   so the two files do not share page numbers. Fetches after the user's
+//!   return are left out: the desktop is in use then.
 
 use anyhow::Context;
 use jettison_agent::power::PowerRecord;
+use jettison_power::policy::{PolicyConfig, PolicyName};
 use jettison_power::{HostState, Placement, PrefetchConfig, WakeReason};
-use jettison_sim::{DesktopTrace, FleetTrace, IdlePeriod, Request, Span};
+use jettison_sim::{
+    DesktopTrace, FleetTrace, IdlePeriod, PolicySpec, Request, SelectiveResume, SimConfig, Span,
+};
 use jettison_wire::FileKind;
 use serde_json::{json, Value};
 
@@ -54,9 +62,18 @@ fn stays(rec: &PowerRecord, until: u64) -> Vec<(u64, u64)> {
     merged
 }
 
-/// When the user came back after `t_ms`, if they did before `limit`.
+/// When the desktop was back in use after `t_ms` (Active again), if it was
+/// before `limit`; else when the user came back, if before `limit`.
 fn user_return_after(rec: &PowerRecord, t_ms: u64, limit: u64) -> Option<u64> {
     let tl = &rec.timeline;
+    let back = tl
+        .events
+        .iter()
+        .find(|e| e.1 == HostState::Active && e.0 > t_ms && e.0 <= limit)
+        .map(|e| e.0);
+    if back.is_some() {
+        return back;
+    }
     let wakes = tl
         .wakes
         .iter()
@@ -105,6 +122,21 @@ pub fn to_trace(rec: &PowerRecord, disk_page_base: u32) -> anyhow::Result<FleetT
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        // The first fetch after each page-miss wake was asked for by then.
+        for &(w, _) in
+            rec.timeline.wakes.iter().filter(|w| {
+                w.1 == WakeReason::PageMiss && w.0 >= span.start_ms && w.0 < span.end_ms
+            })
+        {
+            let offset = u32::try_from(w - span.start_ms)?;
+            if let Some(r) = requests
+                .iter_mut()
+                .filter(|r| r.offset_ms >= offset)
+                .min_by_key(|r| r.offset_ms)
+            {
+                r.offset_ms = offset;
+            }
+        }
         requests.sort_by_key(|r| r.offset_ms);
         idle.push(IdlePeriod {
             span: *span,
@@ -148,67 +180,76 @@ pub fn to_trace(rec: &PowerRecord, disk_page_base: u32) -> anyhow::Result<FleetT
     Ok(trace)
 }
 
-/// How often the agent's power loop asks its sleep policy (ms).
-pub const AGENT_TICK_MS: u32 = 250;
+/// The simulator's policy for the agent's `policy` (break-even if the
+/// record predates the field).
+fn policy_spec(policy: Option<&PolicyConfig>) -> anyhow::Result<PolicySpec> {
+    Ok(match policy {
+        None | Some(PolicyConfig::Named(PolicyName::BreakEven)) => PolicySpec::BreakEven,
+        Some(PolicyConfig::Named(PolicyName::SkiRental)) => {
+            PolicySpec::SkiRental(jettison_power::policy::SkiRental::DEFAULT_SEED)
+        }
+        Some(PolicyConfig::FixedTimeout(c)) => {
+            PolicySpec::FixedTimeout(c.fixed_timeout_s.saturating_mul(1000))
+        }
+        Some(PolicyConfig::Named(PolicyName::Never)) => {
+            anyhow::bail!("the agent never sleeps: nothing to replay")
+        }
+    })
+}
 
-/// `trace` with each idle period's requests thinned to one per `tick_ms`
-/// window: what a policy that is asked only every `tick_ms` can act on.
-/// The simulator asks its policy at the start of every gap between
-/// requests, even a gap of a millisecond inside a burst of fetches, and
-/// break-even sleeps at once while its mean gap is long (after a long quiet
-/// spell), so it starts sleep cycles inside bursts that the agent, which
-/// decides every [`AGENT_TICK_MS`] and asks the server first, never starts.
-pub fn coalesce(trace: &FleetTrace, tick_ms: u32) -> FleetTrace {
-    let mut out = trace.clone();
-    for p in out.desktops.iter_mut().flat_map(|d| d.idle.iter_mut()) {
-        let mut last: Option<u32> = None;
-        p.requests.retain(|r| {
-            let keep = last.is_none_or(|l| r.offset_ms >= l.saturating_add(tick_ms));
-            if keep {
-                last = Some(r.offset_ms);
-            }
-            keep
-        });
-    }
-    out
+/// What the replay simulates: the agent's settings as its record states
+/// them (the demo's `selective` and the simulator's tick for records that
+/// predate them) and the server's prefetch policy.
+pub fn sim_config(
+    rec: &PowerRecord,
+    prefetch: &PrefetchConfig,
+    selective: bool,
+) -> anyhow::Result<SimConfig> {
+    let selective = rec.selective_resume.unwrap_or(selective);
+    Ok(SimConfig {
+        profile: rec.profile.clone(),
+        policies: vec![policy_spec(rec.policy.as_ref())?],
+        prefetch: vec![*prefetch],
+        selective_resume: if selective {
+            SelectiveResume::On
+        } else {
+            SelectiveResume::Off
+        },
+        decision_tick_ms: rec.tick_ms.unwrap_or(jettison_power::policy::AGENT_TICK_MS),
+        ..SimConfig::default()
+    })
 }
 
 /// The simulator's energy for `trace` (joules, desktop and server share)
-/// under the break-even policy with `prefetch` and selective resume or not.
-///
-/// The configuration is built through serde so that it reads both the
-/// simulator's older configuration (no prefetch or selective resume: they
-/// are then not simulated, and `replay.sim_has_prefetch` says so) and the
-/// newer one.
+/// under the agent's settings (see [`sim_config`]).
 pub fn simulate(
     trace: &FleetTrace,
     rec: &PowerRecord,
     prefetch: &PrefetchConfig,
     selective: bool,
 ) -> anyhow::Result<(f64, Value)> {
-    let config = json!({
-        "profile": rec.profile,
-        "policies": ["break-even"],
-        "prefetch": [prefetch],
-        "selective_resume": if selective { "on" } else { "off" },
-        "full_migration": jettison_sim::FullMigration::default(),
-    });
-    let config: jettison_sim::SimConfig = serde_json::from_value(config.clone())?;
-    let understood = serde_json::to_value(&config)?;
+    let config = sim_config(rec, prefetch, selective)?;
     let report = jettison_sim::simulate(trace, &config);
     let (key, outcome) = report
         .policies
         .iter()
-        .find(|(k, _)| k.starts_with("break-even"))
-        .context("the simulator reported no break-even outcome")?;
+        .next()
+        .context("the simulator reported no outcome")?;
     let detail = json!({
         "key": key,
         "outcome": outcome,
-        "sim_has_prefetch": understood.get("prefetch").is_some(),
-        "sim_has_selective_resume": understood.get("selective_resume").is_some(),
+        "decision_tick_ms": config.decision_tick_ms,
     });
     Ok((outcome.energy_j, detail))
 }
+
+/// What the simulator leaves out of a run, for the report: the residual
+/// differences from the meter (see docs/simulation.md).
+pub const MODEL_NOTE: &str = "the simulator runs the agent's policy on its tick and wakes the \
+desktop at each request; it does not model the time from a wake's end to the server's next \
+probe (up to 0.5 s of idle per wake), the actual suspend and resume times (the emulated \
+host's freezes and thaws take a few ms more than the profile's), the jitter of the agent's \
+tick, or fetches served during hand-over before the period starts";
 
 /// The `replay` section of the report: writes the trace to `trace_path`,
 /// replays it and compares the simulator's energy with the meter's over
@@ -221,10 +262,9 @@ pub fn report(
     trace_path: &std::path::Path,
 ) -> anyhow::Result<Value> {
     let trace = to_trace(rec, memory_pages)?;
+    let config = sim_config(rec, prefetch, selective)?;
     jettison_sim::io::save(trace_path, &trace)?;
     let (sim_j, detail) = simulate(&trace, rec, prefetch, selective)?;
-    let (tick_j, tick_detail) =
-        simulate(&coalesce(&trace, AGENT_TICK_MS), rec, prefetch, selective)?;
     let metered = jettison_power::meter(&rec.timeline, &rec.profile, until_ms(rec))?;
     let (meter_wh, sim_wh) = (metered.total_j / 3600.0, sim_j / 3600.0);
     let desk = &trace.desktops[0];
@@ -232,9 +272,6 @@ pub fn report(
         "meter_wh": meter_wh,
         "sim_wh": sim_wh,
         "diff_pct": if meter_wh > 0.0 { 100.0 * (sim_wh - meter_wh) / meter_wh } else { 0.0 },
-        "sim_per_tick_wh": tick_j / 3600.0,
-        "diff_per_tick_pct": if meter_wh > 0.0 { 100.0 * (tick_j / 3600.0 - meter_wh) / meter_wh } else { 0.0 },
-        "sim_per_tick_sleeps": tick_detail["outcome"]["sleeps"],
         "meter_desktop_wh": metered.desktop_j / 3600.0,
         "meter_server_wh": metered.server_j / 3600.0,
         "sim_server_wh": detail["outcome"]["server_j"].as_f64().unwrap_or(0.0) / 3600.0,
@@ -243,7 +280,10 @@ pub fn report(
         "idle_periods_s": desk.idle.iter().map(|p| p.span.len_ms() as f64 / 1000.0).collect::<Vec<_>>(),
         "requests": desk.idle.iter().map(|p| p.requests.len()).sum::<usize>(),
         "prefetch": prefetch.name(),
-        "selective_resume": selective,
+        "selective_resume": config.selective_resume == SelectiveResume::On,
+        "policy": config.policies[0].name(),
+        "decision_tick_ms": config.decision_tick_ms,
+        "model": MODEL_NOTE,
         "trace": trace_path.display().to_string(),
         "sim": detail,
     }))

@@ -44,6 +44,9 @@ fn record() -> PowerRecord {
         reintegrations: vec![],
         migrations: vec![],
         now_ms: 80_000,
+        policy: None,
+        selective_resume: None,
+        tick_ms: None,
     }
 }
 
@@ -60,17 +63,19 @@ fn a_record_becomes_a_one_desktop_trace() {
     };
     assert_eq!(d.activity, vec![span(0, 10_000), span(65_000, 80_000)]);
     assert_eq!(d.idle.len(), 1);
-    assert_eq!(d.idle[0].span, span(10_000, 60_000));
+    // The period ends when the desktop is back in use.
+    assert_eq!(d.idle[0].span, span(10_000, 65_000));
     let req = |offset_ms, page| Request { offset_ms, page };
+    // The first fetch after the page-miss wake at 30 s counts from the wake.
     assert_eq!(
         d.idle[0].requests,
-        vec![req(0, 5), req(22_600, 640), req(23_000, 1_000_003)]
+        vec![req(0, 5), req(20_000, 640), req(23_000, 1_000_003)]
     );
     trace.validate().unwrap();
 }
 
 #[test]
-fn a_return_while_up_after_a_service_wake_ends_the_period_at_the_rest_resume() {
+fn a_return_while_up_after_a_service_wake_ends_the_period_once_the_rest_resumed() {
     let mut rec = record();
     let mut t = Timeline::starting(0, HostState::Active);
     t.record_placement(1_000, "vm", Placement::Server).unwrap();
@@ -88,7 +93,7 @@ fn a_return_while_up_after_a_service_wake_ends_the_period_at_the_rest_resume() {
     let d = &trace.desktops[0];
     assert_eq!(
         (d.idle[0].span.start_ms, d.idle[0].span.end_ms),
-        (1_000, 11_000)
+        (1_000, 13_500)
     );
     assert_eq!(d.idle[0].requests.len(), 1);
     // The VM never came home in this record: the period ends at the return anyway.
@@ -103,6 +108,7 @@ fn the_trace_replays_in_the_simulator() {
     let (j, detail) = simulate(&trace, &rec, &p, true).unwrap();
     assert!(j.is_finite() && j > 0.0, "{j}");
     assert!(detail["key"].as_str().unwrap().starts_with("break-even"));
+    assert_eq!(detail["decision_tick_ms"], 250);
     // The whole run at idle power is an upper bound for this record.
     assert!(j < 80.0 * rec.profile.desktop.active_w, "{j}");
     // No activity and no idle period: the desktop idles throughout.
@@ -116,20 +122,18 @@ fn the_trace_replays_in_the_simulator() {
 }
 
 #[test]
-fn coalescing_keeps_one_request_per_tick() {
-    let trace = to_trace(&record(), 1_000_000).unwrap();
-    let mut burst = trace.clone();
-    let reqs = &mut burst.desktops[0].idle[0].requests;
-    *reqs = [0, 10, 249, 250, 600, 601]
-        .into_iter()
-        .map(|offset_ms| Request { offset_ms, page: 1 })
-        .collect();
-    let thin = coalesce(&burst, 250);
-    let kept: Vec<u32> = thin.desktops[0].idle[0]
-        .requests
-        .iter()
-        .map(|r| r.offset_ms)
-        .collect();
-    assert_eq!(kept, vec![0, 250, 600]);
-    thin.validate().unwrap();
+fn the_replay_uses_the_agents_recorded_settings() {
+    let mut rec = record();
+    rec.policy = Some(PolicyConfig::FixedTimeout(
+        jettison_power::policy::FixedTimeoutConfig { fixed_timeout_s: 7 },
+    ));
+    rec.selective_resume = Some(false);
+    rec.tick_ms = Some(100);
+    let c = sim_config(&rec, &PrefetchConfig::None, true).unwrap();
+    assert_eq!(c.policies, vec![PolicySpec::FixedTimeout(7_000)]);
+    assert_eq!(c.selective_resume, SelectiveResume::Off);
+    assert_eq!(c.decision_tick_ms, 100);
+    assert_eq!(c.profile, rec.profile);
+    rec.policy = Some(PolicyConfig::Named(PolicyName::Never));
+    assert!(sim_config(&rec, &PrefetchConfig::None, true).is_err());
 }

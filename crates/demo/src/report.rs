@@ -135,7 +135,7 @@ pub fn summary(v: &Value) -> String {
          tls               {}\n\
          power             asleep {} of the consolidated period ({} s), {} wakes, fetches while asleep: {}\n\
          energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n\
-         replay            meter {} Wh, simulator {} Wh ({} %; {} Wh, {} % with requests per 250 ms agent tick), prefetch {}, selective resume {}\n",
+         replay            meter {} Wh, simulator {} Wh ({} %), sleeps {} vs {}; {} on a {} ms tick, prefetch {}, selective resume {}\n                   not modelled: {}\n",
         g("guest.memory_mib"),
         g("guest.fill_pct"),
         g("guest.accel"),
@@ -177,9 +177,12 @@ pub fn summary(v: &Value) -> String {
         g("replay.meter_wh"),
         g("replay.sim_wh"),
         g("replay.diff_pct"),
-        g("replay.sim_per_tick_wh"),
-        g("replay.diff_per_tick_pct"),
+        g("replay.meter_sleeps"),
+        g("replay.sim_sleeps"),
+        g("replay.policy"),
+        g("replay.decision_tick_ms"),
         g("replay.prefetch"),
         g("replay.selective_resume"),
+        g("replay.model"),
     )
 }

@@ -161,7 +161,8 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     let started = std::time::Instant::now();
-    let report = simulate(&trace, &config);
+    let mut report = simulate(&trace, &config);
+    report.best_with_equal_share = equal_share(&trace, &config, &report);
     let took = started.elapsed();
     print!("{}", summary::console(&report, args.all));
     println!(
@@ -180,6 +181,38 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         println!("report: {}", path.display());
     }
     Ok(())
+}
+
+/// The best online combination of `report` simulated again with a
+/// partially migrated VM charged a fully migrated one's server share.
+fn equal_share(
+    trace: &jettison_sim::FleetTrace,
+    config: &SimConfig,
+    report: &jettison_sim::Report,
+) -> Option<jettison_sim::Outcome> {
+    let (_, best) = report
+        .policies
+        .iter()
+        .min_by(|a, b| a.1.energy_j.total_cmp(&b.1.energy_j))?;
+    let policy = config.policies.iter().find(|p| p.name() == best.policy)?;
+    let prefetch = config
+        .prefetch_configs()
+        .into_iter()
+        .find(|c| jettison_sim::prefetch_name(c) == best.prefetch)?;
+    let mut profile = config.profile.clone();
+    profile.server.partial_vms_per_server = profile.server.vms_per_server;
+    let again = SimConfig {
+        profile,
+        policies: vec![policy.clone()],
+        prefetch: vec![prefetch],
+        selective_resume: if best.selective_resume {
+            SelectiveResume::On
+        } else {
+            SelectiveResume::Off
+        },
+        ..config.clone()
+    };
+    simulate(trace, &again).policies.into_values().next()
 }
 
 #[cfg(test)]

@@ -12,8 +12,11 @@
 //!   rest of the devices after it (the user came back) the remainder, full
 //!   minus service ([`rest_resume`]), so a service wake followed by the rest
 //!   costs exactly one full resume.
-//! * Each VM consolidated on the server costs the server's share per VM
-//!   ([`crate::profile::ServerPower::watts_per_vm`]) for its time there.
+//! * Each VM consolidated on the server costs the server's share per
+//!   partially migrated VM
+//!   ([`crate::profile::ServerPower::watts_per_partial_vm`]: Jettison's VMs
+//!   hold only the pages they fetched there) for its time there, as in the
+//!   simulator.
 //! * The baseline is the desktop left on over the same wall time: its
 //!   active time at active power, every other moment at idle power.
 
@@ -146,7 +149,7 @@ pub fn meter(
     }
     let server_j = vm_server_ms
         .values()
-        .map(|&ms| profile.server.watts_per_vm() * ms as f64 / 1000.0)
+        .map(|&ms| profile.server.watts_per_partial_vm() * ms as f64 / 1000.0)
         .sum::<f64>();
     let wall_ms = until_ms - start_ms;
     let baseline_j = (d.active_w * time.active_ms as f64

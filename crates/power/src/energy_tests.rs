@@ -38,8 +38,9 @@ fn integrates_states_and_transitions() {
     let desktop = 6_000.0 + 7_200.0 + 360.0 + 400.0 + 3_409.0 * 3.0;
     assert!(close(r.desktop_j, desktop), "{}", r.desktop_j);
     assert_eq!(r.vm_server_ms["vm1"], 3_480_000);
-    assert!(close(r.server_j, 3_480.0 * 10.0));
-    assert!(close(r.total_j, desktop + 34_800.0));
+    // 300 W / 90 partially migrated VMs per server
+    assert!(close(r.server_j, 3_480.0 * 300.0 / 90.0));
+    assert!(close(r.total_j, desktop + 3_480.0 * 300.0 / 90.0));
     assert!(close(r.baseline_j, 6_000.0 + 3_540.0 * 60.0));
     assert!(close(
         r.savings_percent,

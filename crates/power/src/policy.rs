@@ -28,6 +28,25 @@ use crate::profile::PowerProfile;
 /// How long a policy that never sleeps asks to be left alone (one hour).
 pub const NEVER_RECHECK_MS: u64 = 3_600_000;
 
+/// How often the desktop agent's power loop asks its policy (ms): the
+/// simulator's default decision tick.
+pub const AGENT_TICK_MS: u64 = 250;
+
+/// The profile a desktop's sleep policy is built from: with selective
+/// resume its wakes (for page misses) cost the service resume, so the
+/// policy weighs that one ([`PowerProfile::service_resume`]). The agent and
+/// the simulator both build their policies from it.
+pub fn policy_profile(profile: &PowerProfile, selective_resume: bool) -> PowerProfile {
+    if selective_resume {
+        PowerProfile {
+            resume: profile.service_resume(),
+            ..profile.clone()
+        }
+    } else {
+        profile.clone()
+    }
+}
+
 /// A policy's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {

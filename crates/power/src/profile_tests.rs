@@ -50,12 +50,16 @@ fn transition_average_power() {
 #[test]
 fn server_share_per_vm() {
     assert_eq!(ServerPower::default().watts_per_vm(), 10.0);
+    let partial = ServerPower::default().watts_per_partial_vm();
+    assert!((partial - 300.0 / 90.0).abs() < 1e-12, "{partial}");
     let s = ServerPower {
         idle_w: 100.0,
         peak_w: 200.0,
         vms_per_server: 0,
+        partial_vms_per_server: 0,
     };
     assert_eq!(s.watts_per_vm(), 200.0, "no division by zero");
+    assert_eq!(s.watts_per_partial_vm(), 200.0, "no division by zero");
 }
 
 #[test]
@@ -86,6 +90,7 @@ fn rejects_unknown_fields_and_bad_figures() {
         "[desktop]\nidle_w = 120.0\n",
         "[desktop]\nasleep_w = 70.0\n",
         "[server]\nvms_per_server = 0\n",
+        "[server]\npartial_vms_per_server = 0\n",
         "[server]\npeak_w = 10.0\n",
         "[resume]\nlatency_ms = 4000\nenergy_j = 400.0\n",
         "[resume]\nlatency_ms = 5000\nenergy_j = 1.0\n",

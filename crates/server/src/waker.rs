@@ -2,8 +2,9 @@
 //! to sleep (`GoingToSleep`, with its MAC and where magic packets reach it);
 //! from then on no fetch is sent to it until it answers again. The first miss
 //! sends Wake-on-LAN magic packets and probes the desktop (a full TLS
-//! handshake: a sleeping host completes none) with backoff, within a bound;
-//! concurrent misses of the same desktop share that one wake.
+//! handshake: a sleeping host completes none, and a desktop that announced
+//! its sleep refuses connections until it has resumed) with backoff, within a
+//! bound; concurrent misses of the same desktop share that one wake.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,7 +90,10 @@ impl DesktopWaker {
             return Ok(None);
         };
         let started = Instant::now();
-        let mut delay = Duration::from_millis(250);
+        // A desktop that announced its sleep refuses connections until it
+        // has resumed (it may still be suspending when we first probe): a
+        // refused probe costs nothing, so retry often to catch the resume.
+        let mut delay = Duration::from_millis(100);
         let mut packets = 0u32;
         while started.elapsed() < self.bound {
             if let Err(e) = jettison_power::send_magic_packet(s.mac, s.wol_addr).await {
@@ -103,7 +107,7 @@ impl DesktopWaker {
                 return Ok(Some(conn));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(Duration::from_millis(500));
         }
         Err(format!(
             "desktop {} did not wake within {:.1} s ({packets} magic packets to {})",

@@ -83,8 +83,9 @@ impl SelectiveResume {
 }
 
 /// What to simulate. Every (sleep policy x prefetch x resume) combination
-/// is simulated; the default is no prefetching and full resumes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// is simulated; the default is no prefetching, full resumes and the
+/// agent's decision tick.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SimConfig {
     /// The power model.
@@ -97,6 +98,23 @@ pub struct SimConfig {
     pub selective_resume: SelectiveResume,
     /// The full-migration baseline.
     pub full_migration: FullMigration,
+    /// How often the sleep policy is asked, ms: the desktop agent's power
+    /// loop's tick ([`jettison_power::policy::AGENT_TICK_MS`], 250 ms) by
+    /// default (see [`crate::cost`]).
+    pub decision_tick_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            profile: PowerProfile::default(),
+            policies: Vec::new(),
+            prefetch: Vec::new(),
+            selective_resume: SelectiveResume::default(),
+            full_migration: FullMigration::default(),
+            decision_tick_ms: jettison_power::policy::AGENT_TICK_MS,
+        }
+    }
 }
 
 /// The working-set parameters that [`prefetch_name`] leaves out.

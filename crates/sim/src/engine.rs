@@ -1,42 +1,44 @@
 //! The simulation: pure functions over a [`FleetTrace`].
 //!
 //! Per desktop and idle period, each prefetch policy decides which requests
-//! are misses ([`crate::fetch`]); the misses (fetch events, which wake a
-//! sleeping desktop) and the user's return, which ends the period, cut it
-//! into gaps; a sleep policy is asked at each gap's start (and when it asks
-//! to be asked again) whether to sleep ([`crate::cost`]). A gap of `g` ms
-//! slept from `t` ms after its start costs
-//! `P_i t + E_s + E_r + P_s max(0, g - t - L_s - L_r)`, awake `P_i g`: the
-//! resume is charged as if it ended at the request. An online policy really
-//! wakes on the request, which then waits `L_r` (counted in
-//! [`Outcome::delayed_requests`]); that real schedule costs `(P_i - P_s) L_r`
-//! less per wake, so the model is conservative for online policies and
-//! exact for the oracle, which can wake ahead. With selective resume a wake
-//! by a miss costs the service resume and the user's return the rest.
-//! Consolidated VMs pay the server's share per VM for the whole period. One
-//! policy instance per combination serves a desktop for the whole trace, so
-//! adaptive policies learn across periods; with selective resume they are
-//! built from the profile with the service resume (their wakes serve pages).
+//! are misses ([`crate::fetch`]); a sleep policy runs over the misses as
+//! the desktop agent runs it, asked on the agent's decision tick, each
+//! sleep ending in a wake by the next miss (which waits for the resume) or
+//! at the user's return (see [`crate::cost`] for the model and its
+//! charges). With selective resume a wake by a miss costs the service
+//! resume and the user's return the rest. Consolidated VMs pay the server's
+//! share per partially migrated VM
+//! ([`jettison_power::profile::ServerPower::watts_per_partial_vm`]) for the
+//! whole period. One policy instance per combination serves a desktop for
+//! the whole trace, so adaptive policies learn across periods; they are
+//! built from the profile the agent builds them from
+//! ([`jettison_power::policy::policy_profile`]: with selective resume, the
+//! service resume).
 //!
 //! Every (sleep policy x prefetch x resume) combination is simulated, and
-//! the offline optimum of each (prefetch x resume), which sleeps through
-//! exactly the gaps that pay off; the report's `oracle` is the best of them.
+//! the offline optimum of each (prefetch x resume) in the same model
+//! ([`crate::oracle`]), a lower bound of every online policy; the report's
+//! `oracle` is the best of them.
 //!
 //! Baselines: always on (the desktop idles), plain sleep (sleeps at once, no
 //! consolidation, no network presence), full migration (LiteGreen-style:
 //! all VM memory over a shared link while the desktop idles, `k` desktops
 //! going idle in the same minute sharing the link; then sleep; a migration
 //! that cannot pay off, or finish, is not made; the way back is not
-//! charged, which favours it). Outside idle periods every scheme costs the
-//! same: active power while the user works, idle power otherwise.
+//! charged, which favours it; the server's share per fully migrated VM,
+//! [`jettison_power::profile::ServerPower::watts_per_vm`]). Outside idle
+//! periods every scheme costs the same: active power while the user works,
+//! idle power otherwise.
 
 use std::collections::{BTreeMap, HashMap};
 
 use jettison_power::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
 
 use crate::config::{prefetch_name, SimConfig, Variant};
-use crate::cost::{gap_j, oracle_period, run_period, Wakes};
+use crate::cost::{gap_j, Wakes};
 use crate::fetch::{self, Fetches, History, Present, DEVICE_STATE_BYTES, PAGE_BYTES};
+use crate::online::run_period;
+use crate::oracle::oracle_period;
 use crate::report::{Bucket, Outcome, Report};
 use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Span};
 
@@ -49,6 +51,7 @@ struct Setup {
     prefetch: Vec<PrefetchConfig>,
     policies: Vec<crate::PolicySpec>,
     total_pages: u64,
+    tick_ms: u64,
 }
 
 /// The schemes' running figures.
@@ -105,14 +108,9 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             .collect(),
         profiles: variants
             .iter()
-            .map(|v| match v.selective {
-                true => PowerProfile {
-                    resume: p.service_resume(),
-                    ..p.clone()
-                },
-                false => p.clone(),
-            })
+            .map(|v| jettison_power::policy::policy_profile(p, v.selective))
             .collect(),
+        tick_ms: config.decision_tick_ms,
         policies: config.distinct_policies(),
         total_pages: config.full_migration.vm_bytes / PAGE_BYTES,
         variants,
@@ -203,7 +201,7 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
         let fetched = period_fetches(setup, pe, &history, &mut present);
         let b = Bucket::of(pe.span);
         let base = &setup.profile;
-        let server_j = base.server.watts_per_vm() * pe.span.len_ms() as f64 / 1000.0;
+        let server_j = base.server.watts_per_partial_vm() * pe.span.len_ms() as f64 / 1000.0;
         for (vi, v) in setup.variants.iter().enumerate() {
             let f = &fetched[v.prefetch];
             let wakes = &setup.wakes[vi];
@@ -213,7 +211,15 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                 o.network_bytes += f.pages * PAGE_BYTES + 2 * DEVICE_STATE_BYTES;
             };
             for (pol, o) in online[vi].iter_mut().zip(&mut tally.online[vi]) {
-                let j = run_period(base, wakes, pol.as_mut(), pe.span, &f.times, o);
+                let j = run_period(
+                    base,
+                    wakes,
+                    pol.as_mut(),
+                    pe.span,
+                    &f.times,
+                    setup.tick_ms,
+                    o,
+                );
                 o.add(b, j + server_j, server_j);
                 count(o);
             }

@@ -1,6 +1,7 @@
 //! Small traces through [`simulate`], checked against joules computed by
 //! hand (default profile: idle 60 W, asleep 3 W, suspend 3 s / 180 J, full
-//! resume 5 s / 400 J, service resume 2.5 s / 200 J, server 10 W per VM).
+//! resume 5 s / 400 J, service resume 2.5 s / 200 J, server 300 W / 90 per
+//! partially migrated VM).
 
 use super::*;
 use crate::config::{PolicySpec, SelectiveResume};
@@ -50,7 +51,7 @@ const G60: f64 = 1800.0 + 580.0 + 3.0 * 22.0;
 const G240: f64 = 1800.0 + 580.0 + 3.0 * 202.0;
 const G300: f64 = 1800.0 + 580.0 + 3.0 * 262.0;
 const G540: f64 = 1800.0 + 580.0 + 3.0 * 502.0;
-const SERVER_10MIN: f64 = 10.0 * 600.0;
+const SERVER_10MIN: f64 = 300.0 / 90.0 * 600.0;
 
 #[test]
 fn a_neighbourhood_hit_avoids_a_wake() {
@@ -185,7 +186,7 @@ fn a_short_recorded_trace_with_a_custom_profile() {
     // gaps of 30 s and 150 s, each 10 s awake then asleep; without device
     // costs the service resume is the full one
     let desktop = (500.0 + 300.0 + 2.0 * 14.0) + (500.0 + 300.0 + 2.0 * 134.0);
-    let server = 10.0 * 180.0;
+    let server = 300.0 / 90.0 * 180.0;
     let o = &r.policies["fixed-timeout-10s+selective"];
     close(o.energy_j, desktop + server + 80.0 * 120.0);
     close(r.always_on_j, 80.0 * 120.0 + 50.0 * 180.0);

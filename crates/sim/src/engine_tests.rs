@@ -161,7 +161,8 @@ fn savings_ordering_on_a_synthetic_fleet() {
         assert!(x.savings_pct > 0.0 && x.savings_pct <= r.plain_sleep.savings_pct);
         assert!(x.energy_j < r.always_on_j);
     }
-    assert!(r.oracle.delayed_requests == 0 && r.policies["break-even"].delayed_requests > 0);
+    // the oracle wakes at the requests too (cheaper than ahead of them)
+    assert!(r.oracle.delayed_requests > 0 && r.policies["break-even"].delayed_requests > 0);
     assert_eq!(
         r.policies.len(),
         3,

@@ -11,8 +11,9 @@
 //! * [`config`]: what to simulate ([`SimConfig`]).
 //! * [`engine`]: pure simulation of a trace, reusing the power profile, the
 //!   sleep policies and the prefetch policies of `jettison-power`; [`fetch`]
-//!   (which requests are misses) and `cost` (the energy of a period) are
-//!   its parts.
+//!   (which requests are misses), `cost` (the model of the desktop agent's
+//!   power loop and its charges), `online` (a sleep policy over a period)
+//!   and `oracle` (the offline optimum) are its parts.
 //! * [`report`]: the result ([`Report`]); [`summary`] renders it as tables.
 //! * [`io`]: a thin JSON load and save, the only I/O.
 
@@ -23,6 +24,8 @@ mod cost;
 pub mod engine;
 pub mod fetch;
 pub mod io;
+mod online;
+mod oracle;
 mod par;
 pub mod report;
 pub mod summary;

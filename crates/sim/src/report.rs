@@ -64,7 +64,7 @@ pub struct Outcome {
     /// the user's return.
     pub sleeps: u64,
     /// Misses that found their desktop asleep and waited for a resume (the
-    /// wakes to serve pages; the oracle wakes ahead, so none).
+    /// wakes to serve pages; the oracle too wakes at the requests).
     pub delayed_requests: u64,
     /// Fetch events: misses, each a request to the desktop.
     pub fetches: u64,
@@ -163,6 +163,13 @@ pub struct Report {
     pub plain_sleep: Outcome,
     /// Full migration.
     pub full_migration: Outcome,
+    /// The best online combination again, its VMs charged the server share
+    /// of a fully migrated VM (`server.vms_per_server`) instead of a
+    /// partially migrated one's: what the margin over full migration
+    /// depends on. Filled by the caller (`jettison simulate`), not by
+    /// [`crate::simulate`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_with_equal_share: Option<Outcome>,
 }
 
 impl Report {

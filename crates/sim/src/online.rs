@@ -1,0 +1,87 @@
+//! An online sleep policy over one idle period, as the desktop agent runs
+//! it (see [`crate::cost`] for the model).
+
+use jettison_power::{Decision, PowerProfile, SleepPolicy};
+
+use crate::cost::{gap_j, page_cycle, rest_at_return, Wakes};
+use crate::report::Outcome;
+use crate::trace::Span;
+
+/// The first tick of the grid `phase + k tick` at or after `t`.
+fn tick_at_or_after(phase: u64, tick: u64, t: u64) -> u64 {
+    phase + (t.saturating_sub(phase)).div_ceil(tick) * tick
+}
+
+/// Runs the online `policy` over a period with fetch events at `misses`
+/// (sorted), asked every `tick_ms`; returns the desktop's joules and counts
+/// sleeps and delayed requests.
+pub(crate) fn run_period(
+    p: &PowerProfile,
+    wakes: &Wakes,
+    policy: &mut dyn SleepPolicy,
+    span: Span,
+    misses: &[u64],
+    tick_ms: u64,
+    out: &mut Outcome,
+) -> f64 {
+    let (start, end) = (span.start_ms, span.end_ms);
+    let tick = tick_ms.max(1);
+    let idle_w = p.desktop.idle_w;
+    let mut joules = 0.0;
+    // awake from `up` (energy counted up to it); the last request; the
+    // tick grid's phase; the next miss; the last page wake's end
+    let (mut up, mut last, mut phase, mut next) = (start, start, start, 0usize);
+    let mut woken_at: Option<u64> = None;
+    // the agent decides at once when the VM has left, then every tick
+    let mut t = start;
+    loop {
+        while next < misses.len() && misses[next] <= t.min(end) {
+            let r = misses[next].max(up);
+            policy.on_request(r);
+            last = r;
+            next += 1;
+        }
+        if t >= end {
+            break;
+        }
+        let recheck = match policy.decide(t, last) {
+            Decision::StayAwake { recheck_in_ms } => recheck_in_ms.max(1),
+            Decision::Sleep => {
+                joules += idle_w * (t - up) as f64 / 1000.0;
+                out.sleeps += 1;
+                match misses.get(next).filter(|&&r| r < end) {
+                    None => {
+                        // asleep until the user comes back
+                        return joules + gap_j(p, end - t, Some(0), &p.resume);
+                    }
+                    Some(&r) => {
+                        let (j, back) = page_cycle(p, wakes, t, r);
+                        joules += j;
+                        let waited = misses[next..].partition_point(|&m| m <= back);
+                        out.delayed_requests += waited as u64;
+                        next += waited;
+                        if back >= end {
+                            // the user came back while it resumed for pages
+                            return joules + wakes.rest_j;
+                        }
+                        // the waiting requests are served as it is up
+                        policy.on_request(back);
+                        (up, last, phase, woken_at) = (back, back, back, Some(back));
+                        t = back + tick;
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut want = t.saturating_add(recheck);
+        if let Some(&r) = misses.get(next) {
+            want = want.min(r);
+        }
+        t = tick_at_or_after(phase, tick, want.min(end).max(t + 1));
+    }
+    joules += idle_w * (end - up) as f64 / 1000.0;
+    if let Some(w) = woken_at {
+        joules += rest_at_return(p, wakes, end - w);
+    }
+    joules
+}
