@@ -247,7 +247,7 @@ pub fn simulate(
 /// differences from the meter (see docs/simulation.md).
 pub const MODEL_NOTE: &str = "the simulator runs the agent's policy on its tick and wakes the \
 desktop at each request; it does not model the time from a wake's end to the server's next \
-probe (up to 0.5 s of idle per wake), the actual suspend and resume times (the emulated \
+probe (up to 0.1 s of idle per wake), the actual suspend and resume times (the emulated \
 host's freezes and thaws take a few ms more than the profile's), the jitter of the agent's \
 tick, or fetches served during hand-over before the period starts";
 

@@ -3,8 +3,9 @@
 //! from then on no fetch is sent to it until it answers again. The first miss
 //! sends Wake-on-LAN magic packets and probes the desktop (a full TLS
 //! handshake: a sleeping host completes none, and a desktop that announced
-//! its sleep refuses connections until it has resumed) with backoff, within a
-//! bound; concurrent misses of the same desktop share that one wake.
+//! its sleep refuses connections until it has resumed) every 100 ms,
+//! repeating the packet every 500 ms, within a bound; concurrent misses of
+//! the same desktop share that one wake.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,12 @@ use jettison_power::MacAddr;
 
 /// How long a wake may take before the fault gets an error (and retries).
 pub const WAKE_BOUND: Duration = Duration::from_secs(60);
+
+/// How often a waking desktop is probed.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the magic packet is repeated while it does not answer.
+const PACKET_EVERY: Duration = Duration::from_millis(500);
 
 /// Where magic packets for a sleeping desktop go.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +85,7 @@ impl DesktopWaker {
 
     /// Makes sure the desktop is awake. If it sleeps, sends magic packets
     /// and calls `probe` until it yields a live connection (returned), with
-    /// backoff, for at most [`WAKE_BOUND`]. `Ok(None)`: it was awake already
+    /// a pause, for at most [`WAKE_BOUND`]. `Ok(None)`: it was awake already
     /// (or another miss woke it meanwhile).
     pub async fn ensure_awake<T, F, Fut>(&self, probe: F) -> Result<Option<T>, String>
     where
@@ -91,23 +98,27 @@ impl DesktopWaker {
         };
         let started = Instant::now();
         // A desktop that announced its sleep refuses connections until it
-        // has resumed (it may still be suspending when we first probe): a
-        // refused probe costs nothing, so retry often to catch the resume.
-        let mut delay = Duration::from_millis(100);
+        // has resumed (it may still be suspending when we first probe), and
+        // a refused probe costs nothing: probe every PROBE_EVERY so that the
+        // fetch follows the resume closely (the desktop idles meanwhile), and
+        // repeat the magic packet every PACKET_EVERY.
         let mut packets = 0u32;
+        let mut last_packet: Option<Instant> = None;
         while started.elapsed() < self.bound {
-            if let Err(e) = jettison_power::send_magic_packet(s.mac, s.wol_addr).await {
-                tracing::warn!(desktop = %self.name, "sending a magic packet to {}: {e}", s.wol_addr);
+            if last_packet.is_none_or(|t| t.elapsed() >= PACKET_EVERY) {
+                if let Err(e) = jettison_power::send_magic_packet(s.mac, s.wol_addr).await {
+                    tracing::warn!(desktop = %self.name, "sending a magic packet to {}: {e}", s.wol_addr);
+                }
+                packets += 1;
+                last_packet = Some(Instant::now());
             }
-            packets += 1;
             if let Some(conn) = probe().await {
                 *self.sleeping.lock().expect("waker lock") = None;
                 self.wakes.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(desktop = %self.name, ms = started.elapsed().as_millis() as u64, packets, "desktop woke up");
                 return Ok(Some(conn));
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            tokio::time::sleep(PROBE_EVERY).await;
         }
         Err(format!(
             "desktop {} did not wake within {:.1} s ({packets} magic packets to {})",
@@ -159,7 +170,7 @@ mod tests {
         let (addr, packets) = nic().await;
         let w = Arc::new(DesktopWaker::with_bound("d", Duration::from_secs(10)));
         w.going_to_sleep(MAC, &addr.to_string()).unwrap();
-        // The desktop answers from the third probe on.
+        // The desktop answers from the third probe on (200 ms later).
         let probes = Arc::new(AtomicU32::new(0));
         let miss = |w: Arc<DesktopWaker>, probes: Arc<AtomicU32>| async move {
             w.ensure_awake(|| {
@@ -182,8 +193,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
             packets.load(Ordering::SeqCst),
-            3,
-            "one magic packet per probe"
+            1,
+            "one magic packet per 500 ms"
         );
         assert!(!w.is_asleep());
     }

@@ -284,7 +284,7 @@ pub fn markdown(r: &Report, command: &str) -> String {
           suspend's end if it came during it), every miss until the resume's end waits and is served \
           then; the user's return ends the period once the desktop is back in use. What it leaves out, \
           and so what remains of the difference: the time from a wake's end to the server's next probe \
-          (the server retries every 100-500 ms; the desktop idles meanwhile), the emulated host's \
+          (the server probes every 100 ms; the desktop idles meanwhile), the emulated host's \
           freezes and thaws (a few ms beyond the profile's latencies), the tick's jitter (the agent's \
           loop sleeps 250 ms after its work), the replayed time of a fetch served after a wake (the \
           wake's time, not the miss's, which can be earlier when it came during the suspend), and \
