@@ -55,6 +55,9 @@ pub struct SimulateArgs {
     /// Write the savings tables and findings, next to the paper's figures, here (Markdown).
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Draw the savings by idle-period length here (PNG, or SVG for any other extension).
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// `--selective-resume`.
@@ -171,9 +174,27 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     );
     if let Some(path) = &args.markdown {
         let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
-        std::fs::write(path, summary::markdown(&report, &command))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let mut page = summary::markdown(&report, &command);
+        if let Some(plot) = &args.plot {
+            // Linked by name when the figure sits beside the page.
+            let link = if plot.parent() == path.parent() {
+                plot.file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| plot.clone())
+            } else {
+                plot.clone()
+            };
+            page += &format!(
+                "\n![Energy saved by idle-period length]({})\n",
+                link.display()
+            );
+        }
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
         println!("tables: {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        crate::simulate_plot::write(&report, path)?;
+        println!("plot: {}", path.display());
     }
     if let Some(path) = &args.json {
         jettison_sim::io::save(path, &report)

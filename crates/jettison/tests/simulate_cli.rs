@@ -22,12 +22,15 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sim.json");
     let md = dir.path().join("sim.md");
+    let png = dir.path().join("sim.png");
     let mut args = SMALL.to_vec();
     args.extend([
         "--json",
         json.to_str().unwrap(),
         "--markdown",
         md.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
     ]);
     let out = jettison(&args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -73,9 +76,11 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
         "5-point target",
         "Over full migration",
         "10-30 min",
+        "![Energy saved by idle-period length](sim.png)",
     ] {
         assert!(page.contains(want), "{want} in {page}");
     }
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     assert!(
         page.contains("`jettison simulate --synthetic --desktops 4 --days 7"),
         "{page}"

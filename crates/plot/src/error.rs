@@ -80,6 +80,9 @@ pub enum PlotError {
         /// Minimum height in pixels.
         min_height: u32,
     },
+    /// A bar chart's input is unusable.
+    #[error("bar chart: {0}")]
+    Input(String),
     /// The embedded font could not be registered with plotters.
     #[error("embedded font could not be loaded")]
     Font,

@@ -1,4 +1,5 @@
-//! Draws the jettison demo's timeline figure.
+//! Draws the jettison demo's timeline figure, and grouped bar charts
+//! ([`bars`]: the fleet simulator's savings by idle-period length).
 //!
 //! A [`TimelineInput`] describes one run: the desktop's power states (and,
 //! optionally, its power draw), where the VM ran, the pages the
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod annotate;
+pub mod bars;
 mod draw;
 mod error;
 pub mod font;
@@ -30,6 +32,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+pub use bars::{render_bars, render_bars_svg_string, BarChart, BarSeries};
 pub use error::PlotError;
 pub use model::{Placement, PowerState, TimelineInput};
 pub use sample::sample_input;
@@ -70,10 +73,19 @@ pub fn render_svg_string(
     height: u32,
 ) -> Result<String, PlotError> {
     prepare(input, width, height)?;
+    svg_string(width, height, |root| draw::draw_timeline(root, input))
+}
+
+/// Draws with `draw` on an in-memory SVG document of `width` x `height`.
+pub(crate) fn svg_string(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), PlotError>,
+) -> Result<String, PlotError> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
-        draw::draw_timeline(&root, input)?;
+        draw(&root)?;
         root.present().map_err(draw::draw_err)?;
     }
     Ok(out)
@@ -81,6 +93,13 @@ pub fn render_svg_string(
 
 /// Validates the input and the size, and registers the embedded font.
 fn prepare(input: &TimelineInput, width: u32, height: u32) -> Result<(), PlotError> {
+    check_size(width, height)?;
+    input.validate()?;
+    font::ensure_registered()
+}
+
+/// Refuses an image smaller than [`MIN_WIDTH`] x [`MIN_HEIGHT`].
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), PlotError> {
     if width < MIN_WIDTH || height < MIN_HEIGHT {
         return Err(PlotError::TooSmall {
             width,
@@ -89,8 +108,7 @@ fn prepare(input: &TimelineInput, width: u32, height: u32) -> Result<(), PlotErr
             min_height: MIN_HEIGHT,
         });
     }
-    input.validate()?;
-    font::ensure_registered()
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use jettison_wire::Message;
 mod certs_cmd;
 #[path = "../simulate_cmd.rs"]
 mod simulate_cmd;
+#[path = "../simulate_plot.rs"]
+mod simulate_plot;
 
 /// Operate jettison: move a desktop's VM to the consolidation server and back.
 #[derive(Parser, Debug)]
