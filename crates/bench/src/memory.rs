@@ -5,6 +5,8 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::Context;
 
+use jettison_demo::procs::qemu_pids;
+
 use crate::fleet::Fleet;
 use crate::results::ServerMemory;
 
@@ -17,16 +19,6 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .with_context(|| format!("no VmRSS for pid {pid}"))
-}
-
-/// The QEMU process whose command line names `needle`.
-fn qemu_pid(needle: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let cmd = String::from_utf8_lossy(&cmd);
-        (cmd.starts_with("qemu-system") && cmd.contains(needle)).then_some(pid)
-    })
 }
 
 /// Bytes of `path` in the page cache (util-linux `fincore`).
@@ -64,8 +56,9 @@ pub async fn server_memory(
         .and_then(|s| s.memory)
         .map_or(0, |m| m.bytes_fetched);
     let daemon = fleet.server_pid().map(rss_bytes).transpose()?.unwrap_or(0);
-    let qemu = qemu_pid(&lazy.display().to_string())
-        .map(rss_bytes)
+    let qemu = qemu_pids(&lazy.display().to_string())
+        .first()
+        .map(|&pid| rss_bytes(pid as u32))
         .transpose()?
         .unwrap_or(0);
     let replica = fleet
@@ -98,6 +91,5 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         // Our own executable is mapped, so some of it is cached.
         assert!(page_cache_bytes(&exe).unwrap() > 0);
-        assert!(qemu_pid("no-such-vm-anywhere-4711").is_none());
     }
 }

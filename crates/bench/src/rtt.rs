@@ -19,10 +19,7 @@ pub fn fetch_round_trips(
     vm: String,
     pages: Vec<u64>,
 ) -> anyhow::Result<Vec<f64>> {
-    let text = jettison_demo::configs::tls_section(tls_dir, "server", "desktop");
-    let table: toml::Table = toml::from_str(&text)?;
-    let settings: jettison_tls::TlsSettings = table["tls"].clone().try_into()?;
-    let tls = jettison_tls::TlsContext::load(&settings)?;
+    let tls = jettison_demo::configs::tls_context(tls_dir, "server", "desktop")?;
     jettison_demo::procs::in_netns(netns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -282,10 +282,7 @@ impl Cluster {
         host: &str,
         peer: &str,
     ) -> anyhow::Result<std::sync::Arc<jettison_tls::TlsContext>> {
-        let text = tls_section(&self.dir.join("tls"), host, peer);
-        let settings: toml::Table = toml::from_str(&text)?;
-        let settings: jettison_tls::TlsSettings = settings["tls"].clone().try_into()?;
-        Ok(jettison_tls::TlsContext::load(&settings)?)
+        crate::configs::tls_context(&self.dir.join("tls"), host, peer)
     }
 
     /// The user comes back to the desktop: a keystroke on its emulated

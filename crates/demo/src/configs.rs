@@ -152,6 +152,18 @@ pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
     )
 }
 
+/// The TLS context of a host set up by [`tls_section`] (its certificate in
+/// `tls_dir`, talking only to `peer`).
+pub fn tls_context(
+    tls_dir: &Path,
+    host: &str,
+    peer: &str,
+) -> anyhow::Result<std::sync::Arc<jettison_tls::TlsContext>> {
+    let table: toml::Table = toml::from_str(&tls_section(tls_dir, host, peer))?;
+    let settings: jettison_tls::TlsSettings = table["tls"].clone().try_into()?;
+    Ok(jettison_tls::TlsContext::load(&settings)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
