@@ -35,6 +35,11 @@
 //! session whose idle hint tells user presence) suspends through logind and
 //! arms Wake-on-LAN with ethtool (see `jettison_power::linux`); it cannot run
 //! on the test hosts, where only its command plans are unit-tested.
+//! The emulated backend is compiled in only with the cargo feature
+//! `emulated-power` (test hosts); an agent built without it refuses
+//! `backend = "emulated"` when it starts.
+
+mod emulated;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,9 +47,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jettison_power::{
-    Emulated, EmulatedConfig, PolicyConfig, PowerBackend, PowerProfile, SleepPolicy,
-};
+#[cfg(feature = "emulated-power")]
+use jettison_power::Emulated;
+use jettison_power::PowerBackend;
+use jettison_power_model::{PolicyConfig, PowerProfile, SleepPolicy};
 use jettison_wire::ReintegrateReport;
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +99,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// Freezer cgroup and an emulated NIC (test hosts).
+    /// Freezer cgroup and an emulated NIC (test hosts; needs an agent built
+    /// with the `emulated-power` feature).
     Emulated,
     /// logind suspend, ethtool Wake-on-LAN, logind idle hint (real desktops;
     /// not exercised on the test hosts).
@@ -102,6 +109,7 @@ pub enum BackendKind {
 
 /// The backend in use, with what the agent needs beyond the trait.
 enum Host {
+    #[cfg(feature = "emulated-power")]
     Emulated(Emulated),
     Linux {
         backend: jettison_power::linux_backend::LinuxBackend,
@@ -110,15 +118,27 @@ enum Host {
     },
 }
 
+impl Host {
+    /// Whether page-miss wakes can resume the service devices only (the
+    /// emulated backend can; the Linux backend resumes every device).
+    fn resumes_selectively(&self) -> bool {
+        match self {
+            #[cfg(feature = "emulated-power")]
+            Host::Emulated(_) => true,
+            Host::Linux { .. } => false,
+        }
+    }
+}
+
 fn break_even() -> PolicyConfig {
-    PolicyConfig::Named(jettison_power::policy::PolicyName::BreakEven)
+    PolicyConfig::Named(jettison_power_model::policy::PolicyName::BreakEven)
 }
 
 /// What the agent reports of its power (`OpPower`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowerRecord {
     /// The host's recorded states, wakes and VM placements.
-    pub timeline: jettison_power::Timeline,
+    pub timeline: jettison_power_model::Timeline,
     /// The profile in force.
     pub profile: PowerProfile,
     /// The fetches the state server served, in the order they completed.
@@ -191,28 +211,7 @@ impl Power {
             None => PowerProfile::default(),
         };
         let host = match config.backend {
-            BackendKind::Emulated => {
-                let mac = config
-                    .nic_mac
-                    .parse()
-                    .map_err(|e| AgentError::Power(format!("nic_mac: {e}")))?;
-                let wol = config.wol_listen.ok_or_else(|| {
-                    AgentError::Power("the emulated backend needs wol_listen".into())
-                })?;
-                let mut emulated =
-                    EmulatedConfig::new(format!("{host}-{}", std::process::id()), mac, wol);
-                emulated.profile = profile.clone();
-                emulated.user_addr = config.user_listen;
-                emulated.selective_resume = config.selective_resume;
-                // The user is at the desk when the agent starts.
-                emulated.initial = jettison_power::HostState::Active;
-                let backend =
-                    Emulated::start(emulated).map_err(|e| AgentError::Power(e.to_string()))?;
-                backend
-                    .add_pid(std::process::id())
-                    .map_err(|e| AgentError::Power(e.to_string()))?;
-                Host::Emulated(backend)
-            }
+            BackendKind::Emulated => emulated::start(config, host, &profile)?,
             BackendKind::Linux => {
                 let linux = config.linux.clone().ok_or_else(|| {
                     AgentError::Power("the linux backend needs a [power.linux] section".into())
@@ -224,7 +223,7 @@ impl Power {
                 let backend = jettison_power::linux_backend::LinuxBackend::new(
                     linux,
                     profile.clone(),
-                    jettison_power::HostState::Active,
+                    jettison_power_model::HostState::Active,
                 );
                 Host::Linux {
                     backend,
@@ -235,24 +234,13 @@ impl Power {
         };
         // With selective resume the policy weighs the service resume, as the
         // simulator's does (only the emulated backend resumes selectively).
-        let selective = config.selective_resume && matches!(host, Host::Emulated(_));
+        let selective = config.selective_resume && host.resumes_selectively();
         let policy = config
             .policy
-            .build(&jettison_power::policy::policy_profile(&profile, selective));
-        if config.away_after_s.is_some()
-            && !matches!(&host, Host::Emulated(_) if config.user_listen.is_some())
-            && !matches!(
-                &host,
-                Host::Linux {
-                    session: Some(_),
-                    ..
-                }
-            )
-        {
-            tracing::warn!("away_after_s is set but this host cannot tell user input (no user_listen / logind session): idle detection is off");
-        }
-        tracing::info!(policy = ?config.policy, backend = ?config.backend, "power backend ready");
-        Ok(Power {
+            .build(&jettison_power_model::policy::policy_profile(
+                &profile, selective,
+            ));
+        let power = Power {
             config: config.clone(),
             profile,
             host,
@@ -263,12 +251,18 @@ impl Power {
             migrations: Mutex::new(Vec::new()),
             last_input_ms: AtomicU64::new(0),
             selective,
-        })
+        };
+        if config.away_after_s.is_some() && !power.detects_input() {
+            tracing::warn!("away_after_s is set but this host cannot tell user input (no user_listen / logind session): idle detection is off");
+        }
+        tracing::info!(policy = ?config.policy, backend = ?config.backend, "power backend ready");
+        Ok(power)
     }
 
     /// The backend.
     pub(crate) fn backend(&self) -> &dyn PowerBackend {
         match &self.host {
+            #[cfg(feature = "emulated-power")]
             Host::Emulated(e) => e,
             Host::Linux { backend, .. } => backend,
         }
@@ -278,6 +272,7 @@ impl Power {
     /// a logind session); idle detection needs it.
     pub(crate) fn detects_input(&self) -> bool {
         match &self.host {
+            #[cfg(feature = "emulated-power")]
             Host::Emulated(_) => self.config.user_listen.is_some(),
             Host::Linux { session, .. } => session.is_some(),
         }
@@ -287,6 +282,7 @@ impl Power {
     /// keyboard, or logind's idle hint turning false (polled every 5 s).
     pub(crate) fn user_input(&self) -> bool {
         match &self.host {
+            #[cfg(feature = "emulated-power")]
             Host::Emulated(e) => e.take_user_return(),
             Host::Linux { session: None, .. } => false,
             Host::Linux {
@@ -338,9 +334,9 @@ impl Power {
     /// Records where a VM runs.
     pub fn placement(&self, vm: &str, away: bool) {
         let p = if away {
-            jettison_power::Placement::Server
+            jettison_power_model::Placement::Server
         } else {
-            jettison_power::Placement::Desktop
+            jettison_power_model::Placement::Desktop
         };
         if let Err(e) = self.backend().record_placement(vm, p) {
             tracing::warn!(vm, "placement not recorded: {e}");
@@ -433,5 +429,14 @@ mod tests {
             err.to_string().contains("needs a [power.linux] section"),
             "{err}"
         );
+    }
+
+    #[cfg(not(feature = "emulated-power"))]
+    #[test]
+    fn without_the_feature_the_emulated_backend_is_refused_at_start() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.backend, BackendKind::Emulated);
+        let err = Power::start(&c, "d").unwrap_err();
+        assert!(err.to_string().contains(emulated::MISSING), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jettison_power::Decision;
+use jettison_power_model::Decision;
 use jettison_wire::Message;
 
 use crate::power::Power;
@@ -15,7 +15,7 @@ use crate::{Agent, AgentError};
 
 /// How often the power loop looks at the user and asks the sleep policy
 /// (ms); the simulator's default decision tick is the same.
-pub const TICK_MS: u64 = jettison_power::policy::AGENT_TICK_MS;
+pub const TICK_MS: u64 = jettison_power_model::policy::AGENT_TICK_MS;
 
 /// How long a host woken by a magic packet waits for the fetch it was woken
 /// for before the policy may put it back to sleep (ms).

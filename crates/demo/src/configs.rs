@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use jettison_power::PrefetchConfig;
+use jettison_power_model::PrefetchConfig;
 
 /// One daemon's addresses and files, as the other side needs them.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use jettison_power::PrefetchConfig;
+use jettison_power_model::PrefetchConfig;
 
 /// Where the programs are.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use jettison_agent::power::PowerRecord;
-use jettison_power::{HostState, Placement, WakeReason};
+use jettison_power_model::{HostState, Placement, WakeReason};
 use serde_json::{json, Value};
 
 /// `(start, end)` of the VM's first stay on the server, ms on the timeline clock.
@@ -47,7 +47,7 @@ pub fn build(rec: &PowerRecord, plot: &Path) -> anyhow::Result<(Value, Value)> {
         .iter()
         .map(|(t, r)| json!({ "t_s": *t as f64 / 1000.0, "reason": reason(r), "while_consolidated": *t >= period.0 && *t <= period.1 }))
         .collect();
-    let energy = jettison_power::meter(&rec.timeline, &rec.profile, until)?;
+    let energy = jettison_power_model::meter(&rec.timeline, &rec.profile, until)?;
     crate::timeline_plot::draw(rec, until, plot)?;
     let power = json!({
         "asleep_fraction": if span == 0 { 0.0 } else { asleep_ms as f64 / span as f64 },

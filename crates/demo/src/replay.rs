@@ -24,8 +24,8 @@
 
 use anyhow::Context;
 use jettison_agent::power::PowerRecord;
-use jettison_power::policy::{PolicyConfig, PolicyName};
-use jettison_power::{HostState, Placement, PrefetchConfig, WakeReason};
+use jettison_power_model::policy::{PolicyConfig, PolicyName};
+use jettison_power_model::{HostState, Placement, PrefetchConfig, WakeReason};
 use jettison_sim::{
     DesktopTrace, FleetTrace, IdlePeriod, PolicySpec, Request, SelectiveResume, SimConfig, Span,
 };
@@ -186,7 +186,7 @@ fn policy_spec(policy: Option<&PolicyConfig>) -> anyhow::Result<PolicySpec> {
     Ok(match policy {
         None | Some(PolicyConfig::Named(PolicyName::BreakEven)) => PolicySpec::BreakEven,
         Some(PolicyConfig::Named(PolicyName::SkiRental)) => {
-            PolicySpec::SkiRental(jettison_power::policy::SkiRental::DEFAULT_SEED)
+            PolicySpec::SkiRental(jettison_power_model::policy::SkiRental::DEFAULT_SEED)
         }
         Some(PolicyConfig::FixedTimeout(c)) => {
             PolicySpec::FixedTimeout(c.fixed_timeout_s.saturating_mul(1000))
@@ -215,7 +215,9 @@ pub fn sim_config(
         } else {
             SelectiveResume::Off
         },
-        decision_tick_ms: rec.tick_ms.unwrap_or(jettison_power::policy::AGENT_TICK_MS),
+        decision_tick_ms: rec
+            .tick_ms
+            .unwrap_or(jettison_power_model::policy::AGENT_TICK_MS),
         ..SimConfig::default()
     })
 }
@@ -265,7 +267,7 @@ pub fn report(
     let config = sim_config(rec, prefetch, selective)?;
     jettison_sim::io::save(trace_path, &trace)?;
     let (sim_j, detail) = simulate(&trace, rec, prefetch, selective)?;
-    let metered = jettison_power::meter(&rec.timeline, &rec.profile, until_ms(rec))?;
+    let metered = jettison_power_model::meter(&rec.timeline, &rec.profile, until_ms(rec))?;
     let (meter_wh, sim_wh) = (metered.total_j / 3600.0, sim_j / 3600.0);
     let desk = &trace.desktops[0];
     Ok(json!({

@@ -1,5 +1,5 @@
 use jettison_agent::power::Served;
-use jettison_power::{PowerProfile, Timeline};
+use jettison_power_model::{PowerProfile, Timeline};
 
 use super::*;
 
@@ -125,7 +125,7 @@ fn the_trace_replays_in_the_simulator() {
 fn the_replay_uses_the_agents_recorded_settings() {
     let mut rec = record();
     rec.policy = Some(PolicyConfig::FixedTimeout(
-        jettison_power::policy::FixedTimeoutConfig { fixed_timeout_s: 7 },
+        jettison_power_model::policy::FixedTimeoutConfig { fixed_timeout_s: 7 },
     ));
     rec.selective_resume = Some(false);
     rec.tick_ms = Some(100);

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use jettison_agent::power::PowerRecord;
 use jettison_plot::{Placement as PlotPlacement, PowerState, TimelineInput};
-use jettison_power::{HostState, Placement};
+use jettison_power_model::{HostState, Placement};
 
 fn state(s: HostState) -> PowerState {
     match s {
@@ -32,7 +32,12 @@ pub fn draw(rec: &PowerRecord, until: u64, path: &Path) -> anyhow::Result<()> {
         .timeline
         .intervals(until)
         .into_iter()
-        .map(|(s, a, _)| (secs(a), jettison_power::energy::watts(&rec.profile, s)))
+        .map(|(s, a, _)| {
+            (
+                secs(a),
+                jettison_power_model::energy::watts(&rec.profile, s),
+            )
+        })
         .collect();
     let mut vm_placement = Vec::new();
     if let Some(events) = rec.timeline.vms.values().next() {

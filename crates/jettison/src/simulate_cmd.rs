@@ -31,7 +31,7 @@ pub struct SimulateArgs {
     /// Seed of the synthetic fleet.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// A power profile (TOML, see jettison-power's `profile`) instead of the defaults.
+    /// A power profile (TOML, see jettison-power-model's `profile`) instead of the defaults.
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Prefetch policies, comma-separated: none, neighbourhood-PAGES,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jettison_demo::scenario::{migrate, power_record};
 use jettison_demo::ClusterOptions;
-use jettison_power::{HostState, PrefetchConfig, WakeReason};
+use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
 
 async fn wait_log(
     cluster: &jettison_demo::Cluster,

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use jettison_power::prefetch::group_of;
+use jettison_power_model::prefetch::group_of;
 
 use crate::vm::{PageState, VmMemory, ABSENT};
 use crate::{FetchError, PAGE_SIZE};

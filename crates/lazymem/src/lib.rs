@@ -76,7 +76,7 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 
 pub use fault::runs as page_runs;
-pub use jettison_power::PrefetchConfig;
+pub use jettison_power_model::PrefetchConfig;
 pub use mount::LazyMemMount;
 pub use vm::VmMemory;
 

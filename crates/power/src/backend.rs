@@ -4,14 +4,16 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::timeline::{HostState, Placement, Timeline, WakeReason};
+use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason};
+
 use crate::PowerError;
 
 /// A boxed `Send` future, so that [`PowerBackend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A host's power control. Implementations: [`crate::Emulated`] (test hosts)
-/// and [`crate::linux_backend::LinuxBackend`] (real desktops).
+/// A host's power control. Implementations: `Emulated` (test hosts; the
+/// `emulated` module, behind the cargo feature `emulated`) and
+/// [`crate::linux_backend::LinuxBackend`] (real desktops).
 pub trait PowerBackend: Send + Sync + std::fmt::Debug {
     /// Puts the host to sleep. Resolves once it is asleep (for a caller
     /// outside the sleeping host), or fails leaving it awake.

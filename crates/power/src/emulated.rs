@@ -37,13 +37,13 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use jettison_power_model::profile::PowerProfile;
+use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason};
+use jettison_power_model::wol::MacAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{BoxFuture, PowerBackend};
 use crate::freezer::{FreezerGroup, FREEZER_ROOT};
-use crate::profile::PowerProfile;
-use crate::timeline::{HostState, Placement, Timeline, WakeReason};
-use crate::wol::MacAddr;
 use crate::PowerError;
 
 mod power_thread;

@@ -1,59 +1,39 @@
-//! Power management for Jettison desktops: the energy model, the sleep
-//! policies, Wake-on-LAN and the power backends.
+//! Power backends of Jettison desktops: how a host is really put to sleep
+//! and woken, and Wake-on-LAN over the network. The pure model they record
+//! and are judged by (profile, timeline, energy meter, sleep and prefetch
+//! policies, magic packets) is `jettison-power-model`.
 //!
-//! Pure parts (no I/O, shared by the daemons and the simulator):
-//! * [`profile`]: watts per state, transition costs, the server's share per
-//!   VM, per-device resume costs; TOML with documented defaults.
-//! * [`timeline`]: a host's recorded state changes, wakes and VM placements.
-//! * [`energy`]: the meter integrating a timeline with a profile, against
-//!   the desktop left on.
-//! * [`policy`]: sleep scheduling ([`SleepPolicy`]): break-even, fixed
-//!   timeout, never; chosen by configuration ([`PolicyConfig`]).
-//! * [`prefetch`]: which pages a miss fetches besides its own
-//!   ([`PrefetchConfig`]): none, neighbourhood, recorded working set, both.
-//! * [`wol`]: magic packets and MAC addresses.
-//! * [`linux`]: the commands and files the Linux backend would use, and the
-//!   parsing of what it reads back.
-//!
-//! I/O parts:
-//! * [`wol_net`]: sending magic packets over UDP and listening for them.
 //! * [`backend`]: the [`PowerBackend`] trait.
-//! * [`emulated`]: the test hosts' backend: "asleep" is a frozen freezer
-//!   cgroup, thawed by a real magic packet after the modelled resume latency.
-//! * [`freezer`]: the freezer cgroup (v1) itself.
+//! * [`wol_net`]: sending magic packets over UDP and listening for them.
+//! * [`linux`]: the commands and files the Linux backend would use, and the
+//!   parsing of what it reads back (pure plans, next to their executor).
 //! * [`linux_backend`]: the thin executor of [`linux`] for real desktops
 //!   (not exercised on test hosts).
+//! * `emulated` (cargo feature `emulated`, off by default: test hosts only):
+//!   the test hosts' backend, where "asleep" is a frozen freezer cgroup,
+//!   thawed by a real magic packet after the modelled resume latency; and
+//!   `freezer`, the freezer cgroup (v1) itself.
 
 #![forbid(unsafe_code)]
 
 pub mod backend;
+#[cfg(feature = "emulated")]
 pub mod emulated;
-pub mod energy;
+#[cfg(feature = "emulated")]
 pub mod freezer;
 pub mod linux;
 pub mod linux_backend;
-pub mod policy;
-pub mod prefetch;
-pub mod profile;
-pub mod timeline;
-pub mod wol;
 pub mod wol_net;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jettison_power_model::timeline::{HostState, TimelineError};
 use thiserror::Error;
 
 pub use backend::{BoxFuture, PowerBackend};
+#[cfg(feature = "emulated")]
 pub use emulated::{Emulated, EmulatedConfig};
-pub use energy::{meter, EnergyReport};
-pub use policy::{
-    break_even_ms, BreakEven, Decision, FixedTimeout, NeverSleep, PolicyConfig, SleepPolicy,
-};
-pub use prefetch::PrefetchConfig;
-pub use profile::{Device, PowerProfile};
-pub use timeline::{HostState, Placement, Timeline, TimelineError, WakeReason};
-pub use wol::{magic_packet, parse_magic_packet, MacAddr, WolError};
 pub use wol_net::{send_magic_packet, WolListener, WolPacket};
 
 /// Errors of the I/O parts.
@@ -68,7 +48,7 @@ pub enum PowerError {
         #[source]
         source: std::io::Error,
     },
-    /// A freezer group did not reach a state in time.
+    /// A freezer group did not reach a state in time (emulated backend).
     #[error("freezer group {path} did not become {state} within {timeout:?}")]
     FreezeTimeout {
         /// The group.
@@ -84,7 +64,7 @@ pub enum PowerError {
         /// What was asked.
         action: &'static str,
         /// The host's state.
-        state: timeline::HostState,
+        state: HostState,
     },
     /// A command failed.
     #[error("`{command}` failed: {detail}")]
@@ -100,7 +80,7 @@ pub enum PowerError {
     /// A state change broke the timeline's rules.
     #[error(transparent)]
     Timeline(#[from] TimelineError),
-    /// The backend's power thread is gone.
+    /// The backend's power thread is gone (emulated backend).
     #[error("the power thread has stopped")]
     Stopped,
 }

@@ -23,9 +23,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use jettison_power_model::timeline::WakeReason;
 use serde::{Deserialize, Serialize};
-
-use crate::timeline::WakeReason;
 
 /// How to enter S3.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

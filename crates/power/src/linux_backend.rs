@@ -12,6 +12,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use jettison_power_model::profile::PowerProfile;
+use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason};
 use nix::time::{clock_gettime, ClockId};
 use tracing::{info, warn};
 
@@ -20,8 +22,6 @@ use crate::linux::{
     classify_wake, parse_wake_on, parse_wakeup_irq, suspend_plan, LinuxConfig, Step, WakeupSource,
 };
 use crate::linux::{PM_WAKEUP_IRQ, WAKEUP_CLASS};
-use crate::profile::PowerProfile;
-use crate::timeline::{HostState, Placement, Timeline, WakeReason};
 use crate::PowerError;
 
 /// The Linux backend.

@@ -2,10 +2,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use jettison_power_model::wol::{magic_packet, parse_magic_packet, MacAddr};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
-use crate::wol::{magic_packet, parse_magic_packet, MacAddr};
 use crate::PowerError;
 
 /// Sends one magic packet for `mac` to `to` (typically the LAN's broadcast

@@ -7,10 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use jettison_power::profile::{DeviceCost, Transition};
-use jettison_power::{
-    meter, send_magic_packet, Device, Emulated, EmulatedConfig, HostState, MacAddr, Placement,
-    PowerBackend, PowerProfile, WakeReason,
+use jettison_power::{send_magic_packet, Emulated, EmulatedConfig, PowerBackend};
+use jettison_power_model::profile::{DeviceCost, Transition};
+use jettison_power_model::{
+    meter, Device, HostState, MacAddr, Placement, PowerProfile, WakeReason,
 };
 
 const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x0e, 0x11, 0x01]);

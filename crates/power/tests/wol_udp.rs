@@ -6,7 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use jettison_power::{send_magic_packet, MacAddr, WolListener};
+use jettison_power::{send_magic_packet, WolListener};
+use jettison_power_model::MacAddr;
 use nix::sched::{setns, CloneFlags};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
@@ -23,7 +24,7 @@ async fn loopback_listener_takes_only_valid_packets_for_its_mac() {
     send_magic_packet(OTHER, to).await.unwrap();
     let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     raw.send_to(b"hello", to).await.unwrap();
-    let mut truncated = jettison_power::magic_packet(MAC).to_vec();
+    let mut truncated = jettison_power_model::magic_packet(MAC).to_vec();
     truncated.pop();
     raw.send_to(&truncated, to).await.unwrap();
     assert!(
@@ -32,7 +33,7 @@ async fn loopback_listener_takes_only_valid_packets_for_its_mac() {
             .is_err(),
         "a wrong MAC, garbage and a short packet must not count"
     );
-    let mut with_password = jettison_power::magic_packet(MAC).to_vec();
+    let mut with_password = jettison_power_model::magic_packet(MAC).to_vec();
     with_password.extend_from_slice(&[1, 2, 3, 4]);
     raw.send_to(&with_password, to).await.unwrap();
     let got = timeout(Duration::from_secs(2), listener.recv())
@@ -141,7 +142,7 @@ fn broadcast_to_port_9_inside_a_network_namespace() {
             // Without SO_BROADCAST the kernel refuses a broadcast destination.
             let plain = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
             let err = plain
-                .send_to(&jettison_power::magic_packet(MAC), broadcast)
+                .send_to(&jettison_power_model::magic_packet(MAC), broadcast)
                 .unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
         })

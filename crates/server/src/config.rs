@@ -39,7 +39,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use jettison_power::PrefetchConfig;
+use jettison_power_model::PrefetchConfig;
 use jettison_qemu::Accel;
 use serde::Deserialize;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use jettison_power::MacAddr;
+use jettison_power_model::MacAddr;
 
 /// How long a wake may take before the fault gets an error (and retries).
 pub const WAKE_BOUND: Duration = Duration::from_secs(60);

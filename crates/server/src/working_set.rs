@@ -2,7 +2,7 @@
 //! each of its last [`KEEP_PERIODS`] periods on this server (a period ends
 //! when the VM goes home). The prefetch policy takes the working set to
 //! fetch at a period's first miss from them
-//! ([`jettison_power::PrefetchConfig::first_wake`]).
+//! ([`jettison_power_model::PrefetchConfig::first_wake`]).
 //!
 //! One file per VM, `<state_dir>/working-sets/<vm>.json`: the periods,
 //! oldest first, each as runs of consecutive pages `[first, count]`.

@@ -67,7 +67,7 @@ fn the_history_feeds_the_prefetch_policy() {
     let ws = WorkingSets::load(d.path()).unwrap();
     ws.record("vm", &[1, 2, 3]).unwrap();
     ws.record("vm", &[2, 3, 9]).unwrap();
-    let p = jettison_power::PrefetchConfig::WorkingSet {
+    let p = jettison_power_model::PrefetchConfig::WorkingSet {
         max_pages: 2,
         periods: 4,
     };

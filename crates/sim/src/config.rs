@@ -1,8 +1,8 @@
 //! What to simulate: the power profile, the online sleep policies, the
 //! prefetch policies, selective resume, and the full-migration baseline.
 
-use jettison_power::policy::{BreakEven, FixedTimeout, SkiRental};
-use jettison_power::{PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::policy::{BreakEven, FixedTimeout, SkiRental};
+use jettison_power_model::{PowerProfile, PrefetchConfig, SleepPolicy};
 use serde::{Deserialize, Serialize};
 
 /// An online sleep policy to simulate.
@@ -99,7 +99,7 @@ pub struct SimConfig {
     /// The full-migration baseline.
     pub full_migration: FullMigration,
     /// How often the sleep policy is asked, ms: the desktop agent's power
-    /// loop's tick ([`jettison_power::policy::AGENT_TICK_MS`], 250 ms) by
+    /// loop's tick ([`jettison_power_model::policy::AGENT_TICK_MS`], 250 ms) by
     /// default (see [`crate::cost`]).
     pub decision_tick_ms: u64,
 }
@@ -112,7 +112,7 @@ impl Default for SimConfig {
             prefetch: Vec::new(),
             selective_resume: SelectiveResume::default(),
             full_migration: FullMigration::default(),
-            decision_tick_ms: jettison_power::policy::AGENT_TICK_MS,
+            decision_tick_ms: jettison_power_model::policy::AGENT_TICK_MS,
         }
     }
 }

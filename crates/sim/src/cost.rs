@@ -5,7 +5,7 @@
 //!   ([`crate::SimConfig::decision_tick_ms`]): at the period's start (the
 //!   VM has just left; the quiet time counts from then) and every tick
 //!   after, the ticks starting afresh after each wake. It is told each
-//!   served request ([`jettison_power::SleepPolicy::on_request`]) and asked
+//!   served request ([`jettison_power_model::SleepPolicy::on_request`]) and asked
 //!   with the last request's time (or the wake's). Between ticks nothing is
 //!   decided: a burst of fetches is served awake. A policy's answer changes
 //!   only at a request or at the time it asked to be asked again (the
@@ -24,12 +24,12 @@
 //!   ([`rest_at_return`]).
 //!
 //! The resume of a wake by a miss is the full one, or with selective resume
-//! the service devices' ([`jettison_power::PowerProfile::service_resume`]);
+//! the service devices' ([`jettison_power_model::PowerProfile::service_resume`]);
 //! a desktop so woken draws idle power (an upper bound: its display and
 //! disk stay off).
 
-use jettison_power::profile::Transition;
-use jettison_power::PowerProfile;
+use jettison_power_model::profile::Transition;
+use jettison_power_model::PowerProfile;
 
 /// The resumes of a period's wakes.
 #[derive(Clone, Debug)]
@@ -47,7 +47,10 @@ impl Wakes {
     /// The wakes of `p`, with or without selective resume.
     pub(crate) fn new(p: &PowerProfile, selective: bool) -> Self {
         let (page, rest) = if selective {
-            (p.service_resume(), jettison_power::energy::rest_resume(p))
+            (
+                p.service_resume(),
+                jettison_power_model::energy::rest_resume(p),
+            )
         } else {
             (
                 p.resume.clone(),

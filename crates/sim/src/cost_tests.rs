@@ -2,7 +2,7 @@
 //! suspend 3 s / 180 J, full resume 5 s / 400 J, service resume (CPU, memory,
 //! NIC) 2.5 s / 200 J, the rest 2.5 s / 200 J; the agent's 250 ms tick.
 
-use jettison_power::policy::{FixedTimeout, NeverSleep};
+use jettison_power_model::policy::{FixedTimeout, NeverSleep};
 
 use super::*;
 use crate::online::run_period;

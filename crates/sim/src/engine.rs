@@ -8,11 +8,11 @@
 //! charges). With selective resume a wake by a miss costs the service
 //! resume and the user's return the rest. Consolidated VMs pay the server's
 //! share per partially migrated VM
-//! ([`jettison_power::profile::ServerPower::watts_per_partial_vm`]) for the
+//! ([`jettison_power_model::profile::ServerPower::watts_per_partial_vm`]) for the
 //! whole period. One policy instance per combination serves a desktop for
 //! the whole trace, so adaptive policies learn across periods; they are
 //! built from the profile the agent builds them from
-//! ([`jettison_power::policy::policy_profile`]: with selective resume, the
+//! ([`jettison_power_model::policy::policy_profile`]: with selective resume, the
 //! service resume).
 //!
 //! Every (sleep policy x prefetch x resume) combination is simulated, and
@@ -26,13 +26,13 @@
 //! going idle in the same minute sharing the link; then sleep; a migration
 //! that cannot pay off, or finish, is not made; the way back is not
 //! charged, which favours it; the server's share per fully migrated VM,
-//! [`jettison_power::profile::ServerPower::watts_per_vm`]). Outside idle
+//! [`jettison_power_model::profile::ServerPower::watts_per_vm`]). Outside idle
 //! periods every scheme costs the same: active power while the user works,
 //! idle power otherwise.
 
 use std::collections::{BTreeMap, HashMap};
 
-use jettison_power::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
 
 use crate::config::{prefetch_name, SimConfig, Variant};
 use crate::cost::{gap_j, Wakes};
@@ -108,7 +108,7 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             .collect(),
         profiles: variants
             .iter()
-            .map(|v| jettison_power::policy::policy_profile(p, v.selective))
+            .map(|v| jettison_power_model::policy::policy_profile(p, v.selective))
             .collect(),
         tick_ms: config.decision_tick_ms,
         policies: config.distinct_policies(),

@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use jettison_power::PrefetchConfig;
+use jettison_power_model::PrefetchConfig;
 
 use crate::trace::IdlePeriod;
 
@@ -160,7 +160,7 @@ pub(crate) fn fetches(
             .push(period.span.start_ms + u64::from(r.offset_ms));
         // a page beyond the VM's size (a foreign trace) comes alone
         let g = if page < total {
-            jettison_power::prefetch::group_of(page, group, total)
+            jettison_power_model::prefetch::group_of(page, group, total)
         } else {
             page..page + 1
         };

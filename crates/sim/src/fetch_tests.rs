@@ -1,4 +1,4 @@
-use jettison_power::prefetch::working_set;
+use jettison_power_model::prefetch::working_set;
 
 use super::*;
 use crate::trace::{Request, Span};

@@ -10,7 +10,7 @@
 //!   VMs' memory use in [`synth_vm`]).
 //! * [`config`]: what to simulate ([`SimConfig`]).
 //! * [`engine`]: pure simulation of a trace, reusing the power profile, the
-//!   sleep policies and the prefetch policies of `jettison-power`; [`fetch`]
+//!   sleep policies and the prefetch policies of `jettison-power-model`; [`fetch`]
 //!   (which requests are misses), `cost` (the model of the desktop agent's
 //!   power loop and its charges), `online` (a sleep policy over a period)
 //!   and `oracle` (the offline optimum) are its parts.
@@ -39,7 +39,7 @@ use thiserror::Error;
 pub use config::{prefetch_name, FullMigration, PolicySpec, SelectiveResume, SimConfig};
 pub use engine::simulate;
 /// The power crate's types that [`SimConfig`] holds.
-pub use jettison_power::{PowerProfile, PrefetchConfig};
+pub use jettison_power_model::{PowerProfile, PrefetchConfig};
 pub use report::{Bucket, Outcome, Report};
 pub use synth::{generate, SynthParams};
 pub use trace::{DesktopTrace, FleetTrace, IdlePeriod, Request, Span, DAY_MS};

@@ -1,7 +1,7 @@
 //! An online sleep policy over one idle period, as the desktop agent runs
 //! it (see [`crate::cost`] for the model).
 
-use jettison_power::{Decision, PowerProfile, SleepPolicy};
+use jettison_power_model::{Decision, PowerProfile, SleepPolicy};
 
 use crate::cost::{gap_j, page_cycle, rest_at_return, Wakes};
 use crate::report::Outcome;

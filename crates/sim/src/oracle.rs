@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use jettison_power::PowerProfile;
+use jettison_power_model::PowerProfile;
 
 use crate::cost::{gap_j, page_cycle, Wakes};
 use crate::report::Outcome;

@@ -1,4 +1,4 @@
-//! [`jettison_power::prefetch::working_set`] over histories whose periods
+//! [`jettison_power_model::prefetch::working_set`] over histories whose periods
 //! are sorted and distinct (as [`crate::fetch::History`] keeps them), in
 //! linear time: a merge of the periods instead of a hash map and a sort.
 //! Same result (tested against it), an order of magnitude faster, which
@@ -69,7 +69,7 @@ mod tests {
             let max = (rng.next_u64() % 70) as usize;
             assert_eq!(
                 working_set(&history, periods, max),
-                jettison_power::prefetch::working_set(&history, periods, max),
+                jettison_power_model::prefetch::working_set(&history, periods, max),
                 "{history:?} {periods} {max}"
             );
         }

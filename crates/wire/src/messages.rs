@@ -297,7 +297,8 @@ pub enum Message {
     },
     /// Operator -> agent: the power timeline and what it served.
     OpPower,
-    /// Agent -> operator: the power record, as JSON (see jettison-power).
+    /// Agent -> operator: the power record, as JSON (the agent's
+    /// `PowerRecord`, of jettison-power-model's types).
     OpPowerReply {
         /// The record.
         json: String,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use jettison_demo::{report, round_trip, Binaries, Cluster, ClusterOptions, GuestImage, Phases};
-use jettison_power::PrefetchConfig;
+use jettison_power_model::PrefetchConfig;
 
 /// Boots a guest on a desktop agent, migrates it partially to a consolidation
 /// server, lets it run there on memory fetched on demand, brings it home with

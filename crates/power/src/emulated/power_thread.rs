@@ -5,7 +5,7 @@
 //! host as soon as it is asleep, as an armed NIC would.
 //!
 //! With selective resume, a page-miss wake thaws the host after the service
-//! devices' latency ([`crate::PowerProfile::service_resume`]); the user's
+//! devices' latency ([`jettison_power_model::PowerProfile::service_resume`]); the user's
 //! input while the host is up after such a wake resumes the rest of the
 //! devices (the full latency minus the service latency) before the host is
 //! Active. The host runs meanwhile (it is thawed): only the timeline says
@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::EmulatedConfig;
 use crate::freezer::{FreezerGroup, FreezerState};
-use crate::timeline::{HostState, Placement, Timeline, WakeReason};
 use crate::wol_net::WolListener;
 use crate::PowerError;
 
@@ -158,7 +158,7 @@ impl Host {
     /// The user is back after a service-only wake: the rest of the devices
     /// resume, then the host is Active.
     async fn resume_rest(&mut self) -> Result<(), PowerError> {
-        let ms = crate::energy::rest_resume(&self.config.profile).latency_ms;
+        let ms = jettison_power_model::energy::rest_resume(&self.config.profile).latency_ms;
         info!(ms, "the user is back: resuming the remaining devices");
         self.timeline.record_rest_resume(self.shared.now_ms())?;
         self.publish(HostState::Resuming);
