@@ -3,6 +3,7 @@
 use std::process::ExitStatus;
 
 use anyhow::{bail, Result};
+use jettison_programs::Runner;
 
 use crate::paths::Paths;
 use crate::setup::{is_root, setup};
@@ -52,12 +53,7 @@ pub fn test(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
 
 /// `cargo xtask demo`: setup, guest, build and run `jettison-demo`.
 pub fn demo(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
-    run_release(
-        paths,
-        &["jettison", "jettison-demo"],
-        "jettison-demo",
-        extra,
-    )
+    run_release(paths, &jettison_programs::DEMO_RUNNER, extra)
 }
 
 /// `cargo xtask bench`: setup + guest + build and run `jettison-bench`,
@@ -79,40 +75,33 @@ pub fn bench(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
         .join(" ");
     args.extend(["--command".into(), shown]);
     std::fs::create_dir_all(paths.target.join("jettison-bench"))?;
-    run_release(
-        paths,
-        &["jettison", "jettison-peer", "jettison-bench"],
-        "jettison-bench",
-        &args,
-    )
+    run_release(paths, &jettison_programs::BENCH_RUNNER, &args)
 }
 
-/// setup + guest + `cargo build --release` of `packages`, then runs `bin`
-/// from the repository root with the guest image's directory in the
-/// environment.
-fn run_release(
-    paths: &Paths,
-    packages: &[&str],
-    bin: &str,
-    extra: &[String],
-) -> Result<ExitStatus> {
+/// setup + guest + `cargo build --release` of everything `runner` needs
+/// (one list, shared with the runner's own lookup), then runs it from the
+/// repository root with the guest image's directory in the environment.
+fn run_release(paths: &Paths, runner: &Runner, extra: &[String]) -> Result<ExitStatus> {
     warn_if_not_root();
     setup()?;
     guest::guest(paths, &[])?;
     let mut build = paths.cargo();
-    build.args(["build", "--release"]);
-    for p in packages {
-        build.args(["-p", p]);
-    }
+    build
+        .args(["build", "--release"])
+        .args(runner.cargo_build_args());
     run_live(&mut build)?;
-    let path = paths.target.join("release").join(bin);
-    if !path.exists() {
+    let dir = paths.target.join("release");
+    let mut wanted = runner.needs.to_vec();
+    wanted.push(runner.program);
+    let missing = jettison_programs::missing_in(&dir, &wanted);
+    if !missing.is_empty() {
         bail!(
-            "{} does not exist: the `{bin}` package did not build it",
-            path.display()
+            "the build did not produce {:?} in {}",
+            missing.iter().map(|p| p.bin).collect::<Vec<_>>(),
+            dir.display()
         );
     }
-    let mut c = std::process::Command::new(&path);
+    let mut c = std::process::Command::new(dir.join(runner.program.bin));
     c.args(extra)
         .current_dir(&paths.root)
         .env(GUEST_DIR_ENV, &paths.guest);

@@ -5,33 +5,40 @@
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
 use serde::{Deserialize, Serialize};
 
 use jettison_daemon::tap::Tap;
+use jettison_handover::DesktopState;
 use jettison_wire::FileKind;
 
 use crate::config::{AgentConfig, VmConfig};
+use crate::handover_in::HomeFiles;
+use crate::record::VmRecord;
 use crate::AgentError;
 
-/// Where a VM is, as the agent sees it.
+/// Where a VM is, as the agent sees it at run time (its durable record,
+/// [`VmRecord`], says where it is committed). The lock on it is held only
+/// to look or to flip, never across a network wait.
 #[derive(Debug)]
 pub enum Placement {
     /// Not running anywhere (not booted yet, or its QEMU exited).
     Off,
     /// Running at home.
     Home(Box<Running>),
+    /// A migration or reintegration owns it now.
+    Busy(&'static str),
     /// Running on the consolidation server.
     Away {
         /// The server it went to.
         server: String,
-        /// When it left.
-        since: SystemTime,
     },
+    /// Its record is in doubt (or was left mid-handover by a crash): the
+    /// settling task asks the server and decides. Holds the guest at home
+    /// (stopped, or loaded and paused), if there is one.
+    Unsettled(Option<Box<Running>>),
 }
 
 /// A VM running at home: its QEMU and the tap of its NIC.
@@ -53,15 +60,6 @@ impl Running {
     }
 }
 
-/// What survives an agent restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedState {
-    /// Server the VM runs on.
-    pub server: String,
-    /// Unix time in ms when it left.
-    pub since_ms: u64,
-}
-
 /// An open file of a VM (memory or disk) and its size.
 pub type Reader = (Arc<File>, u64);
 
@@ -72,45 +70,81 @@ pub struct VmSlot {
     pub config: VmConfig,
     /// Its memory file (`<memory_dir>/<name>.mem`).
     pub mem_path: PathBuf,
-    /// Where it runs; held across a whole migration or reintegration.
+    /// Where it runs now.
     pub placement: tokio::sync::Mutex<Placement>,
-    /// Whether the state server may serve its memory (only while the VM is
-    /// stopped at home: consolidated, or between stop and hand-over).
-    serving: AtomicBool,
-    state_file: PathBuf,
+    /// Its durable handover record.
+    pub record: VmRecord,
     /// Files opened once for the state server (memory, disk) and their sizes.
     readers: std::sync::Mutex<[Option<Reader>; 2]>,
 }
 
 impl VmSlot {
-    /// A slot for a configured VM; picks up a saved "away" state.
-    pub fn new(cfg: &AgentConfig, vm: &VmConfig) -> std::io::Result<Self> {
-        let state_file = cfg.state_dir.join(format!("{}.json", vm.name));
-        let placement = match std::fs::read(&state_file) {
-            Ok(bytes) => match serde_json::from_slice::<SavedState>(&bytes) {
-                Ok(s) => Placement::Away {
-                    server: s.server,
-                    since: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(s.since_ms),
-                },
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("corrupt state file {}: {e}", state_file.display()),
-                    ))
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Placement::Off,
-            Err(e) => return Err(e),
+    /// A slot for a configured VM, with its durable record: a VM recorded
+    /// away is served again; one left mid-handover is to be settled.
+    pub fn new(cfg: &AgentConfig, vm: &VmConfig) -> Result<Self, AgentError> {
+        let record = VmRecord::load(&cfg.state_dir, &vm.name)?;
+        let placement = match record.get() {
+            DesktopState::Home => Placement::Off,
+            DesktopState::Away { server, .. } => Placement::Away { server },
+            DesktopState::Migrating { .. } | DesktopState::Returning { .. } => {
+                Placement::Unsettled(None)
+            }
         };
-        let away = matches!(placement, Placement::Away { .. });
         Ok(VmSlot {
             config: vm.clone(),
             mem_path: cfg.memory_dir.join(format!("{}.mem", vm.name)),
             placement: tokio::sync::Mutex::new(placement),
-            serving: AtomicBool::new(away),
-            state_file,
+            record,
             readers: std::sync::Mutex::new([None, None]),
         })
+    }
+
+    /// Takes the guest running at home for a handover (the placement says
+    /// `Busy` until [`VmSlot::set_placement`]).
+    pub async fn take_home(&self, why: &'static str) -> Result<Box<Running>, AgentError> {
+        let mut p = self.placement.lock().await;
+        match std::mem::replace(&mut *p, Placement::Busy(why)) {
+            Placement::Home(r) => Ok(r),
+            other => {
+                let e = AgentError::WrongState(format!(
+                    "VM {} is not running at home ({})",
+                    self.config.name,
+                    describe(&other)
+                ));
+                *p = other;
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a consolidated VM busy for its return; gives its server.
+    pub async fn take_away(&self, why: &'static str) -> Result<String, AgentError> {
+        let mut p = self.placement.lock().await;
+        match &*p {
+            Placement::Away { server } => {
+                let server = server.clone();
+                *p = Placement::Busy(why);
+                Ok(server)
+            }
+            other => Err(AgentError::WrongState(format!(
+                "VM {} is not consolidated ({})",
+                self.config.name,
+                describe(other)
+            ))),
+        }
+    }
+
+    /// Sets where the VM is now.
+    pub async fn set_placement(&self, p: Placement) {
+        *self.placement.lock().await = p;
+    }
+
+    /// The VM's files at home.
+    pub fn home_files(&self) -> HomeFiles {
+        HomeFiles {
+            memory: (self.mem_path.clone(), self.memory_bytes()),
+            disk: self.disk(),
+        }
     }
 
     /// Size of the memory file in bytes.
@@ -123,41 +157,10 @@ impl VmSlot {
         self.config.machine()
     }
 
-    /// Whether fetches are answered now.
+    /// Whether fetches are answered now: only while the guest at home is
+    /// stopped and the server may run it (see [`DesktopState::serves_memory`]).
     pub fn serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
-    }
-
-    /// Starts or stops answering fetches.
-    pub fn set_serving(&self, on: bool) {
-        self.serving.store(on, Ordering::SeqCst);
-    }
-
-    /// Records that the VM is away (written atomically).
-    pub fn save_away(&self, server: &str, since: SystemTime) -> std::io::Result<()> {
-        let since_ms = since
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let text = serde_json::to_vec(&SavedState {
-            server: server.into(),
-            since_ms,
-        })
-        .map_err(std::io::Error::other)?;
-        if let Some(dir) = self.state_file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.state_file.with_extension("json.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(tmp, &self.state_file)
-    }
-
-    /// Records that the VM is home.
-    pub fn clear_saved(&self) -> std::io::Result<()> {
-        match std::fs::remove_file(&self.state_file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        self.record.get().serves_memory()
     }
 
     /// Bytes of the memory file resident in memory (tmpfs blocks in use).
@@ -293,5 +296,16 @@ fn ensure_disk(path: &Path, size: u64) -> std::io::Result<()> {
             e.kind(),
             format!("creating disk image {}: {e}", path.display()),
         )),
+    }
+}
+
+/// A placement in words, for errors and status.
+pub fn describe(p: &Placement) -> String {
+    match p {
+        Placement::Off => "off".into(),
+        Placement::Home(_) => "at home".into(),
+        Placement::Busy(why) => format!("busy: {why}"),
+        Placement::Away { server } => format!("consolidated on {server}"),
+        Placement::Unsettled(_) => "in doubt: settling with the server".into(),
     }
 }

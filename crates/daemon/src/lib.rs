@@ -1,8 +1,9 @@
 //! Plumbing shared by the desktop agent and the consolidation server:
 //! listeners that run the handshake on every connection, the operator's
-//! control socket, and the translation between a VM's machine description on
+//! control socket, crash-safe files (`durable`), and the translation between a VM's machine description on
 //! the wire and a QEMU launch.
 
+pub mod durable;
 pub mod listen;
 pub mod machine;
 

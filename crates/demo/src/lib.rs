@@ -11,6 +11,7 @@ pub mod guest;
 pub mod options;
 pub mod power_report;
 pub mod procs;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod scenario;
@@ -19,4 +20,5 @@ pub mod timeline_plot;
 
 pub use cluster::{Binaries, Cluster, ClusterOptions};
 pub use guest::GuestImage;
+pub use progress::Progress;
 pub use scenario::{round_trip, Phases, RoundTrip};

@@ -17,24 +17,29 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// The daemons next to the running executable (or its parent directory,
-    /// for test binaries under `deps/`).
+    /// The cluster's programs ([`jettison_programs::CLUSTER`]) next to the
+    /// running executable (or in its parent directory, for test binaries
+    /// under `deps/`).
     pub fn beside_current_exe() -> anyhow::Result<Self> {
+        use jettison_programs::{missing_in, AGENT, CLUSTER, PEER, SERVER};
         let exe = std::env::current_exe()?;
-        for dir in exe.ancestors().skip(1).take(2) {
-            let agent = dir.join("jettison-agent");
-            let server = dir.join("jettison-server");
-            let peer = dir.join("jettison-peer");
-            if agent.is_file() && server.is_file() && peer.is_file() {
-                return Ok(Binaries {
-                    agent,
-                    server,
-                    peer,
-                });
-            }
+        let dirs: Vec<&std::path::Path> = exe.ancestors().skip(1).take(2).collect();
+        if let Some(dir) = dirs.iter().find(|d| missing_in(d, &CLUSTER).is_empty()) {
+            return Ok(Binaries {
+                agent: dir.join(AGENT.bin),
+                server: dir.join(SERVER.bin),
+                peer: dir.join(PEER.bin),
+            });
         }
+        let missing = missing_in(dirs.first().copied().unwrap_or(&exe), &CLUSTER);
+        let names: Vec<String> = missing
+            .iter()
+            .map(|p| format!("{} (package {})", p.bin, p.package))
+            .collect();
         bail!(
-            "jettison-agent, jettison-server and jettison-peer not found next to {} (build the `jettison` and `jettison-peer` packages)",
+            "{} not found next to {}: run it through `cargo xtask` (`demo` or `bench`), \
+             which builds every program it needs",
+            names.join(", "),
             exe.display()
         )
     }

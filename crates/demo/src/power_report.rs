@@ -53,7 +53,10 @@ pub fn build(rec: &PowerRecord, plot: &Path) -> anyhow::Result<(Value, Value)> {
         "asleep_fraction": if span == 0 { 0.0 } else { asleep_ms as f64 / span as f64 },
         "consolidated_s": span as f64 / 1000.0,
         "asleep_s": asleep_ms as f64 / 1000.0,
+        "sleeps": asleep.iter().filter(|&&i| overlap(i, period) > 0).count(),
         "wakes": rec.timeline.wakes.len(),
+        // Wakes by a magic packet: the emulated NIC wakes only for those.
+        "wol_wakes": rec.timeline.wakes.iter().filter(|(_, r)| *r == WakeReason::PageMiss).count(),
         "wake_log": wake_log,
         "fetches_served": rec.served.len(),
         "fetches_while_asleep": fetches_while_asleep,

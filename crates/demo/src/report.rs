@@ -133,7 +133,7 @@ pub fn summary(v: &Value) -> String {
          presence          chat connection resets {}, longest heartbeat gap at the peer {} s, mail polls {}\n\
          disk              {} bytes fetched, {} bytes sent home; mail cache at home matches: {} ({} records written on the server)\n\
          tls               {}\n\
-         power             asleep {} of the consolidated period ({} s), {} wakes, fetches while asleep: {}\n\
+         power             asleep {} of the consolidated period ({} s), {} sleeps, {} wakes ({} by Wake-on-LAN), fetches while asleep: {}\n\
          energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n\
          replay            meter {} Wh, simulator {} Wh ({} %), sleeps {} vs {}; {} on a {} ms tick, prefetch {}, selective resume {}\n                   not modelled: {}\n",
         g("guest.memory_mib"),
@@ -168,7 +168,9 @@ pub fn summary(v: &Value) -> String {
         g("tls.enabled"),
         g("power.asleep_fraction"),
         g("power.consolidated_s"),
+        g("power.sleeps"),
         g("power.wakes"),
+        g("power.wol_wakes"),
         g("power.fetches_while_asleep"),
         g("energy.jettison_wh"),
         g("energy.baseline_wh"),
@@ -185,4 +187,135 @@ pub fn summary(v: &Value) -> String {
         g("replay.selective_resume"),
         g("replay.model"),
     )
+}
+
+/// What a demo run promises, checked on its report.
+#[derive(Debug, Clone, Copy)]
+pub struct Promises {
+    /// The memory images were compared across reintegration.
+    pub images_compared: bool,
+    /// The desktop could sleep while its VM was away.
+    pub sleep: bool,
+}
+
+impl Promises {
+    /// Each promise the report shows broken, in words (none: the run passed).
+    pub fn broken(&self, v: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, what: &str| {
+            if !ok {
+                out.push(what.to_owned());
+            }
+        };
+        if self.images_compared {
+            check(
+                v["integrity"]["images_equal"] == true,
+                "memory images differ across reintegration",
+            );
+        }
+        check(
+            v["integrity"]["guest_check_failures"] == 0,
+            "the guest's integrity checker reported failures",
+        );
+        if let Some(cache) = v["disk"].get("mail_cache").filter(|c| !c.is_null()) {
+            check(
+                cache["checksum_matches"] == true && cache["holds_server_writes"] == true,
+                "the mail cache at home does not hold what the guest wrote",
+            );
+        }
+        if let Some(p) = v.get("presence").filter(|p| !p.is_null()) {
+            check(
+                p["connection_resets"] == 0 && p["connections"] == 1,
+                "the chat connection did not survive the moves",
+            );
+        }
+        match v.get("power").filter(|p| !p.is_null()) {
+            Some(p) => {
+                check(
+                    p["fetches_while_asleep"] == 0,
+                    "a page was served by a sleeping desktop",
+                );
+                check(
+                    p["sleeps"].as_u64() >= Some(1),
+                    "the desktop never slept while its VM was away",
+                );
+                check(
+                    p["wol_wakes"].as_u64() >= Some(1),
+                    "no page miss woke the desktop with Wake-on-LAN while its VM was away",
+                );
+            }
+            None if self.sleep => check(false, "the run has no power record"),
+            None => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod promise_tests {
+    use super::*;
+
+    fn passing() -> Value {
+        json!({
+            "integrity": { "images_equal": true, "guest_check_failures": 0 },
+            "disk": { "mail_cache": { "checksum_matches": true, "holds_server_writes": true } },
+            "presence": { "connection_resets": 0, "connections": 1 },
+            "power": { "fetches_while_asleep": 0, "sleeps": 2, "wol_wakes": 1 },
+        })
+    }
+
+    const ALL: Promises = Promises {
+        images_compared: true,
+        sleep: true,
+    };
+
+    #[test]
+    fn a_good_run_keeps_every_promise() {
+        assert!(ALL.broken(&passing()).is_empty());
+    }
+
+    #[test]
+    fn a_run_that_never_slept_fails() {
+        let mut v = passing();
+        v["power"]["sleeps"] = json!(0);
+        v["power"]["wol_wakes"] = json!(0);
+        let broken = ALL.broken(&v);
+        assert_eq!(broken.len(), 2, "{broken:?}");
+        assert!(broken[0].contains("never slept"));
+    }
+
+    #[test]
+    fn a_sleep_without_a_wake_on_lan_fails() {
+        let mut v = passing();
+        v["power"]["wol_wakes"] = json!(0);
+        assert_eq!(ALL.broken(&v).len(), 1);
+    }
+
+    #[test]
+    fn a_missing_power_record_fails_only_when_sleep_was_promised() {
+        let mut v = passing();
+        v.as_object_mut().unwrap().remove("power");
+        assert_eq!(ALL.broken(&v).len(), 1);
+        let awake = Promises {
+            sleep: false,
+            ..ALL
+        };
+        assert!(awake.broken(&v).is_empty());
+    }
+
+    #[test]
+    fn each_integrity_failure_is_named() {
+        let mut v = passing();
+        v["integrity"]["images_equal"] = json!(false);
+        v["integrity"]["guest_check_failures"] = json!(3);
+        v["disk"]["mail_cache"]["holds_server_writes"] = json!(false);
+        v["presence"]["connection_resets"] = json!(1);
+        v["power"]["fetches_while_asleep"] = json!(4);
+        assert_eq!(ALL.broken(&v).len(), 5);
+        let unverified = Promises {
+            images_compared: false,
+            ..ALL
+        };
+        assert_eq!(unverified.broken(&v).len(), 4);
+    }
 }

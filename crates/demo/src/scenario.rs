@@ -10,6 +10,7 @@ use jettison_wire::{Message, MigrateReport, ReintegrateReport, VmMemStats};
 
 use crate::cluster::{tail, Cluster};
 use crate::console::{summarise, ConsoleSummary};
+use crate::progress::Progress;
 
 /// How long each phase lasts.
 #[derive(Debug, Clone)]
@@ -68,15 +69,6 @@ pub struct RoundTrip {
     pub presence: Option<jettison_peer::ClientStats>,
     /// The desktop's power record (when it could sleep).
     pub power: Option<PowerRecord>,
-}
-
-async fn countdown(what: &str, d: Duration, progress: &(dyn Fn(&str) + Sync)) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        let left = end.saturating_duration_since(Instant::now());
-        progress(&format!("{what}: {:>3} s left", left.as_secs()));
-        tokio::time::sleep(left.min(Duration::from_secs(5))).await;
-    }
 }
 
 /// Server-side counters of the cluster's VM.
@@ -169,37 +161,39 @@ pub async fn digest_server_view(cluster: &Cluster) -> anyhow::Result<(String, f6
 pub async fn round_trip(
     cluster: &Cluster,
     phases: &Phases,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &Progress,
 ) -> anyhow::Result<RoundTrip> {
     let booted = Instant::now();
-    progress("booting the guest at home and filling its memory");
+    progress.waiting("booting the guest at home and filling its memory");
     cluster
         .wait_console("JTS READY", phases.boot_timeout)
         .await?;
     let boot_s = booted.elapsed().as_secs_f64();
-    progress(&format!("guest ready after {boot_s:.1} s"));
-    countdown("running at home", phases.home, progress).await;
+    progress.step(&format!("guest ready after {boot_s:.1} s"));
+    progress.countdown("running at home", phases.home).await;
 
     let migrate = if phases.user_return {
-        progress(
+        progress.waiting(
             "the user leaves: the agent migrates the VM once the desktop has been idle long enough",
         );
         wait_for_departure(cluster).await?
     } else {
-        progress("migrating: device state only");
+        progress.waiting("migrating: device state only");
         migrate(cluster).await?
     };
-    progress(&format!(
+    progress.step(&format!(
         "on the server after {:.1} ms; device state {} KiB",
         migrate.latency_ms,
         migrate.device_state_bytes / 1024
     ));
-    countdown("running on the server", phases.remote, progress).await;
+    progress
+        .countdown("running on the server", phases.remote)
+        .await;
 
     let remote = server_stats(cluster).await?;
     let pause_start = unix_ms();
     let (server_digest, server_read_ms) = if phases.verify {
-        progress("pausing on the server and reading its memory through the filesystem");
+        progress.waiting("pausing on the server and reading its memory through the filesystem");
         let (d, ms) = digest_server_view(cluster).await?;
         (Some(d), ms)
     } else {
@@ -207,18 +201,21 @@ pub async fn round_trip(
     };
     let inspection = (pause_start, unix_ms());
     let reintegrate = if phases.user_return {
-        progress("the user returns: a keystroke wakes the desktop, which brings the VM home");
+        progress
+            .waiting("the user returns: a keystroke wakes the desktop, which brings the VM home");
         cluster.user_returns()?;
         wait_for_return(cluster).await?
     } else {
-        progress("reintegrating: device state and dirty pages");
+        progress.waiting("reintegrating: device state and dirty pages");
         reintegrate(cluster, phases.verify).await?
     };
-    progress(&format!(
+    progress.step(&format!(
         "home after {:.1} ms; {} dirty pages",
         reintegrate.latency_ms, reintegrate.dirty_pages
     ));
-    countdown("running at home again", phases.after, progress).await;
+    progress
+        .countdown("running at home again", phases.after)
+        .await;
 
     let presence = match &cluster.peer_addrs {
         Some(_) => Some(

@@ -21,7 +21,10 @@
 //! ```
 
 mod console;
+mod control;
 mod error;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 mod instance;
 mod migrate;
 mod no_thp;
@@ -30,6 +33,7 @@ pub mod qmp;
 mod spec;
 
 pub use console::unix_ms;
+pub use control::VmControl;
 pub use error::{QemuError, Result};
 pub use instance::{ExitHandle, Qemu, LAUNCH_TIMEOUT, MIGRATION_TIMEOUT, QUIT_TIMEOUT};
 pub use migrate::CAPABILITIES;

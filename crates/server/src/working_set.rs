@@ -12,8 +12,7 @@
 //! `<vm>.json.bad` and the VM starts without history.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -102,23 +101,12 @@ impl WorkingSets {
             }
         };
         let bytes = serde_json::to_vec(&file).map_err(io::Error::other)?;
-        write_atomic(&self.dir, &format!("{vm}.json"), &bytes)
+        jettison_daemon::durable::write_atomic(&self.dir.join(format!("{vm}.json")), &bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Vec<u64>>>> {
         self.by_vm.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Writes `dir/name` so that a crash leaves the old or the new content.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
 }
 
 fn expand(runs: &[(u64, u64)]) -> Vec<u64> {

@@ -28,7 +28,10 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         .request(&Message::Hello(hello), HELLO_TIMEOUT)
         .await?
     {
-        Message::Welcome(w) if w.major == PROTOCOL_MAJOR => Ok(w),
+        Message::Welcome(w) if w.major == PROTOCOL_MAJOR => {
+            transport.set_minor(w.minor.min(PROTOCOL_MINOR));
+            Ok(w)
+        }
         Message::Welcome(w) => Err(WireError::Version {
             ours: PROTOCOL_MAJOR,
             theirs: w.major,
@@ -83,8 +86,7 @@ pub fn judge_hello(
         );
         return Err(Box::new((err, reply)));
     }
-    // The lower minor is in force (a no-op while ours is 0).
-    #[allow(clippy::unnecessary_min_or_max)]
+    // The lower minor is in force.
     let minor = hello.minor.min(PROTOCOL_MINOR);
     let welcome = Welcome {
         major: PROTOCOL_MAJOR,
@@ -114,6 +116,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     match judge_hello(&first, allowed, host) {
         Ok((hello, reply)) => {
             transport.send(&reply).await?;
+            transport.set_minor(hello.minor.min(PROTOCOL_MINOR));
             Ok(hello)
         }
         Err(refusal) => {

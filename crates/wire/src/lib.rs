@@ -78,7 +78,11 @@ pub const MAGIC: [u8; 8] = *b"JETTISON";
 /// Protocol major version.
 pub const PROTOCOL_MAJOR: u16 = 1;
 /// Protocol minor version.
-pub const PROTOCOL_MINOR: u16 = 0;
+pub const PROTOCOL_MINOR: u16 = 1;
+/// The first minor with the handover's commit step ([`Message::MigrateLoad`]
+/// and the messages after it). Migration and reintegration need it on both
+/// sides: a daemon refuses them on a connection of a lower minor.
+pub const HANDOVER_MINOR: u16 = 1;
 /// Page size of guest memory.
 pub const PAGE_SIZE: u64 = 4096;
 /// Most bytes one `Fetch` may ask for.

@@ -167,7 +167,9 @@ pub enum Message {
         /// VM name.
         vm: String,
     },
-    /// Agent -> server: the VM's CPU and device state; load it and resume.
+    /// Agent -> server (minor 0 only): the VM's CPU and device state; load
+    /// it and resume. A server of minor 1 or later refuses it: it has no
+    /// commit step (see [`Message::MigrateLoad`]).
     MigrateIn {
         /// VM name.
         vm: String,
@@ -220,7 +222,8 @@ pub enum Message {
         /// VM name.
         vm: String,
     },
-    /// Agent -> server: the VM runs at home; the server may forget it.
+    /// Agent -> server (minor 0 only): the VM runs at home; the server may
+    /// forget it. Minor 1 has [`Message::ReintegrateReady`] instead.
     ReintegrateDone {
         /// VM name.
         vm: String,
@@ -303,6 +306,85 @@ pub enum Message {
         /// The record.
         json: String,
     },
+
+    // Minor 1: the handover's commit step.
+    /// Agent -> server (minor 1): the VM's CPU and device state; load it and
+    /// keep the guest paused until [`Message::MigrateCommit`].
+    MigrateLoad {
+        /// VM name.
+        vm: String,
+        /// The QEMU migration stream (x-ignore-shared: no shared RAM in it).
+        #[serde(with = "serde_bytes")]
+        device_state: Vec<u8>,
+    },
+    /// Server -> agent (minor 1): the state is loaded, the guest paused, and
+    /// the server has recorded the VM as in doubt.
+    MigrateLoaded {
+        /// VM name.
+        vm: String,
+        /// Server-side time from receiving the state to the guest loaded.
+        restore_ms: f64,
+    },
+    /// Agent -> server (minor 1): the agent has durably recorded the VM as
+    /// away on this server; run it.
+    MigrateCommit {
+        /// VM name.
+        vm: String,
+    },
+    /// Server -> agent (minor 1): the guest runs on the server.
+    MigrateCommitted {
+        /// VM name.
+        vm: String,
+    },
+    /// Agent -> server (minor 1): give up a migration before its commit; the
+    /// server forgets the prepared or loaded VM and answers `OpOk`.
+    MigrateAbort {
+        /// VM name.
+        vm: String,
+        /// Why.
+        reason: String,
+    },
+    /// Agent -> server (minor 1), after `ReintegrateEnd`: every dirty page and
+    /// disk block is durable at home and the device state is loaded in a
+    /// paused guest. The server may now give its copy up.
+    ReintegrateReady {
+        /// VM name.
+        vm: String,
+    },
+    /// Server -> agent (minor 1): the server has durably recorded that its
+    /// copy will never run again; run the VM at home.
+    ReintegrateCommitted {
+        /// VM name.
+        vm: String,
+    },
+    /// Either side -> the other (minor 1): what do you hold of this VM? Asked
+    /// by a side whose handover is in doubt, to settle it.
+    HandoverQuery {
+        /// VM name.
+        vm: String,
+    },
+    /// Reply to [`Message::HandoverQuery`].
+    HandoverState {
+        /// VM name.
+        vm: String,
+        /// What the answering side holds.
+        custody: Custody,
+    },
+}
+
+/// What one side holds of a VM, as it answers a [`Message::HandoverQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Custody {
+    /// No record of the VM (never had it, or prepared it and gave it up).
+    Unknown,
+    /// The VM is committed to the answering side: it runs there, or may.
+    Holds,
+    /// Loaded and paused on the answering side, waiting for the asker's
+    /// decision.
+    InDoubt,
+    /// The answering side committed the VM to the asker: its own copy will
+    /// never run again.
+    Released,
 }
 
 impl Message {
@@ -336,6 +418,15 @@ impl Message {
             Message::GoingToSleep { .. } => "GoingToSleep",
             Message::OpPower => "OpPower",
             Message::OpPowerReply { .. } => "OpPowerReply",
+            Message::MigrateLoad { .. } => "MigrateLoad",
+            Message::MigrateLoaded { .. } => "MigrateLoaded",
+            Message::MigrateCommit { .. } => "MigrateCommit",
+            Message::MigrateCommitted { .. } => "MigrateCommitted",
+            Message::MigrateAbort { .. } => "MigrateAbort",
+            Message::ReintegrateReady { .. } => "ReintegrateReady",
+            Message::ReintegrateCommitted { .. } => "ReintegrateCommitted",
+            Message::HandoverQuery { .. } => "HandoverQuery",
+            Message::HandoverState { .. } => "HandoverState",
         }
     }
 

@@ -252,3 +252,113 @@ fn vm_names() {
         assert!(!valid_vm_name(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn handover_messages_round_trip() {
+    let vm = || "vm".to_string();
+    for m in [
+        Message::MigrateLoad {
+            vm: vm(),
+            device_state: vec![4; 100],
+        },
+        Message::MigrateLoaded {
+            vm: vm(),
+            restore_ms: 1.5,
+        },
+        Message::MigrateCommit { vm: vm() },
+        Message::MigrateCommitted { vm: vm() },
+        Message::MigrateAbort {
+            vm: vm(),
+            reason: "why".into(),
+        },
+        Message::ReintegrateReady { vm: vm() },
+        Message::ReintegrateCommitted { vm: vm() },
+        Message::HandoverQuery { vm: vm() },
+        Message::HandoverState {
+            vm: vm(),
+            custody: Custody::InDoubt,
+        },
+    ] {
+        let bytes = encode(&m).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), m, "{}", m.kind());
+    }
+}
+
+/// Minor 1 only appended variants: the encodings of minor 0's messages are
+/// what a minor-0 peer sends and expects, byte for byte (postcard: the
+/// variant index, then the fields).
+#[test]
+fn minor_zero_encodings_are_unchanged() {
+    assert_eq!(encode(&Message::OpStatus).unwrap(), [19]);
+    assert_eq!(encode(&Message::OpOk).unwrap(), [23]);
+    assert_eq!(
+        encode(&Message::OpPowerReply { json: "x".into() }).unwrap(),
+        [26, 1, b'x']
+    );
+    assert_eq!(
+        encode(&Message::ReintegrateDone { vm: "a".into() }).unwrap(),
+        [11, 1, b'a']
+    );
+    // The first variant of minor 1 comes right after minor 0's last.
+    assert_eq!(encode(&Message::MigrateCommit { vm: "a".into() }).unwrap()[0], 29);
+}
+
+#[test]
+fn the_lower_minor_is_in_force() {
+    let old = Message::Hello(Hello {
+        magic: MAGIC,
+        major: PROTOCOL_MAJOR,
+        minor: 0,
+        role: Role::Agent,
+        host: "old".into(),
+    });
+    let (_, reply) = judge_hello(&old, &[Role::Agent], "new").unwrap();
+    assert!(matches!(reply, Message::Welcome(Welcome { minor: 0, .. })));
+}
+
+/// A minor-0 server answers `Welcome { minor: 0 }`; the connection then
+/// runs at minor 0 on our side, and the daemons refuse a handover on it.
+#[tokio::test]
+async fn a_connection_to_an_old_peer_runs_at_its_minor() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let old_server = tokio::spawn(async move {
+        let mut t = Transport::new(b);
+        let hello = t.recv().await.unwrap().unwrap();
+        assert!(matches!(hello, Message::Hello(Hello { minor: PROTOCOL_MINOR, .. })));
+        t.send(&Message::Welcome(Welcome {
+            major: PROTOCOL_MAJOR,
+            minor: 0,
+            host: "old".into(),
+        }))
+        .await
+        .unwrap();
+    });
+    let mut t = Transport::new(a);
+    assert_eq!(t.minor(), PROTOCOL_MINOR);
+    connect(&mut t, Role::Agent, "new").await.unwrap();
+    old_server.await.unwrap();
+    assert_eq!(t.minor(), 0);
+    assert!(t.minor() < HANDOVER_MINOR);
+}
+
+#[tokio::test]
+async fn an_accepted_old_peer_runs_at_its_minor() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let server = tokio::spawn(async move {
+        let mut t = Transport::new(b);
+        accept(&mut t, &[Role::Agent], "srv").await.unwrap();
+        t.minor()
+    });
+    let mut t = Transport::new(a);
+    t.send(&Message::Hello(Hello {
+        magic: MAGIC,
+        major: PROTOCOL_MAJOR,
+        minor: 0,
+        role: Role::Agent,
+        host: "old".into(),
+    }))
+    .await
+    .unwrap();
+    let _welcome = t.recv().await.unwrap();
+    assert_eq!(server.await.unwrap(), 0);
+}

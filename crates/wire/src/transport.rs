@@ -22,6 +22,7 @@ pub struct Transport<S> {
     framed: Framed<S, LengthDelimitedCodec>,
     bytes_sent: u64,
     bytes_received: u64,
+    minor: u16,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
@@ -36,6 +37,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
             framed: Framed::new(stream, codec),
             bytes_sent: 0,
             bytes_received: 0,
+            minor: crate::PROTOCOL_MINOR,
         }
     }
 
@@ -95,6 +97,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     /// Bytes read so far, framing included.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
+    }
+
+    /// The protocol minor version in force on this connection: ours until
+    /// the handshake, then the lower of both sides' (see the versioning rule).
+    pub fn minor(&self) -> u16 {
+        self.minor
+    }
+
+    /// Records the minor version the handshake agreed on.
+    pub(crate) fn set_minor(&mut self, minor: u16) {
+        self.minor = minor;
     }
 
     /// The underlying stream.
