@@ -49,6 +49,7 @@ impl Agent {
                     ),
                 },
                 Placement::Away { server, .. } => ("consolidated".to_string(), server.clone()),
+                other => (crate::vm::describe(other), self.config.host.clone()),
             };
             vms.push(VmStatus {
                 vm: slot.config.name.clone(),

@@ -6,10 +6,16 @@
 pub mod config;
 mod control;
 mod doze;
+pub mod handover_in;
+pub mod handover_out;
+#[cfg(test)]
+mod handover_tests;
 mod migrate;
 pub mod power;
 mod power_loop;
+pub mod record;
 mod reintegrate;
+mod settle;
 mod state_server;
 pub mod vm;
 
@@ -151,10 +157,19 @@ impl Agent {
         let host: Arc<str> = agent.config.host.clone().into();
         tracing::info!(listen = %listen, control = %agent.config.control_socket.display(), "agent up");
         for slot in agent.slots.values() {
-            if let Placement::Away { server, .. } = &*slot.placement.lock().await {
-                tracing::info!(vm = %slot.config.name, %server, "VM is consolidated; serving its memory");
+            match &*slot.placement.lock().await {
+                Placement::Away { server } => {
+                    tracing::info!(vm = %slot.config.name, %server, "VM is consolidated; serving its memory")
+                }
+                Placement::Unsettled(_) => tracing::warn!(
+                    vm = %slot.config.name,
+                    state = %slot.record.get(),
+                    "VM was left mid-handover; settling it with the server"
+                ),
+                _ => {}
             }
         }
+        let settle = tokio::spawn(agent.clone().settle_loop());
         let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
         let power = agent
             .power
@@ -172,6 +187,7 @@ impl Agent {
         tracing::info!("shutting down");
         agent.close_state_server().await;
         ctl.abort();
+        settle.abort();
         if let Some(p) = power {
             p.abort();
         }

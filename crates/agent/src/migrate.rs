@@ -1,17 +1,17 @@
-//! Partial migration out: only CPU and device state leave; memory stays in the
-//! memory file and is served on demand.
+//! Partial migration out: only CPU and device state leave; memory stays in
+//! the memory file and is served on demand. The procedure and its commit
+//! are in [`crate::handover_out`]; this is the agent's side of it: the
+//! guest, the connection, the power record.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use jettison_daemon::describe_machine;
 use jettison_tls::TlsConn;
 use jettison_wire::{Message, MigrateReport, Role, Transport};
 
-use crate::vm::{Placement, VmSlot};
+use crate::handover_out::{migrate_out, OutRequest, OutTimeouts};
+use crate::vm::Placement;
 use crate::{Agent, AgentError};
-
-/// How long the server may take to get ready or to resume the VM.
-const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Agent {
     /// Opens a mutually authenticated agent connection to the server.
@@ -32,42 +32,40 @@ impl Agent {
         let slot = self
             .slot(vm)
             .ok_or_else(|| AgentError::UnknownVm(vm.into()))?;
-        let mut placement = slot.placement.lock().await;
-        let Placement::Home(_) = &*placement else {
-            return Err(AgentError::WrongState(format!(
-                "VM {vm} is not running at home"
-            )));
-        };
-        let mut t = self.dial_server().await?;
         let machine = describe_machine(&slot.machine())?;
-        let prepare = Message::MigratePrepare {
+        let running = slot.take_home("migrating").await?;
+        let req = OutRequest {
+            prepare: Message::MigratePrepare {
+                vm: vm.into(),
+                machine,
+                state_server: self.config.advertised(),
+            },
             vm: vm.into(),
-            machine,
-            state_server: self.config.advertised(),
+            server: self.config.server.clone(),
         };
-        expect(t.request(&prepare, SERVER_TIMEOUT).await?, "Prepared")?;
-        tracing::info!(vm, server = %self.config.server, "server ready; stopping the VM");
-
-        let Placement::Home(running) = std::mem::replace(&mut *placement, Placement::Off) else {
-            unreachable!()
-        };
-        let started = Instant::now();
-        let result = hand_over(&slot, &running.qemu, &mut t, started).await;
+        let result = async {
+            let mut t = self.dial_server().await?;
+            migrate_out(
+                &slot.record,
+                &running.qemu,
+                &mut t,
+                &req,
+                OutTimeouts::default(),
+            )
+            .await
+        }
+        .await;
         match result {
             Ok(mut report) => {
-                report.latency_ms = ms(started.elapsed());
                 report.desktop_resident_bytes = slot.resident_bytes();
-                report.bytes_sent = t.bytes_sent();
                 running.quit().await;
-                let since = SystemTime::now();
-                slot.save_away(&self.config.server, since)?;
                 if let Some(p) = &self.power {
                     p.placement(vm, true);
                 }
-                *placement = Placement::Away {
+                slot.set_placement(Placement::Away {
                     server: self.config.server.clone(),
-                    since,
-                };
+                })
+                .await;
                 tracing::info!(
                     vm,
                     latency_ms = report.latency_ms,
@@ -77,64 +75,14 @@ impl Agent {
                 Ok(report)
             }
             Err(e) => {
-                tracing::error!(vm, "migration failed, resuming the VM at home: {e}");
-                slot.set_serving(false);
-                running.qemu.cont().await?;
-                *placement = Placement::Home(running);
+                let back = if slot.record.get().in_doubt() {
+                    Placement::Unsettled(Some(running))
+                } else {
+                    Placement::Home(running)
+                };
+                slot.set_placement(back).await;
                 Err(e)
             }
         }
     }
-}
-
-async fn hand_over(
-    slot: &VmSlot,
-    qemu: &jettison_qemu::Qemu,
-    t: &mut Transport<TlsConn>,
-    started: Instant,
-) -> Result<MigrateReport, AgentError> {
-    qemu.stop().await?;
-    let device_state = qemu.migrate_out().await?;
-    let save_ms = ms(started.elapsed());
-    let device_state_bytes = device_state.len() as u64;
-    // From here on the memory file no longer changes: the server may fetch it.
-    slot.set_serving(true);
-    let vm = slot.config.name.clone();
-    let reply = t
-        .request(
-            &Message::MigrateIn {
-                vm: vm.clone(),
-                device_state,
-            },
-            SERVER_TIMEOUT,
-        )
-        .await?;
-    let Message::MigrateInDone { restore_ms, .. } = reply else {
-        return Err(AgentError::Protocol(format!(
-            "expected MigrateInDone, got {}",
-            reply.kind()
-        )));
-    };
-    Ok(MigrateReport {
-        vm,
-        device_state_bytes,
-        save_ms,
-        restore_ms,
-        ..Default::default()
-    })
-}
-
-pub(crate) fn expect(reply: Message, what: &str) -> Result<Message, AgentError> {
-    if reply.kind() == what {
-        Ok(reply)
-    } else {
-        Err(AgentError::Protocol(format!(
-            "expected {what}, got {}",
-            reply.kind()
-        )))
-    }
-}
-
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -31,7 +31,7 @@ impl Agent {
             };
             match &*p {
                 Placement::Away { .. } => any = true,
-                Placement::Home(_) => return false,
+                Placement::Home(_) | Placement::Busy(_) | Placement::Unsettled(_) => return false,
                 Placement::Off => {}
             }
         }
@@ -101,7 +101,7 @@ impl Agent {
             mac: power.config.nic_mac.clone(),
             wol_addr: power.config.wol_broadcast.clone(),
         };
-        crate::migrate::expect(t.request(&msg, Duration::from_secs(10)).await?, "OpOk")?;
+        crate::handover_out::expect(t.request(&msg, Duration::from_secs(10)).await?, "OpOk")?;
         drop(t);
         tracing::info!("going to sleep");
         // This task (and the whole process but the power thread) is frozen

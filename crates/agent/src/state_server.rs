@@ -1,5 +1,6 @@
 //! The desktop's state server: answers the consolidation server's fetches of
-//! a consolidated VM's memory, by offset, from the VM's memory file.
+//! a consolidated VM's memory, by offset, from the VM's memory file, and its
+//! questions about a handover it is in doubt about.
 
 use std::sync::Arc;
 
@@ -26,6 +27,19 @@ impl ConnectionHandler<TlsConn> for Agent {
 
 impl Agent {
     async fn answer_fetch(&self, req: Message) -> Message {
+        if let Message::HandoverQuery { vm } = req {
+            // The server settles a handover it is in doubt about.
+            return match self.slot(&vm) {
+                Some(slot) => Message::HandoverState {
+                    vm,
+                    custody: slot.record.get().custody(),
+                },
+                None => Message::HandoverState {
+                    vm,
+                    custody: jettison_wire::Custody::Unknown,
+                },
+            };
+        }
         if self.gate.dozing() {
             // Announced asleep: serve nothing until resumed (see `doze`).
             return Message::error(
@@ -36,7 +50,10 @@ impl Agent {
         let Message::Fetch { vm, file, ranges } = req else {
             return Message::error(
                 ErrorCode::NotAllowed,
-                format!("the state server only answers Fetch, not {}", req.kind()),
+                format!(
+                    "the state server only answers Fetch and HandoverQuery, not {}",
+                    req.kind()
+                ),
             );
         };
         let Some(slot) = self.slot(&vm) else {

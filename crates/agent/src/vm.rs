@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
-use serde::{Deserialize, Serialize};
 
 use jettison_daemon::tap::Tap;
 use jettison_handover::DesktopState;

@@ -6,7 +6,9 @@ use jettison_daemon::{next_request, ConnectionHandler, Peer};
 use jettison_wire::{Message, Transport, VmStatus};
 use tokio::net::UnixStream;
 
-use crate::{flush, Phase, Server, ServerError};
+use jettison_handover::ServerState;
+
+use crate::{flush, Server, ServerError};
 
 impl ConnectionHandler<UnixStream> for Server {
     async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<UnixStream>) {
@@ -37,10 +39,11 @@ impl Server {
         let mut vms = Vec::new();
         for (name, slot) in slots {
             let g = slot.lock().await;
-            let state = match g.phase {
-                Phase::Prepared => "arriving",
-                Phase::Running => "consolidated",
-                Phase::Paused => "paused",
+            let state = match (g.handover, g.paused) {
+                (ServerState::Running, false) => "consolidated".to_string(),
+                (ServerState::Running, true) => "paused".to_string(),
+                (ServerState::Preparing, _) => "arriving".to_string(),
+                (other, _) => other.to_string(),
             };
             vms.push(VmStatus {
                 vm: name,
@@ -62,27 +65,28 @@ impl Server {
     async fn pause(&self, vm: &str) -> Result<(), ServerError> {
         let slot = self.guest(vm)?;
         let mut g = slot.lock().await;
-        if g.phase == Phase::Prepared {
+        if g.handover != ServerState::Running {
             return Err(ServerError::WrongState(format!(
-                "VM {vm} has not arrived yet"
+                "VM {vm} is {}, not running here",
+                g.handover
             )));
         }
         g.qemu.stop().await?;
         g.mark_stopped();
         flush(self.mount.file_path(vm)).await?;
-        g.phase = Phase::Paused;
+        g.paused = true;
         Ok(())
     }
 
     async fn resume(&self, vm: &str) -> Result<(), ServerError> {
         let slot = self.guest(vm)?;
         let mut g = slot.lock().await;
-        if g.phase != Phase::Paused {
+        if !(g.paused && g.handover == ServerState::Running) {
             return Err(ServerError::WrongState(format!("VM {vm} is not paused")));
         }
         g.qemu.cont().await?;
         g.mark_running();
-        g.phase = Phase::Running;
+        g.paused = false;
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
-//! Sending a VM home: stop, flush dirty pages, save the device state, stream
-//! state and dirty pages to the agent, and forget the VM only once the agent
-//! says it runs at home.
+//! Sending a VM home: stop, flush dirty pages, save the device state, record
+//! `Sending`, stream state and dirty pages to the agent; once the agent says
+//! everything is durable and loaded (`ReintegrateReady`), record `Released`
+//! (the commit), tell it, and forget the VM. Anything else before that
+//! resumes the VM here.
 
 use std::time::{Duration, Instant};
 
@@ -11,104 +13,140 @@ use jettison_tls::TlsConn;
 use jettison_wire::{Chunk, FileKind, Message, Transport, DIRTY_BATCH_PAGES, PAGE_SIZE};
 
 use crate::intake::disk_name;
-use crate::{flush, Phase, Server, ServerError};
+use jettison_handover::ServerState;
+
+use crate::{flush, Server, ServerError};
 
 const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the desktop's last word (`ReintegrateDone`) is waited for.
+const DONE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Server {
+    /// Sends `vm` home through `t`. The guest lock is held only to stop it
+    /// and to flip its state, never while pages stream.
     pub(crate) async fn send_home(
         &self,
         vm: &str,
         t: &mut Transport<TlsConn>,
     ) -> Result<(), ServerError> {
         let slot = self.guest(vm)?;
-        let mut guest = slot.lock().await;
-        if guest.phase == Phase::Prepared {
-            return Err(ServerError::WrongState(format!(
-                "VM {vm} has not arrived yet"
-            )));
-        }
-        let was_paused = guest.phase == Phase::Paused;
         let started = Instant::now();
-        guest.qemu.stop().await?;
-        guest.mark_stopped();
-        let saved = async {
-            flush(self.mount.file_path(vm)).await?;
-            if guest.disk.is_some() {
-                flush(self.mount.file_path(&disk_name(vm))).await?;
+        let (begin, memory, disk, dirty, dirty_disk, was_paused) = {
+            let mut guest = slot.lock().await;
+            if guest.handover != ServerState::Running {
+                return Err(ServerError::WrongState(format!(
+                    "VM {vm} is {}, not running here",
+                    guest.handover
+                )));
             }
-            Ok::<_, ServerError>(guest.qemu.migrate_out().await?)
-        }
-        .await;
-        let device_state = match saved {
-            Ok(s) => s,
-            Err(e) => {
-                if !was_paused {
-                    guest.qemu.cont().await?;
-                    guest.mark_running();
+            let was_paused = guest.paused;
+            guest.qemu.stop().await?;
+            guest.mark_stopped();
+            let saved = async {
+                flush(self.mount.file_path(vm)).await?;
+                if guest.disk.is_some() {
+                    flush(self.mount.file_path(&disk_name(vm))).await?;
                 }
-                return Err(e);
+                let state = guest.qemu.migrate_out().await?;
+                self.advance(vm, &mut guest, ServerState::begin_send)?;
+                Ok::<_, ServerError>(state)
             }
-        };
-        let dirty = guest.memory.dirty_pages();
-        let dirty_disk = guest
-            .disk
-            .as_ref()
-            .map(|d| d.dirty_pages())
-            .unwrap_or_default();
-        let remote_seconds = guest.run_time().as_secs_f64();
-        let begin = Message::ReintegrateBegin {
-            vm: vm.into(),
-            device_state,
-            dirty_pages: dirty.len() as u64,
-            dirty_disk_blocks: dirty_disk.len() as u64,
-            remote: guest.memory.stats(),
-            remote_disk: guest.disk.as_ref().map(|d| d.stats()),
-            remote_seconds,
-            server_ms: started.elapsed().as_secs_f64() * 1000.0,
+            .await;
+            let device_state = match saved {
+                Ok(s) => s,
+                Err(e) => {
+                    if !was_paused {
+                        guest.qemu.cont().await?;
+                        guest.mark_running();
+                    }
+                    return Err(e);
+                }
+            };
+            let dirty = guest.memory.dirty_pages();
+            let dirty_disk = guest
+                .disk
+                .as_ref()
+                .map(|d| d.dirty_pages())
+                .unwrap_or_default();
+            let begin = Message::ReintegrateBegin {
+                vm: vm.into(),
+                device_state,
+                dirty_pages: dirty.len() as u64,
+                dirty_disk_blocks: dirty_disk.len() as u64,
+                remote: guest.memory.stats(),
+                remote_disk: guest.disk.as_ref().map(|d| d.stats()),
+                remote_seconds: guest.run_time().as_secs_f64(),
+                server_ms: started.elapsed().as_secs_f64() * 1000.0,
+            };
+            (
+                begin,
+                guest.memory.clone(),
+                guest.disk.clone(),
+                dirty,
+                dirty_disk,
+                was_paused,
+            )
         };
         tracing::info!(vm, dirty_pages = dirty.len(), "sending the VM home");
         let sent = async {
             t.send(&begin).await?;
-            send_pages(t, &guest.memory, &dirty, FileKind::Memory).await?;
-            if let Some(disk) = &guest.disk {
+            send_pages(t, &memory, &dirty, FileKind::Memory).await?;
+            if let Some(disk) = &disk {
                 send_pages(t, disk, &dirty_disk, FileKind::Disk).await?;
             }
             t.send(&Message::ReintegrateEnd { vm: vm.into() }).await?;
             Ok::<_, ServerError>(t.recv_within(AGENT_TIMEOUT).await?)
         }
         .await;
-        match sent {
-            Ok(Message::ReintegrateDone { .. }) => {
-                tracing::info!(
-                    vm,
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "VM is home; forgetting it"
-                );
-                self.record_working_set(vm, &guest.memory).await;
-                drop(guest);
-                self.discard(vm).await;
-                Ok(())
-            }
-            other => {
-                let why = match other {
-                    Ok(Message::ReintegrateAbort { reason, .. }) => {
-                        format!("agent aborted: {reason}")
-                    }
-                    Ok(m) => format!("agent answered {}", m.kind()),
-                    Err(e) => e.to_string(),
-                };
-                tracing::error!(
-                    vm,
-                    "reintegration did not complete ({why}); the VM resumes here"
-                );
-                if !was_paused {
-                    guest.qemu.cont().await?;
-                    guest.mark_running();
+        let mut guest = slot.lock().await;
+        let why = match sent {
+            Ok(Message::ReintegrateReady { .. }) => {
+                // The commit: from here the server's copy never runs again.
+                match self.advance(vm, &mut guest, ServerState::release) {
+                    Ok(()) => None,
+                    Err(e) => Some(format!("the release could not be recorded: {e}")),
                 }
-                Err(ServerError::Protocol(why))
+            }
+            Ok(Message::ReintegrateAbort { reason, .. }) => {
+                Some(format!("agent aborted: {reason}"))
+            }
+            Ok(m) => Some(format!("agent answered {}", m.kind())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            tracing::error!(
+                vm,
+                "reintegration did not complete ({why}); the VM resumes here"
+            );
+            self.advance(vm, &mut guest, ServerState::abort_send)?;
+            if !was_paused {
+                guest.qemu.cont().await?;
+                guest.mark_running();
+            }
+            return Err(ServerError::Protocol(why));
+        }
+        drop(guest);
+        if let Err(e) = t
+            .send(&Message::ReintegrateCommitted { vm: vm.into() })
+            .await
+        {
+            tracing::warn!(vm, "the commit's reply was lost ({e}); the desktop asks us");
+        }
+        tracing::info!(
+            vm,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "VM released home; forgetting it"
+        );
+        self.record_working_set(vm, &memory).await;
+        self.discard(vm).await;
+        // The tombstone goes once the desktop says the VM runs at home (or
+        // when it asks us later, or brings the VM again).
+        if let Ok(Message::ReintegrateDone { .. }) = t.recv_within(DONE_TIMEOUT).await {
+            if let Err(e) = self.records.remove(vm) {
+                tracing::warn!(vm, "removing the handover record: {e}");
             }
         }
+        Ok(())
     }
 }
 

@@ -1,26 +1,45 @@
-//! Agent connections: taking a VM in (prepare, then device state) and
-//! dispatching reintegration requests.
+//! Agent connections: taking a VM in (prepare, load the device state into a
+//! paused guest, run it on the desktop's commit, or drop it on its abort),
+//! answering handover queries, and dispatching reintegration requests.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use jettison_daemon::tap::Tap;
 use jettison_daemon::{next_request, resolve_machine, ConnectionHandler, Peer};
+use jettison_handover::ServerState;
 use jettison_qemu::{LaunchOptions, Qemu};
 use jettison_tls::TlsConn;
-use jettison_wire::{FileKind, MachineDesc, Message, Transport};
+use jettison_wire::{
+    ErrorCode, FileKind, MachineDesc, Message, Transport, HANDOVER_MINOR, PROTOCOL_MAJOR,
+};
 
 use crate::fetch_client::StateClient;
-use crate::{Guest, Phase, Server, ServerError};
+use crate::{Guest, Server, ServerError};
 
 impl ConnectionHandler<TlsConn> for Server {
     async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TlsConn>) {
         let mut prepared: Vec<String> = Vec::new();
+        let minor = t.minor();
         while let Some(req) = next_request(&mut t, &peer).await {
             if !matches!(req, Message::GoingToSleep { .. }) {
                 // A desktop that talks is awake.
                 self.waker(peer.identity.as_deref().unwrap_or_default())
                     .mark_awake();
+            }
+            if needs_handover_minor(&req) && minor < HANDOVER_MINOR {
+                let reply = Message::error(
+                    ErrorCode::VersionMismatch,
+                    format!(
+                        "this server needs protocol {PROTOCOL_MAJOR}.{HANDOVER_MINOR} or later for a \
+                         handover (it has a commit step); the agent speaks {PROTOCOL_MAJOR}.{minor}: \
+                         upgrade jettison-agent"
+                    ),
+                );
+                if t.send(&reply).await.is_err() {
+                    break;
+                }
+                continue;
             }
             let reply = match req {
                 Message::MigratePrepare {
@@ -36,11 +55,26 @@ impl ConnectionHandler<TlsConn> for Server {
                     }
                     r.map(|()| Message::Prepared { vm })
                 }
-                Message::MigrateIn { vm, device_state } => {
-                    let r = self.take_in(&vm, &device_state).await;
+                Message::MigrateLoad { vm, device_state } => self
+                    .load(&vm, &device_state)
+                    .await
+                    .map(|restore_ms| Message::MigrateLoaded { vm, restore_ms }),
+                Message::MigrateCommit { vm } => {
+                    let r = self.commit(&vm).await;
                     prepared.retain(|p| p != &vm);
-                    r.map(|restore_ms| Message::MigrateInDone { vm, restore_ms })
+                    r.map(|()| Message::MigrateCommitted { vm })
                 }
+                Message::MigrateAbort { vm, reason } => {
+                    prepared.retain(|p| p != &vm);
+                    self.abort(&vm, &reason).await.map(|()| Message::OpOk)
+                }
+                Message::HandoverQuery { vm } => Ok(Message::HandoverState {
+                    custody: self.custody(&vm).await,
+                    vm,
+                }),
+                Message::MigrateIn { .. } => Err(ServerError::NotAllowed(
+                    "MigrateIn (protocol 1.0, no commit step; use MigrateLoad)",
+                )),
                 Message::GoingToSleep { mac, wol_addr } => {
                     let desktop = peer.identity.clone().unwrap_or_default();
                     self.waker(&desktop)
@@ -66,18 +100,20 @@ impl ConnectionHandler<TlsConn> for Server {
                 break;
             }
         }
-        // A VM prepared but never handed over: drop it.
+        // VMs whose migration this connection left unfinished: one never
+        // loaded is dropped; one loaded is in doubt until the desktop says.
         for vm in prepared {
-            if let Ok(slot) = self.guest(&vm) {
-                let guest = slot.lock().await;
-                if guest.phase == Phase::Prepared {
-                    tracing::warn!(vm, "agent left before handing the VM over; discarding");
-                    drop(guest);
-                    self.discard(&vm).await;
-                }
-            }
+            self.clone().unfinished(&vm).await;
         }
     }
+}
+
+/// The requests of a handover, which need its commit step on both sides.
+fn needs_handover_minor(req: &Message) -> bool {
+    matches!(
+        req,
+        Message::MigratePrepare { .. } | Message::Reintegrate { .. }
+    )
 }
 
 impl Server {
@@ -95,6 +131,16 @@ impl Server {
             return Err(ServerError::WrongState(format!(
                 "VM {vm} is already on this server"
             )));
+        }
+        // A tombstone of the VM's last return goes once its desktop brings
+        // it again.
+        if let Some(old) = self.records.load(vm)? {
+            if old.state != ServerState::Released || old.desktop != desktop {
+                return Err(ServerError::WrongState(format!(
+                    "VM {vm} has a record here ({}, from {}); settle it first (see docs/runbook.md)",
+                    old.state, old.desktop
+                )));
+            }
         }
         let spec = resolve_machine(machine, &self.config.image_dirs)?;
         let tls = &self.tls;
@@ -160,14 +206,20 @@ impl Server {
                 memory,
                 disk,
                 _tap: tap,
-                phase: Phase::Prepared,
+                handover: ServerState::Preparing,
+                paused: false,
                 memory_mib: machine.memory_mib,
                 desktop: desktop.into(),
+                state_server: state_server.into(),
                 running_since: None,
                 ran: std::time::Duration::ZERO,
             })
         }
         .await;
+        let guest = guest.and_then(|g| {
+            self.records.save(vm, &g.record(ServerState::Preparing))?;
+            Ok(g)
+        });
         let guest = match guest {
             Ok(g) => g,
             Err(e) => {
@@ -183,46 +235,82 @@ impl Server {
         Ok(())
     }
 
-    async fn take_in(&self, vm: &str, device_state: &[u8]) -> Result<f64, ServerError> {
+    /// Loads the device state into the paused guest: in doubt until the
+    /// desktop commits.
+    async fn load(&self, vm: &str, device_state: &[u8]) -> Result<f64, ServerError> {
         let slot = self.guest(vm)?;
         let mut guest = slot.lock().await;
-        if guest.phase != Phase::Prepared {
+        if guest.handover != ServerState::Preparing {
             return Err(ServerError::WrongState(format!(
-                "VM {vm} is not waiting for its state"
+                "VM {vm} is not waiting for its state ({})",
+                guest.handover
             )));
         }
         let started = Instant::now();
-        let loaded = async {
-            guest.qemu.migrate_in(device_state).await?;
-            guest.qemu.cont().await
-        }
-        .await;
-        if let Err(e) = loaded {
+        if let Err(e) = guest.qemu.migrate_in(device_state).await {
             drop(guest);
             self.discard(vm).await;
             return Err(e.into());
         }
-        guest.phase = Phase::Running;
-        guest.mark_running();
+        self.advance(vm, &mut guest, ServerState::loaded)?;
         let restore_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             vm,
             restore_ms,
             state_bytes = device_state.len(),
-            "VM runs here"
+            "state loaded; waiting for the desktop's commit"
         );
         Ok(restore_ms)
     }
 
-    /// Quits a VM's QEMU and forgets it.
+    /// The desktop committed: the guest runs here.
+    pub(crate) async fn commit(&self, vm: &str) -> Result<(), ServerError> {
+        let slot = self.guest(vm)?;
+        let mut guest = slot.lock().await;
+        if guest.handover == ServerState::Running {
+            return Ok(());
+        }
+        self.advance(vm, &mut guest, ServerState::commit)?;
+        guest.qemu.cont().await?;
+        guest.mark_running();
+        tracing::info!(vm, "committed: the VM runs here");
+        Ok(())
+    }
+
+    /// The desktop gave the migration up before its commit.
+    async fn abort(&self, vm: &str, reason: &str) -> Result<(), ServerError> {
+        let slot = self.guest(vm)?;
+        let state = slot.lock().await.handover;
+        if !state.abortable() {
+            return Err(ServerError::WrongState(format!(
+                "VM {vm} is {state}: its migration can no longer be given up"
+            )));
+        }
+        tracing::warn!(vm, "the desktop gave the migration up: {reason}");
+        self.discard(vm).await;
+        Ok(())
+    }
+
+    /// Quits a VM's QEMU, removes its files and forgets it (its record
+    /// too, unless it is a tombstone of a return).
     pub(crate) async fn discard(&self, vm: &str) {
         let slot = self.guests.lock().expect("guests lock").remove(vm);
+        let mut released = false;
         if let Some(slot) = slot {
+            let guest = slot.lock().await;
+            released = guest.handover == ServerState::Released;
+            let _ = guest.qemu.stop().await;
+            drop(guest);
             if let Ok(guest) = Arc::try_unwrap(slot).map(|m| m.into_inner()) {
                 let _ = guest.qemu.quit().await;
             }
         }
         self.release_files(vm);
+        if !released {
+            if let Err(e) = self.records.remove(vm) {
+                tracing::warn!(vm, "removing the handover record: {e}");
+            }
+        }
     }
 
     /// Removes a VM's lazy files (memory, and disk if any) and replicas.

@@ -7,6 +7,8 @@ mod control;
 pub mod fetch_client;
 mod home;
 mod intake;
+pub mod records;
+mod settle;
 pub mod waker;
 pub mod working_set;
 
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use jettison_daemon::{bind_control, serve_tls, serve_unix};
+use jettison_handover::ServerState;
 use jettison_lazymem::{LazyMemMount, MountOptions, VmMemory};
 use jettison_qemu::Qemu;
 use jettison_wire::{ErrorCode, Role};
@@ -72,17 +75,6 @@ impl ServerError {
     }
 }
 
-/// Where a consolidated VM is in its stay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// QEMU waits for the device state.
-    Prepared,
-    /// The guest runs here.
-    Running,
-    /// Paused by the operator (dirty pages flushed).
-    Paused,
-}
-
 /// A VM on this server.
 #[derive(Debug)]
 pub(crate) struct Guest {
@@ -93,9 +85,14 @@ pub(crate) struct Guest {
     /// The NIC's tap on this host, held so that it is removed when the guest
     /// is dropped, after QEMU.
     pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
-    pub(crate) phase: Phase,
+    /// Where its handover is (as its durable record says).
+    pub(crate) handover: ServerState,
+    /// Paused by the operator (dirty pages flushed).
+    pub(crate) paused: bool,
     pub(crate) memory_mib: u64,
     pub(crate) desktop: String,
+    /// The desktop's state server, as this server dials it.
+    pub(crate) state_server: String,
     /// Set while the guest runs.
     pub(crate) running_since: Option<Instant>,
     /// Time run before `running_since` (pauses excluded).
@@ -103,6 +100,15 @@ pub(crate) struct Guest {
 }
 
 impl Guest {
+    /// The durable record of this guest in `state`.
+    pub(crate) fn record(&self, state: ServerState) -> records::Record {
+        records::Record {
+            state,
+            desktop: self.desktop.clone(),
+            state_server: self.state_server.clone(),
+        }
+    }
+
     /// Records that the guest (re)started running.
     pub(crate) fn mark_running(&mut self) {
         self.running_since.get_or_insert_with(Instant::now);
@@ -134,6 +140,8 @@ pub struct Server {
     desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
     /// The pages each VM used in its last periods here.
     pub(crate) working_sets: Arc<working_set::WorkingSets>,
+    /// Each VM's durable handover record.
+    pub(crate) records: records::Records,
 }
 
 impl Server {
@@ -148,6 +156,7 @@ impl Server {
         let working_sets = Arc::new(working_set::WorkingSets::load(
             &config.state_dir.join("working-sets"),
         )?);
+        let records = records::Records::open(&config.state_dir.join("handover"))?;
         let opts = MountOptions {
             max_readahead: config.max_readahead,
             prefetch: config.prefetch,
@@ -161,7 +170,23 @@ impl Server {
             guests: Mutex::new(HashMap::new()),
             desktops: Mutex::new(HashMap::new()),
             working_sets,
+            records,
         })
+    }
+
+    /// Moves `vm`'s handover to `state`: recorded durably first, then in
+    /// force.
+    pub(crate) fn advance(
+        &self,
+        vm: &str,
+        guest: &mut Guest,
+        step: impl FnOnce(ServerState) -> Result<ServerState, jettison_handover::TransitionError>,
+    ) -> Result<(), ServerError> {
+        let next =
+            step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
+        self.records.save(vm, &guest.record(next))?;
+        guest.handover = next;
+        Ok(())
     }
 
     /// The configuration in force.

@@ -300,7 +300,10 @@ fn minor_zero_encodings_are_unchanged() {
         [11, 1, b'a']
     );
     // The first variant of minor 1 comes right after minor 0's last.
-    assert_eq!(encode(&Message::MigrateCommit { vm: "a".into() }).unwrap()[0], 29);
+    assert_eq!(
+        encode(&Message::MigrateCommit { vm: "a".into() }).unwrap()[0],
+        29
+    );
 }
 
 #[test]
@@ -324,7 +327,13 @@ async fn a_connection_to_an_old_peer_runs_at_its_minor() {
     let old_server = tokio::spawn(async move {
         let mut t = Transport::new(b);
         let hello = t.recv().await.unwrap().unwrap();
-        assert!(matches!(hello, Message::Hello(Hello { minor: PROTOCOL_MINOR, .. })));
+        assert!(matches!(
+            hello,
+            Message::Hello(Hello {
+                minor: PROTOCOL_MINOR,
+                ..
+            })
+        ));
         t.send(&Message::Welcome(Welcome {
             major: PROTOCOL_MAJOR,
             minor: 0,

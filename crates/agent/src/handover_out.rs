@@ -1,0 +1,195 @@
+//! Migration out, as a procedure over the seam: a [`VmControl`] for the
+//! guest at home, a transport to the server and the VM's durable record.
+//! The commit is the record's move to `Away`; before it every failure
+//! aborts (the server is told, the guest resumes at home), after it the VM
+//! is the server's even if the server's last reply is lost (it asks us).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use jettison_qemu::VmControl;
+use jettison_wire::{Message, MigrateReport, Transport, HANDOVER_MINOR};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::record::VmRecord;
+use crate::AgentError;
+
+/// Timeouts of a migration.
+#[derive(Debug, Clone, Copy)]
+pub struct OutTimeouts {
+    /// For the server to prepare, and to load the state.
+    pub server: Duration,
+    /// For the commit's reply and the abort's delivery.
+    pub short: Duration,
+}
+
+impl Default for OutTimeouts {
+    fn default() -> Self {
+        OutTimeouts {
+            server: Duration::from_secs(120),
+            short: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a migration asks of the server.
+#[derive(Debug, Clone)]
+pub struct OutRequest {
+    /// The `MigratePrepare` to send.
+    pub prepare: Message,
+    /// The VM's name.
+    pub vm: String,
+    /// The server's name in the record.
+    pub server: String,
+}
+
+/// Refuses a handover on a connection whose minor has no commit step.
+pub(crate) fn require_handover_minor<S: AsyncRead + AsyncWrite + Unpin>(
+    t: &Transport<S>,
+) -> Result<(), AgentError> {
+    if t.minor() < HANDOVER_MINOR {
+        return Err(AgentError::Server(format!(
+            "the server speaks protocol {}.{}, which has no commit step for handovers \
+             (1.{HANDOVER_MINOR} or later is needed): upgrade jettison-server",
+            jettison_wire::PROTOCOL_MAJOR,
+            t.minor()
+        )));
+    }
+    Ok(())
+}
+
+/// Migrates the guest `vm` (running at home) through `t`. On `Ok` the VM is
+/// away (committed); on `Err` the record says where it is: `Home` with the
+/// guest resumed, or, if even the abort could not be recorded, still
+/// `Migrating` with the guest stopped (the error says so).
+pub async fn migrate_out<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
+    record: &VmRecord,
+    vm: &V,
+    t: &mut Transport<S>,
+    req: &OutRequest,
+    timeouts: OutTimeouts,
+) -> Result<MigrateReport, AgentError> {
+    require_handover_minor(t)?;
+    record.advance(|s| s.begin_migration(&req.server))?;
+    // The latency counts from the guest's stop (after the server is ready).
+    let mut started = Instant::now();
+    let mut report = MigrateReport {
+        vm: req.vm.clone(),
+        ..Default::default()
+    };
+    let before_commit = async {
+        expect(t.request(&req.prepare, timeouts.server).await?, "Prepared")?;
+        started = Instant::now();
+        vm.stop().await?;
+        let device_state = vm.save_state().await?;
+        report.save_ms = ms(started.elapsed());
+        report.device_state_bytes = device_state.len() as u64;
+        // The memory file no longer changes: with this state it is the VM's
+        // consistent snapshot until it comes home.
+        record.save_snapshot(&device_state)?;
+        record.advance(|s| s.transferring())?;
+        let load = Message::MigrateLoad {
+            vm: req.vm.clone(),
+            device_state,
+        };
+        match t.request(&load, timeouts.server).await? {
+            Message::MigrateLoaded { restore_ms, .. } => report.restore_ms = restore_ms,
+            other => return Err(unexpected("MigrateLoaded", &other)),
+        }
+        Ok::<_, AgentError>(())
+    }
+    .await;
+    if let Err(e) = before_commit {
+        return Err(abort(record, vm, t, &req.vm, e, timeouts.short).await);
+    }
+    // The commit.
+    let since_ms = unix_ms(SystemTime::now());
+    if let Err(e) = record.advance(|s| s.commit_away(since_ms)) {
+        return Err(abort(record, vm, t, &req.vm, e, timeouts.short).await);
+    }
+    let commit = Message::MigrateCommit { vm: req.vm.clone() };
+    match t.request(&commit, timeouts.short).await {
+        Ok(Message::MigrateCommitted { .. }) => {}
+        Ok(other) => tracing::warn!(
+            vm = %req.vm,
+            "the server answered the commit with {}; it settles by asking us",
+            other.kind()
+        ),
+        Err(e) => tracing::warn!(
+            vm = %req.vm,
+            "the commit's reply was lost ({e}); the VM is the server's, which settles by asking us"
+        ),
+    }
+    report.latency_ms = ms(started.elapsed());
+    report.bytes_sent = t.bytes_sent();
+    Ok(report)
+}
+
+/// Gives a migration up before its commit: recorded home first, then the
+/// server told (best effort; it also settles by asking), then the guest
+/// resumed. Returns the error to report.
+async fn abort<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
+    record: &VmRecord,
+    vm: &V,
+    t: &mut Transport<S>,
+    name: &str,
+    cause: AgentError,
+    timeout: Duration,
+) -> AgentError {
+    if let Err(e) = record.advance(|s| s.abort_migration()) {
+        // Without the record, resuming here could run the VM twice after a
+        // restart (the server may hold it loaded): leave it stopped.
+        return AgentError::WrongState(format!(
+            "migration of {name} failed ({cause}) and the abort could not be recorded ({e}); \
+             the guest stays stopped at home until the record is repaired (see docs/runbook.md)"
+        ));
+    }
+    let _ = record.drop_snapshot();
+    let msg = Message::MigrateAbort {
+        vm: name.into(),
+        reason: cause.to_string(),
+    };
+    if let Err(e) = t.request(&msg, timeout).await {
+        tracing::info!(
+            vm = name,
+            "the server did not take the abort ({e}); it settles by asking"
+        );
+    }
+    match vm.cont().await {
+        Ok(()) => {
+            tracing::error!(
+                vm = name,
+                "migration failed, the VM runs at home again: {cause}"
+            );
+            cause
+        }
+        Err(e) => AgentError::WrongState(format!(
+            "migration of {name} failed ({cause}) and the guest at home could not resume ({e}): \
+             start it again from its last consistent state (jettison start {name})"
+        )),
+    }
+}
+
+pub(crate) fn expect(reply: Message, what: &str) -> Result<Message, AgentError> {
+    if reply.kind() == what {
+        Ok(reply)
+    } else {
+        Err(unexpected(what, &reply))
+    }
+}
+
+pub(crate) fn unexpected(what: &str, got: &Message) -> AgentError {
+    match got {
+        Message::Error(e) => AgentError::Server(format!("server refused: {}", e.message)),
+        other => AgentError::Protocol(format!("expected {what}, got {}", other.kind())),
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

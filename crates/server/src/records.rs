@@ -1,0 +1,83 @@
+//! The server's durable handover records, one file per VM
+//! (`<state_dir>/handover/<vm>.json`): its [`ServerState`], the desktop that
+//! brought it and where that desktop answers. Written at every transition
+//! before the server acts on it; a `Released` record outlives the VM as a
+//! tombstone until the desktop says the VM runs at home.
+
+use std::path::{Path, PathBuf};
+
+use jettison_daemon::durable;
+use jettison_handover::ServerState;
+use serde::{Deserialize, Serialize};
+
+/// One VM's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Where the handover is.
+    pub state: ServerState,
+    /// The desktop's certificate name.
+    pub desktop: String,
+    /// The desktop's state server, as the server dials it.
+    pub state_server: String,
+}
+
+/// The directory of records.
+#[derive(Debug)]
+pub struct Records {
+    dir: PathBuf,
+}
+
+impl Records {
+    /// Records kept in `dir` (made if missing).
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Records { dir: dir.into() })
+    }
+
+    fn path(&self, vm: &str) -> PathBuf {
+        self.dir.join(format!("{vm}.json"))
+    }
+
+    /// Writes `vm`'s record durably.
+    pub fn save(&self, vm: &str, record: &Record) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        durable::write_atomic(&self.path(vm), &bytes)
+    }
+
+    /// Removes `vm`'s record durably.
+    pub fn remove(&self, vm: &str) -> std::io::Result<()> {
+        durable::remove(&self.path(vm))
+    }
+
+    /// `vm`'s record, if any (an unreadable one is an error).
+    pub fn load(&self, vm: &str) -> std::io::Result<Option<Record>> {
+        match std::fs::read(self.path(vm)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(&dir.path().join("handover")).unwrap();
+        assert_eq!(r.load("vm").unwrap(), None);
+        let rec = Record {
+            state: ServerState::Loaded,
+            desktop: "desk-1".into(),
+            state_server: "10.0.0.2:7071".into(),
+        };
+        r.save("vm", &rec).unwrap();
+        assert_eq!(r.load("vm").unwrap(), Some(rec));
+        r.remove("vm").unwrap();
+        assert_eq!(r.load("vm").unwrap(), None);
+    }
+}
