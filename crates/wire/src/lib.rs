@@ -23,15 +23,25 @@
 //!
 //! # Sequence
 //!
+//! A handover (either way) has a commit step: the destination loads the
+//! device state into a paused guest; the source's durable record is the
+//! commit; only then does the destination run the guest. The states behind
+//! it are `jettison-handover`'s.
+//!
 //! ```text
 //!  agent (desktop)                     server                      state server (desktop)
 //!    |-- Hello{Agent} ------------------->|                                   |
-//!    |<-------------------------- Welcome |                                   |
-//!    |-- MigratePrepare{vm,machine,addr}->|  start QEMU -incoming defer        |
-//!    |<---------------------- Prepared{vm}|  on the lazy file <mount>/<vm>.mem |
-//!    |  stop VM, save device state        |                                   |
-//!    |-- MigrateIn{vm,device_state} ----->|  load state, wait completed, cont |
-//!    |<-------------- MigrateInDone{vm}   |                                   |
+//!    |<------------------ Welcome{minor}  |  minor in force: the lower one     |
+//!    |  record Migrating/Preparing        |                                   |
+//!    |-- MigratePrepare{vm,machine,addr}->|  record Preparing; start QEMU      |
+//!    |<---------------------- Prepared{vm}|  -incoming defer on <mount>/<vm>.mem
+//!    |  stop VM, save device state,       |                                   |
+//!    |  record Migrating/Transferring     |                                   |
+//!    |-- MigrateLoad{vm,device_state} --->|  load, wait completed, stay paused |
+//!    |<----------- MigrateLoaded{vm}      |  record Loaded (in doubt)          |
+//!    |  record Away  == THE COMMIT ==     |                                   |
+//!    |-- MigrateCommit{vm} -------------->|  record Running, cont              |
+//!    |<---------- MigrateCommitted{vm}    |                                   |
 //!    |  quit desktop QEMU (memory file    |-- Hello{Server} ----------------->|
 //!    |  stays in /dev/shm)                |<---------------------- Welcome    |
 //!    |                                    |-- Fetch{vm,ranges} (each miss) -->|
@@ -39,27 +49,55 @@
 //!    |-- GoingToSleep{mac,wol_addr} ----->|  (no fetch until it is awake)      |
 //!    |<------------------------- OpOk     |                                   |
 //!    |   ... the desktop sleeps; a miss: magic packet, probe, then Fetch ...   |
-//!    |-- Reintegrate{vm} ---------------->|  stop VM, fsync, save state       |
-//!    |<-- ReintegrateBegin{state,n} ------|                                   |
+//!    |  record Returning/Receiving        |                                   |
+//!    |-- Reintegrate{vm} ---------------->|  stop VM, fsync, save state,       |
+//!    |<-- ReintegrateBegin{state,n} ------|  record Sending                    |
 //!    |<-- DirtyPages{pages} x k ----------|                                   |
 //!    |<-- ReintegrateEnd{vm} -------------|                                   |
-//!    |  write pages into the memory file, |                                   |
-//!    |  load state, cont                  |                                   |
-//!    |-- ReintegrateDone{vm} ------------>|  quit QEMU, drop the replica      |
+//!    |  write pages, fsync them, save the |                                   |
+//!    |  state, load it (paused),          |                                   |
+//!    |  record Returning/Ready            |                                   |
+//!    |-- ReintegrateReady{vm} ----------->|  record Released == THE COMMIT ==  |
+//!    |<------- ReintegrateCommitted{vm}   |  quit QEMU, drop the replica       |
+//!    |  record Home, cont                 |                                   |
+//!    |-- ReintegrateDone{vm} ------------>|  drop the record (tombstone)       |
 //! ```
 //!
-//! If the desktop cannot resume the VM it sends `ReintegrateAbort` instead and
-//! the server resumes the VM where it is: nothing is lost.
+//! Before its commit either side gives up: the agent sends `MigrateAbort`
+//! (the server drops the VM) or `ReintegrateAbort` (the server resumes it).
+//! A side whose record is in doubt (Transferring or Ready on the desktop,
+//! Loaded on the server) and lost the other's answer asks
+//! `HandoverQuery{vm}` and gets `HandoverState{vm, custody}`: the agent asks
+//! the server on an `Agent` connection, the server asks the desktop's state
+//! server on a `Server` connection. Nobody guesses.
 //!
 //! # Versioning rule
 //!
 //! `Hello` carries a magic, a major and a minor version. The majors must be
 //! equal, or the accepting side answers `Error { VersionMismatch }` and closes.
-//! The minor in force is the lower of the two. Within a major, variants are
-//! only appended to [`Message`] and fields are never changed (postcard encodes
-//! a variant by its index, so old variants keep their encoding); a side never
-//! sends a variant introduced after the minor in force. Any other change
-//! bumps the major.
+//! The minor in force is the lower of the two, and both sides keep it for
+//! the connection ([`Transport::minor`]). Within a major, variants are only
+//! appended to [`Message`] and fields are never changed (postcard encodes a
+//! variant by its index, so old variants keep their encoding); a side never
+//! sends a variant introduced after the minor in force. A new minor may
+//! retire an old request: the side that no longer serves it refuses it with
+//! a clear error, never by guessing a meaning. Any other change bumps the
+//! major.
+//!
+//! | minor | adds |
+//! |-------|------|
+//! | 0 | the first protocol: `MigrateIn` runs the guest on arrival, `ReintegrateDone` after the agent resumed |
+//! | 1 | the handover's commit step: `MigrateLoad`, `MigrateLoaded`, `MigrateCommit`, `MigrateCommitted`, `MigrateAbort`, `ReintegrateReady`, `ReintegrateCommitted`, `HandoverQuery`, `HandoverState`; `ReintegrateDone` now follows `ReintegrateCommitted` |
+//!
+//! Minor 1 changes what a handover needs, not what a message means: a
+//! minor-1 server refuses `MigratePrepare` and `Reintegrate` on a connection
+//! of minor 0 (`Error { VersionMismatch }`: "upgrade jettison-agent") and no
+//! longer serves `MigrateIn`; a minor-1 agent refuses to start a handover
+//! with a minor-0 server ("upgrade jettison-server"). Fetches, sleep
+//! announcements and operator requests work across both. So a fleet
+//! upgrades with its VMs at home: servers first, then desktops, or the
+//! reverse; a VM away during the upgrade comes home once both sides speak
+//! minor 1.
 
 pub mod handshake;
 pub mod messages;
