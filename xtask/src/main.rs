@@ -7,6 +7,8 @@
 //! - `demo`: setup + guest + build and run `jettison-demo`.
 //! - `bench`: setup + guest + build and run `jettison-bench` (BENCHMARKS.md
 //!   and target/jettison-bench/results.json).
+//! - `chaos`: setup + guest + build and run `jettison-chaos`, the handover's
+//!   crash matrix on test hosts (`--quick`, `--json PATH`).
 //! - `ci`: fmt, clippy, guest boot smoke test, tests.
 //! - `testbed clean [--all]`: remove what killed test runs left behind
 //!   (namespaces, processes, FUSE mounts, QEMUs, `/dev/shm` files).
@@ -75,6 +77,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// setup + guest + run jettison-chaos: the handover's crash matrix on test
+    /// hosts (`--quick` for every fault once; `--json PATH` for the report;
+    /// `--help` is passed on).
+    #[command(disable_help_flag = true)]
+    Chaos {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// fmt --check, clippy -D warnings, guest boot smoke test, tests.
     Ci {
         /// Seconds to wait for the booted guest to become healthy.
@@ -126,6 +136,7 @@ fn main() -> Result<ExitCode> {
         Cmd::Test { args } => exit_code(tasks::test(&paths, &args)?),
         Cmd::Demo { args } => exit_code(tasks::demo(&paths, &args)?),
         Cmd::Bench { args } => exit_code(tasks::bench(&paths, &args)?),
+        Cmd::Chaos { args } => exit_code(tasks::chaos(&paths, &args)?),
         Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
         Cmd::Testbed {
             cmd: TestbedCmd::Clean { all },

@@ -78,6 +78,19 @@ pub fn bench(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
     run_release(paths, &jettison_programs::BENCH_RUNNER, &args)
 }
 
+/// `cargo xtask chaos`: setup + guest + build and run `jettison-chaos` (the
+/// crash matrix), its report in target/jettison-chaos/report.json unless
+/// `--json` says otherwise.
+pub fn chaos(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    let mut args: Vec<String> = extra.to_vec();
+    if !args.iter().any(|a| a.starts_with("--json")) {
+        let json = paths.target.join("jettison-chaos/report.json");
+        args.extend(["--json".into(), json.display().to_string()]);
+    }
+    std::fs::create_dir_all(paths.target.join("jettison-chaos"))?;
+    run_release(paths, &jettison_programs::CHAOS_RUNNER, &args)
+}
+
 /// setup + guest + `cargo build --release` of everything `runner` needs
 /// (one list, shared with the runner's own lookup), then runs it from the
 /// repository root with the guest image's directory in the environment.

@@ -122,10 +122,11 @@ pub async fn bring_home<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
         }
         received.verify_ms = ms(started.elapsed());
     }
-    match t
-        .request(&Message::ReintegrateReady { vm: vm.into() }, timeout)
-        .await
-    {
+    let ready = Message::ReintegrateReady { vm: vm.into() };
+    if jettison_daemon::fault::drops(ready.kind()) {
+        return InOutcome::InDoubt(AgentError::Wire(jettison_wire::WireError::Closed));
+    }
+    match t.request(&ready, timeout).await {
         Ok(Message::ReintegrateCommitted { .. }) => {}
         Ok(other) => return InOutcome::InDoubt(unexpected("ReintegrateCommitted", &other)),
         Err(e) => return InOutcome::InDoubt(e.into()),

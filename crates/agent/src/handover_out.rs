@@ -107,7 +107,12 @@ pub async fn migrate_out<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
         return Err(abort(record, vm, t, &req.vm, e, timeouts.short).await);
     }
     let commit = Message::MigrateCommit { vm: req.vm.clone() };
-    match t.request(&commit, timeouts.short).await {
+    let sent = if jettison_daemon::fault::drops(commit.kind()) {
+        Err(jettison_wire::WireError::Closed)
+    } else {
+        t.request(&commit, timeouts.short).await
+    };
+    match sent {
         Ok(Message::MigrateCommitted { .. }) => {}
         Ok(other) => tracing::warn!(
             vm = %req.vm,

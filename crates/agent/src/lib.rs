@@ -169,6 +169,7 @@ impl Agent {
                 _ => {}
             }
         }
+        agent.quit_stale_guests().await;
         let settle = tokio::spawn(agent.clone().settle_loop());
         let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
         let power = agent

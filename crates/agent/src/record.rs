@@ -83,7 +83,9 @@ impl VmRecord {
                 e.kind(),
                 format!("recording VM state in {}: {e}", self.path.display()),
             ))
-        })
+        })?;
+        jettison_daemon::fault::point(&format!("agent:{}", point_name(next)));
+        Ok(())
     }
 
     /// Saves the device state of the VM's consistent snapshot (durably).
@@ -103,6 +105,31 @@ impl VmRecord {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DesktopState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The name of a state as a fault-injection point.
+fn point_name(s: &DesktopState) -> &'static str {
+    use jettison_handover::{InStep, OutStep};
+    match s {
+        DesktopState::Home => "Home",
+        DesktopState::Migrating {
+            step: OutStep::Preparing,
+            ..
+        } => "Preparing",
+        DesktopState::Migrating {
+            step: OutStep::Transferring,
+            ..
+        } => "Transferring",
+        DesktopState::Away { .. } => "Away",
+        DesktopState::Returning {
+            step: InStep::Receiving,
+            ..
+        } => "Receiving",
+        DesktopState::Returning {
+            step: InStep::Ready,
+            ..
+        } => "Ready",
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use jettison_wire::ReintegrateReport;
 
+use jettison_handover::DesktopState;
+
 use crate::handover_in::{bring_home, InOutcome};
 use crate::handover_out::ms;
 use crate::vm::Placement;
@@ -93,6 +95,29 @@ impl Agent {
                 tracing::error!(vm, "reintegration failed; the VM stays on the server: {e}");
                 slot.set_placement(away()).await;
                 Err(e)
+            }
+            InOutcome::InDoubt(e) if slot.record.get() == DesktopState::Home => {
+                // Committed home, but the guest did not resume (its QEMU
+                // died): restart it from what is durable at home.
+                q.quit().await;
+                tracing::error!(
+                    vm,
+                    "the VM came home but did not resume ({e}); restarting it"
+                );
+                let placement = self.restore_placement(&slot).await;
+                let home = matches!(placement, Placement::Home(_));
+                slot.set_placement(placement).await;
+                if let Some(p) = self.power.as_ref().filter(|_| home) {
+                    p.placement(vm, false);
+                }
+                Err(AgentError::WrongState(format!(
+                    "{vm} came home but its guest did not resume ({e}); {}",
+                    if home {
+                        "it was restarted from its last consistent state"
+                    } else {
+                        "boot it again (jettison start)"
+                    }
+                )))
             }
             InOutcome::InDoubt(e) => {
                 tracing::error!(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use jettison_handover::{DesktopAction, DesktopState, Settlement};
+use jettison_qemu::QmpClient;
 use jettison_tls::TlsConn;
 use jettison_wire::{Custody, Message, Transport};
 
@@ -16,14 +17,20 @@ use crate::{Agent, AgentError};
 
 /// How often unsettled VMs are looked at.
 const SETTLE_EVERY: Duration = Duration::from_secs(2);
+/// Every this many rounds, consolidated VMs are checked too: a server that
+/// lost one (it died with its QEMU) answers `Unknown`, and the VM restarts
+/// at home from its last consistent state.
+const AWAY_CHECK_ROUNDS: u64 = 8;
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Agent {
     /// Settles every unsettled VM, again and again, until the agent stops.
     pub(crate) async fn settle_loop(self: Arc<Self>) {
-        loop {
+        for round in 0u64.. {
+            // Not while the desktop goes to sleep: it talks to nobody then.
+            let check_away = round % AWAY_CHECK_ROUNDS == 0 && !self.gate.dozing();
             for slot in self.slots.values() {
-                if let Err(e) = self.settle(slot).await {
+                if let Err(e) = self.settle(slot, check_away).await {
                     tracing::debug!(vm = %slot.config.name, "not settled yet: {e}");
                 }
             }
@@ -31,43 +38,73 @@ impl Agent {
         }
     }
 
-    /// Settles one VM if it is unsettled: asks the server, records the
-    /// outcome, then acts on it.
-    pub(crate) async fn settle(&self, slot: &Arc<VmSlot>) -> Result<(), AgentError> {
+    /// Settles one VM if it is unsettled (or, with `check_away`, checks a
+    /// consolidated one): asks the server, records the outcome, then acts
+    /// on it. Until the server answers, the VM stays as it was.
+    pub(crate) async fn settle(
+        &self,
+        slot: &Arc<VmSlot>,
+        check_away: bool,
+    ) -> Result<(), AgentError> {
         let vm = slot.config.name.clone();
-        let held = {
+        let (held, before) = {
             let mut p = slot.placement.lock().await;
             match &mut *p {
                 Placement::Unsettled(held) => {
                     let held = held.take();
                     *p = Placement::Busy("settling");
-                    held
+                    (held, None)
+                }
+                Placement::Away { server } if check_away => {
+                    let before = Placement::Away {
+                        server: server.clone(),
+                    };
+                    *p = Placement::Busy("checking with the server");
+                    (None, Some(before))
                 }
                 _ => return Ok(()),
             }
         };
+        let restore = |held| before.unwrap_or(Placement::Unsettled(held));
         let state = slot.record.get();
-        let asked = self.ask_server(&vm).await;
-        let (custody, t) = match asked {
+        let (custody, t) = match self.ask_server(&vm).await {
             Ok(x) => x,
             Err(e) => {
-                slot.set_placement(Placement::Unsettled(held)).await;
+                slot.set_placement(restore(held)).await;
                 return Err(e);
             }
         };
         let (next, action) = match state.settle(custody, unix_ms(SystemTime::now())) {
-            Settlement::AskAgain => {
-                slot.set_placement(Placement::Unsettled(held)).await;
+            Settlement::To(next, action) if next != state || action != DesktopAction::None => {
+                (next, action)
+            }
+            _ => {
+                slot.set_placement(restore(held)).await;
                 return Ok(());
             }
-            Settlement::To(next, action) => (next, action),
         };
         if let Err(e) = slot.record.set(next.clone()) {
-            slot.set_placement(Placement::Unsettled(held)).await;
+            slot.set_placement(restore(held)).await;
             return Err(e);
         }
         tracing::warn!(vm, from = %state, to = %next, server = ?custody, ?action, "handover settled");
-        let placement = self.act(slot, &next, action, held, t).await;
+        let held = match held {
+            Some(r) => Some(r),
+            // A guest left at home by an agent that was killed: act on it
+            // through its QMP socket, never start a second one beside it.
+            None => match self.stale_qemu(slot).await {
+                Some(q) => {
+                    let placement = stale_act(&vm, &next, action, q).await;
+                    if state != next {
+                        self.note_placement(&vm, &next);
+                    }
+                    slot.set_placement(placement).await;
+                    return Ok(());
+                }
+                None => None,
+            },
+        };
+        let placement = self.act(slot, &next, action, held, t, state != next).await;
         slot.set_placement(placement).await;
         Ok(())
     }
@@ -93,6 +130,7 @@ impl Agent {
         action: DesktopAction,
         held: Option<Box<Running>>,
         mut t: Transport<TlsConn>,
+        changed: bool,
     ) -> Placement {
         let vm = slot.config.name.clone();
         if let DesktopState::Away { server, .. } = next {
@@ -105,8 +143,8 @@ impl Agent {
                     tracing::warn!(vm, "commit not delivered ({e}); the server asks us");
                 }
             }
-            if let Some(p) = &self.power {
-                p.placement(&vm, true);
+            if changed {
+                self.note_placement(&vm, next);
             }
             return Placement::Away {
                 server: server.clone(),
@@ -135,29 +173,63 @@ impl Agent {
         let placement = match resumed {
             Some(r) => Placement::Home(r),
             None if action == DesktopAction::None => Placement::Off,
-            None => match self.restore_snapshot(slot).await {
-                Ok(r) => {
-                    tracing::warn!(vm, "rolled back: restarted from its last consistent state");
-                    Placement::Home(Box::new(r))
-                }
-                Err(e) => {
-                    tracing::error!(
-                        vm,
-                        "no consistent state to restart from ({e}); boot it again (jettison start {vm})"
-                    );
-                    Placement::Off
-                }
-            },
+            None => self.restore_placement(slot).await,
         };
         if matches!(placement, Placement::Home(_)) {
-            if let Some(p) = &self.power {
-                p.placement(&vm, false);
+            if changed {
+                self.note_placement(&vm, next);
             }
             if action == DesktopAction::LoadSavedAndResume {
                 let _ = t.send(&Message::ReintegrateDone { vm }).await;
             }
         }
         placement
+    }
+
+    /// Restarts a VM at home from its snapshot; where it is then.
+    pub(crate) async fn restore_placement(&self, slot: &VmSlot) -> Placement {
+        let vm = &slot.config.name;
+        match self.restore_snapshot(slot).await {
+            Ok(r) => {
+                tracing::warn!(vm, "rolled back: restarted from its last consistent state");
+                Placement::Home(Box::new(r))
+            }
+            Err(e) => {
+                tracing::error!(
+                    vm,
+                    "no consistent state to restart from ({e}); boot it again (jettison start {vm})"
+                );
+                Placement::Off
+            }
+        }
+    }
+
+    /// At start-up: a VM recorded away cannot run at home, so a QEMU a
+    /// killed predecessor left for it (stopped) is quit.
+    pub(crate) async fn quit_stale_guests(&self) {
+        for slot in self.slots.values() {
+            if !matches!(slot.record.get(), DesktopState::Away { .. }) {
+                continue;
+            }
+            if let Some(q) = self.stale_qemu(slot).await {
+                tracing::warn!(vm = %slot.config.name, "quitting the stopped guest a killed agent left; the VM is away");
+                let _ = q.execute(&jettison_qemu::qmp::Quit {}).await;
+            }
+        }
+    }
+
+    /// Tells the power record where the VM is now.
+    fn note_placement(&self, vm: &str, state: &DesktopState) {
+        if let Some(p) = &self.power {
+            p.placement(vm, matches!(state, DesktopState::Away { .. }));
+        }
+    }
+
+    /// A QEMU still answering on the VM's QMP socket though this agent did
+    /// not start it (its predecessor was killed).
+    async fn stale_qemu(&self, slot: &VmSlot) -> Option<QmpClient> {
+        let path = slot.launch_options(&self.config, false).qmp_socket();
+        QmpClient::connect(&path, &slot.config.name).await.ok()
     }
 
     /// Restarts a VM at home from its snapshot: the memory file with the
@@ -180,6 +252,51 @@ impl Agent {
                 r.quit().await;
                 Err(e)
             }
+        }
+    }
+}
+
+/// Carries out a settlement on a guest left by a killed agent, through its
+/// QMP socket: quit it if the VM is away, resume it if it is home. The agent
+/// cannot manage it further (it did not start it), so it is left `Off` here
+/// and runs unmanaged until the agent is restarted (see the runbook).
+async fn stale_act(
+    vm: &str,
+    next: &DesktopState,
+    action: DesktopAction,
+    q: QmpClient,
+) -> Placement {
+    use jettison_qemu::qmp::{Cont, Quit};
+    match next {
+        DesktopState::Away { server, .. } => {
+            if let Err(e) = q.execute(&Quit {}).await {
+                tracing::debug!(vm, "quit of the stale QEMU: {e}");
+            }
+            tracing::warn!(
+                vm,
+                "quit the guest a killed agent left at home; the VM is away"
+            );
+            Placement::Away {
+                server: server.clone(),
+            }
+        }
+        _ => {
+            if matches!(
+                action,
+                DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
+            ) {
+                if let Err(e) = q.execute(&Cont {}).await {
+                    tracing::error!(
+                        vm,
+                        "the guest a killed agent left at home did not resume: {e}"
+                    );
+                }
+            }
+            tracing::warn!(
+                vm,
+                "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
+            );
+            Placement::Off
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the wire and a QEMU launch.
 
 pub mod durable;
+pub mod fault;
 pub mod listen;
 pub mod machine;
 

@@ -48,6 +48,8 @@ pub struct Cluster {
     server: Option<Child>,
     peer: Option<Child>,
     keep: bool,
+    /// Environment of the agent and of the server, at their next start.
+    pub daemon_env: [Vec<(String, String)>; 2],
     /// Dropped last: the namespaces go after every process in them.
     lan: Option<Lan>,
 }
@@ -163,6 +165,7 @@ impl Cluster {
             server: None,
             peer: None,
             keep: opts.keep,
+            daemon_env: [opts.agent_env.clone(), opts.server_env.clone()],
             dir,
             lan,
         };
@@ -186,12 +189,13 @@ impl Cluster {
         bin: &Path,
         args: &[&str],
         log: &str,
+        env: &[(String, String)],
     ) -> anyhow::Result<Child> {
         let mut cmd = match host {
             Some(h) => h.command(bin),
             None => Command::new(bin),
         };
-        cmd.args(args);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
         spawn_logged(cmd, &self.dir.join(log))
     }
 
@@ -207,6 +211,7 @@ impl Cluster {
             &self.bins.server,
             &["--config", &config],
             "server.log",
+            &self.daemon_env[1],
         )?;
         self.server = Some(child);
         Ok(())
@@ -216,7 +221,13 @@ impl Cluster {
     pub fn start_agent(&mut self) -> anyhow::Result<()> {
         let config = self.config_arg("agent.toml");
         let host = self.lan.as_ref().map(|l| l.desktop(0));
-        let child = self.spawn(host, &self.bins.agent, &["--config", &config], "agent.log")?;
+        let child = self.spawn(
+            host,
+            &self.bins.agent,
+            &["--config", &config],
+            "agent.log",
+            &self.daemon_env[0],
+        )?;
         self.agent = Some(child);
         Ok(())
     }
@@ -231,6 +242,7 @@ impl Cluster {
             &self.bins.peer,
             &["--ip", &ip],
             "peer.log",
+            &[],
         )?;
         self.peer = Some(child);
         Ok(())
@@ -243,6 +255,24 @@ impl Cluster {
         stop_child(&mut self.agent);
         stop_child(&mut self.server);
         stop_child(&mut self.peer);
+    }
+
+    /// Takes the server host's LAN link down or up (LAN runs).
+    pub fn server_link(&self, up: bool) -> anyhow::Result<()> {
+        let lan = self
+            .lan
+            .as_ref()
+            .context("a loopback cluster has no link")?;
+        let state = if up { "up" } else { "down" };
+        let out = Command::new("ip")
+            .args(["-n", &lan.server().netns, "link", "set", "lan0", state])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ip link set lan0 {state}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     /// Kills the agent with SIGKILL (as a crash would).

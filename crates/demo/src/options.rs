@@ -79,6 +79,10 @@ pub struct ClusterOptions {
     pub away_after_s: Option<u64>,
     /// With `power`: page-miss wakes resume the service devices only.
     pub selective_resume: bool,
+    /// Environment of the agent daemon (e.g. an injected fault).
+    pub agent_env: Vec<(String, String)>,
+    /// Environment of the server daemon.
+    pub server_env: Vec<(String, String)>,
 }
 
 impl ClusterOptions {
@@ -106,6 +110,8 @@ impl Default for ClusterOptions {
             power: false,
             away_after_s: None,
             selective_resume: true,
+            agent_env: Vec::new(),
+            server_env: Vec::new(),
         }
     }
 }

@@ -43,13 +43,19 @@ pub const BENCH: Program = Program {
     package: "jettison-bench",
 };
 
+/// The crash-matrix runner.
+pub const CHAOS: Program = Program {
+    bin: "jettison-chaos",
+    package: "jettison-chaos",
+};
+
 /// What a cluster of test hosts runs: the daemons and the office services.
 pub const CLUSTER: [Program; 3] = [AGENT, SERVER, PEER];
 
 /// Cargo features (`package/feature`) the cluster's programs are built
-/// with: test hosts sleep through the emulated power backend, which a
-/// production agent does not carry.
-pub const CLUSTER_FEATURES: &[&str] = &["jettison/emulated-power"];
+/// with: test hosts sleep through the emulated power backend, and the crash
+/// matrix injects faults; a production build carries neither.
+pub const CLUSTER_FEATURES: &[&str] = &["jettison/emulated-power", "jettison/fault-injection"];
 
 /// A runner and the programs it starts.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +78,13 @@ pub const DEMO_RUNNER: Runner = Runner {
 /// `cargo xtask bench`.
 pub const BENCH_RUNNER: Runner = Runner {
     program: BENCH,
+    needs: &CLUSTER,
+    features: CLUSTER_FEATURES,
+};
+
+/// `cargo xtask chaos`.
+pub const CHAOS_RUNNER: Runner = Runner {
+    program: CHAOS,
     needs: &CLUSTER,
     features: CLUSTER_FEATURES,
 };
@@ -132,7 +145,7 @@ mod tests {
                 "-p",
                 "jettison-peer",
                 "--features",
-                "jettison/emulated-power"
+                "jettison/emulated-power,jettison/fault-injection"
             ]
         );
     }
@@ -145,7 +158,7 @@ mod tests {
 
     #[test]
     fn features_name_a_package_that_is_built() {
-        for runner in [DEMO_RUNNER, BENCH_RUNNER] {
+        for runner in [DEMO_RUNNER, BENCH_RUNNER, CHAOS_RUNNER] {
             for f in runner.features {
                 let (package, _) = f.split_once('/').expect("package/feature");
                 assert!(runner.packages().contains(&package), "{f}");

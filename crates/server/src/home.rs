@@ -126,10 +126,11 @@ impl Server {
             return Err(ServerError::Protocol(why));
         }
         drop(guest);
-        if let Err(e) = t
-            .send(&Message::ReintegrateCommitted { vm: vm.into() })
-            .await
-        {
+        let committed = Message::ReintegrateCommitted { vm: vm.into() };
+        let dropped = jettison_daemon::fault::drops(committed.kind());
+        if dropped {
+            tracing::warn!(vm, "the commit's reply is dropped; the desktop asks us");
+        } else if let Err(e) = t.send(&committed).await {
             tracing::warn!(vm, "the commit's reply was lost ({e}); the desktop asks us");
         }
         tracing::info!(
@@ -139,6 +140,9 @@ impl Server {
         );
         self.record_working_set(vm, &memory).await;
         self.discard(vm).await;
+        if dropped {
+            return Ok(());
+        }
         // The tombstone goes once the desktop says the VM runs at home (or
         // when it asks us later, or brings the VM again).
         if let Ok(Message::ReintegrateDone { .. }) = t.recv_within(DONE_TIMEOUT).await {

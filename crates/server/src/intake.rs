@@ -52,6 +52,9 @@ impl ConnectionHandler<TlsConn> for Server {
                     let r = self.prepare(&vm, &machine, &state_server, &desktop).await;
                     if r.is_ok() {
                         prepared.push(vm.clone());
+                        if let Ok(slot) = self.guest(&vm) {
+                            self.clone().watch_exit(vm.clone(), slot).await;
+                        }
                     }
                     r.map(|()| Message::Prepared { vm })
                 }
@@ -96,7 +99,7 @@ impl ConnectionHandler<TlsConn> for Server {
                 tracing::warn!(peer = %peer.addr, "request failed: {e}");
                 Message::error(e.code(), e.to_string())
             });
-            if t.send(&reply).await.is_err() {
+            if jettison_daemon::fault::drops(reply.kind()) || t.send(&reply).await.is_err() {
                 break;
             }
         }
@@ -218,6 +221,7 @@ impl Server {
         .await;
         let guest = guest.and_then(|g| {
             self.records.save(vm, &g.record(ServerState::Preparing))?;
+            jettison_daemon::fault::point("server:Preparing");
             Ok(g)
         });
         let guest = match guest {

@@ -142,6 +142,9 @@ pub struct Server {
     pub(crate) working_sets: Arc<working_set::WorkingSets>,
     /// Each VM's durable handover record.
     pub(crate) records: records::Records,
+    /// VMs lost with the previous server process (their QEMUs, if still
+    /// there, are quit once the server runs).
+    lost: Mutex<Vec<String>>,
 }
 
 impl Server {
@@ -157,6 +160,7 @@ impl Server {
             &config.state_dir.join("working-sets"),
         )?);
         let records = records::Records::open(&config.state_dir.join("handover"))?;
+        let lost = forget_lost_vms(&records, &config.replica_dir)?;
         let opts = MountOptions {
             max_readahead: config.max_readahead,
             prefetch: config.prefetch,
@@ -171,6 +175,7 @@ impl Server {
             desktops: Mutex::new(HashMap::new()),
             working_sets,
             records,
+            lost: Mutex::new(lost),
         })
     }
 
@@ -186,6 +191,7 @@ impl Server {
             step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
         self.records.save(vm, &guest.record(next))?;
         guest.handover = next;
+        jettison_daemon::fault::point(&format!("server:{next:?}"));
         Ok(())
     }
 
@@ -222,6 +228,15 @@ impl Server {
         let control = bind_control(&server.config.control_socket)?;
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
+        let lost = std::mem::take(&mut *server.lost.lock().expect("lost lock"));
+        for vm in lost {
+            // A QEMU of the previous process, if it outlived it, serves nobody.
+            let qmp = jettison_qemu::LaunchOptions::new(&vm, &server.config.run_dir).qmp_socket();
+            if let Ok(q) = jettison_qemu::QmpClient::connect(&qmp, &vm).await {
+                tracing::warn!(vm, "quitting the QEMU the previous server process left");
+                let _ = q.execute(&jettison_qemu::qmp::Quit {}).await;
+            }
+        }
         let agents = tokio::spawn(serve_tls(
             listener,
             server.tls.clone(),
@@ -265,4 +280,45 @@ pub(crate) async fn flush(path: PathBuf) -> Result<(), ServerError> {
         .await
         .map_err(|e| ServerError::Protocol(format!("fsync task: {e}")))??;
     Ok(())
+}
+
+/// At start-up: a VM recorded in any state but `Released` had its QEMU and
+/// FUSE mount die with the previous server process, and nothing here can
+/// run it again (checkpoints will). Its record goes, so that its desktop,
+/// asking, hears `Unknown` and restarts it from its last consistent state;
+/// its replica files go too. A `Released` record stays as a tombstone.
+fn forget_lost_vms(
+    records: &records::Records,
+    replica_dir: &std::path::Path,
+) -> Result<Vec<String>, ServerError> {
+    let mut lost = Vec::new();
+    for vm in records.names()? {
+        let state = match records.load(&vm) {
+            Ok(Some(r)) => r.state,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(vm, "unreadable handover record, kept for the operator: {e}");
+                continue;
+            }
+        };
+        if state == ServerState::Released {
+            continue;
+        }
+        tracing::error!(
+            vm,
+            %state,
+            "lost with the previous server process; its desktop restarts it from its last consistent state"
+        );
+        for name in [vm.clone(), intake::disk_name(&vm)] {
+            let replica = replica_dir.join(format!("{name}.replica"));
+            if let Err(e) = std::fs::remove_file(&replica) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(vm, "removing {}: {e}", replica.display());
+                }
+            }
+        }
+        records.remove(&vm)?;
+        lost.push(vm);
+    }
+    Ok(lost)
 }

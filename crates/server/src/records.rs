@@ -49,6 +49,21 @@ impl Records {
         durable::remove(&self.path(vm))
     }
 
+    /// The VMs that have a record.
+    pub fn names(&self) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(vm) = name.strip_suffix(".json") {
+                if !vm.starts_with('.') {
+                    out.push(vm.to_owned());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// `vm`'s record, if any (an unreadable one is an error).
     pub fn load(&self, vm: &str) -> std::io::Result<Option<Record>> {
         match std::fs::read(self.path(vm)) {
@@ -77,7 +92,9 @@ mod tests {
         };
         r.save("vm", &rec).unwrap();
         assert_eq!(r.load("vm").unwrap(), Some(rec));
+        assert_eq!(r.names().unwrap(), ["vm"]);
         r.remove("vm").unwrap();
         assert_eq!(r.load("vm").unwrap(), None);
+        assert!(r.names().unwrap().is_empty());
     }
 }

@@ -95,6 +95,36 @@ impl Server {
         }
     }
 
+    /// Watches a guest's QEMU: one that dies unasked (a crash, a kill) takes
+    /// the VM with it, and the server forgets it, so that its desktop,
+    /// asking, hears `Unknown` and restarts it from its last consistent
+    /// state. A guest on its way home is left to [`Server::send_home`],
+    /// which needs only its saved state and replica.
+    pub(crate) async fn watch_exit(self: Arc<Self>, vm: String, slot: crate::GuestSlot) {
+        // Only a weak reference: the watcher must not keep the guest alive.
+        let mut exit = slot.lock().await.qemu.exit_handle();
+        let slot = Arc::downgrade(&slot);
+        tokio::spawn(async move {
+            let status = exit.wait().await;
+            let Some(slot) = slot.upgrade() else { return };
+            let current = self.guests.lock().expect("guests lock").get(&vm).cloned();
+            let Some(current) = current.filter(|c| Arc::ptr_eq(c, &slot)) else {
+                return; // discarded on purpose
+            };
+            drop(slot);
+            if current.lock().await.handover == ServerState::Sending {
+                return;
+            }
+            drop(current);
+            tracing::error!(
+                vm,
+                ?status,
+                "the VM's QEMU died; the VM is lost here and its desktop restarts it from its last consistent state"
+            );
+            self.discard(&vm).await;
+        });
+    }
+
     async fn ask_desktop(
         &self,
         vm: &str,

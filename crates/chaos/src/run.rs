@@ -1,0 +1,326 @@
+//! Running one case of the matrix on real test hosts: a fresh cluster with
+//! the fault armed, the handover, the strike, the recovery (a killed daemon
+//! is restarted, the daemons settle by themselves), and the measurements.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use jettison_daemon::fault::{FAULT_ENV, MARK_ENV};
+use jettison_demo::console::summarise;
+use jettison_demo::procs::qemu_pids;
+use jettison_demo::{scenario, Binaries, Cluster, ClusterOptions, GuestImage};
+use jettison_qemu::qmp::QueryStatus;
+use jettison_qemu::{LaunchOptions, QmpClient, RunState};
+use jettison_wire::Message;
+use serde::Serialize;
+
+use crate::cases::{armed_in_agent, fault_spec, qemu_on_desktop, Case, Fault, Op, Side};
+
+/// What every case shares.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The daemons.
+    pub bins: Binaries,
+    /// The test guest.
+    pub image: GuestImage,
+    /// Where each case's cluster keeps its files.
+    pub work_root: PathBuf,
+    /// The accelerator.
+    pub accel: String,
+}
+
+/// How long a pause at a step lasts: the strike happens during it.
+const PAUSE_MS: u64 = 3_000;
+/// How long the server's link stays down.
+const LINK_DOWN: Duration = Duration::from_secs(12);
+/// How long the daemons get to settle after the strike.
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// One case's outcome: a row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The case.
+    pub name: String,
+    /// The step or message the fault struck at.
+    pub step: String,
+    /// The fault.
+    pub fault: Fault,
+    /// The handover.
+    pub op: Op,
+    /// Guests whose QMP status is `running`, on both hosts.
+    pub copies_running: u32,
+    /// Where the running copy is.
+    pub runs_at: Option<Side>,
+    /// Failures the guest's memory checker reported, and corrupt lines.
+    pub guest_check_failures: u64,
+    /// Chat connections the office peer saw end.
+    pub connection_resets: u64,
+    /// Exactly one copy runs, where the rules say, and the guest is alive
+    /// (it reported after the daemons settled).
+    pub recovered: bool,
+    /// The VM was restarted from its last consistent state.
+    pub rolled_back: bool,
+    /// Every expectation of the case held.
+    pub passed: bool,
+    /// Seconds the case took.
+    pub seconds: f64,
+    /// What went wrong, if anything.
+    pub detail: String,
+}
+
+/// Runs one case; a harness failure is a failed case with its reason.
+pub async fn run_case(setup: &Setup, case: &Case) -> Outcome {
+    let started = Instant::now();
+    let mut out = Outcome {
+        name: case.name.into(),
+        step: case.step.into(),
+        fault: case.fault,
+        op: case.op,
+        copies_running: 0,
+        runs_at: None,
+        guest_check_failures: 0,
+        connection_resets: 0,
+        recovered: false,
+        rolled_back: false,
+        passed: false,
+        seconds: 0.0,
+        detail: String::new(),
+    };
+    if let Err(e) = run(setup, case, &mut out).await {
+        out.detail = format!("{e:#}");
+    }
+    out.passed = out.detail.is_empty() && judge(case, &out).is_none();
+    if out.detail.is_empty() {
+        out.detail = judge(case, &out).unwrap_or_default();
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out
+}
+
+/// Why an outcome breaks the case's promise (`None`: it keeps it).
+pub fn judge(case: &Case, o: &Outcome) -> Option<String> {
+    let mut why = Vec::new();
+    if o.copies_running != 1 {
+        why.push(format!("{} copies running", o.copies_running));
+    }
+    if o.runs_at != Some(case.runs_at) {
+        why.push(format!(
+            "runs at {:?}, expected {:?}",
+            o.runs_at, case.runs_at
+        ));
+    }
+    if !o.recovered {
+        why.push("the guest did not report after settling".into());
+    }
+    if o.guest_check_failures != 0 {
+        why.push(format!("{} guest check failures", o.guest_check_failures));
+    }
+    // A guest restarted from an older state may lose its connection.
+    if o.connection_resets != 0 && case.rolled_back != Some(true) {
+        why.push(format!("{} connection resets", o.connection_resets));
+    }
+    if let Some(expected) = case.rolled_back {
+        if expected != o.rolled_back {
+            why.push(format!(
+                "rolled back: {}, expected {expected}",
+                o.rolled_back
+            ));
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()> {
+    let mark = setup
+        .work_root
+        .join(format!("mark-{}-{}", std::process::id(), case.name));
+    let _ = std::fs::remove_file(&mark);
+    let env = vec![
+        (FAULT_ENV.to_string(), fault_spec(case, PAUSE_MS)),
+        (MARK_ENV.to_string(), mark.display().to_string()),
+    ];
+    let (agent_env, server_env) = if armed_in_agent(case) {
+        (env, Vec::new())
+    } else {
+        (Vec::new(), env)
+    };
+    let opts = ClusterOptions {
+        memory_mib: 256,
+        fill_pct: 10,
+        accel: setup.accel.clone(),
+        work_root: setup.work_root.clone(),
+        keep: true,
+        lan: true,
+        agent_env,
+        server_env,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(&setup.bins, &setup.image, &opts).await?;
+    cluster
+        .wait_console("JTS READY", Duration::from_secs(300))
+        .await?;
+    if case.op == Op::Reintegrate {
+        scenario::migrate(&cluster)
+            .await
+            .context("the clean migration before the case")?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let request = match case.op {
+        Op::Migrate => Message::OpMigrate {
+            vm: cluster.vm.clone(),
+        },
+        Op::Reintegrate => Message::OpReintegrate {
+            vm: cluster.vm.clone(),
+            verify: false,
+        },
+    };
+    let socket = cluster.agent_socket.clone();
+    let op = tokio::spawn(async move {
+        jettison_daemon::request(&socket, &request, Duration::from_secs(300)).await
+    });
+    if case.fault != Fault::DropReply {
+        wait_for(&mark, Duration::from_secs(180)).await?;
+        strike(&mut cluster, case).await?;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(360), op).await;
+    // Recovery: a killed daemon comes back, without the fault.
+    match case.fault {
+        Fault::KillAgent => {
+            cluster.daemon_env[0].clear();
+            cluster.start_agent()?;
+            cluster.wait_ready(true).await?;
+        }
+        Fault::KillServer => {
+            cluster.daemon_env[1].clear();
+            cluster.start_server()?;
+            cluster.wait_ready(false).await?;
+        }
+        _ => {}
+    }
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let (copies, at) = copies_running(&cluster).await;
+        out.copies_running = copies;
+        out.runs_at = at;
+        if (copies == 1 && settled(&cluster).await) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let settled_ms = jettison_demo::scenario::unix_ms();
+    out.recovered = out.copies_running == 1 && reported_after(&cluster, settled_ms).await;
+    let logs = cluster.console_logs();
+    let summary = summarise(&logs.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    out.guest_check_failures = summary.check_failures + summary.corrupt_lines;
+    out.connection_resets = cluster
+        .peer_status()
+        .ok()
+        .and_then(|s| s.clients.get(&cluster.vm).map(|c| c.resets))
+        .unwrap_or(0);
+    out.rolled_back = cluster.daemon_log("agent").contains("rolled back");
+    Ok(())
+}
+
+/// The fault, struck while the armed daemon pauses at its step.
+async fn strike(cluster: &mut Cluster, case: &Case) -> anyhow::Result<()> {
+    match case.fault {
+        Fault::KillAgent => cluster.kill_agent(),
+        Fault::KillServer => cluster.kill_server(),
+        Fault::KillSourceQemu | Fault::KillDestQemu => {
+            let desktop = qemu_on_desktop(case).unwrap_or(true);
+            let needle = if desktop {
+                cluster.mem_path.display().to_string()
+            } else {
+                cluster
+                    .mount_dir
+                    .join(format!("{}.mem", cluster.vm))
+                    .display()
+                    .to_string()
+            };
+            let pids = qemu_pids(&needle);
+            anyhow::ensure!(!pids.is_empty(), "no QEMU with {needle} to kill");
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        Fault::LinkDown => {
+            cluster.server_link(false)?;
+            tokio::time::sleep(LINK_DOWN).await;
+            cluster.server_link(true)?;
+        }
+        Fault::DropReply => {}
+    }
+    Ok(())
+}
+
+async fn wait_for(mark: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !mark.exists() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the fault's step was never reached within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Running copies of the guest on both hosts, and where the one is.
+async fn copies_running(cluster: &Cluster) -> (u32, Option<Side>) {
+    let mut copies = 0;
+    let mut at = None;
+    for (dir, side) in [("agent-run", Side::Desktop), ("server-run", Side::Server)] {
+        let qmp = LaunchOptions::new(&cluster.vm, cluster.dir.join(dir)).qmp_socket();
+        let Ok(q) = tokio::time::timeout(
+            Duration::from_secs(3),
+            QmpClient::connect(&qmp, &cluster.vm),
+        )
+        .await
+        else {
+            continue;
+        };
+        let Ok(q) = q else { continue };
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_secs(3), q.execute(&QueryStatus {})).await
+        {
+            if s.status == RunState::Running {
+                copies += 1;
+                at = Some(side);
+            }
+        }
+    }
+    (copies, at)
+}
+
+/// Whether the agent has nothing left to settle.
+async fn settled(cluster: &Cluster) -> bool {
+    match cluster.agent_request(Message::OpStatus).await {
+        Ok(Message::OpStatusReply { vms, .. }) => vms
+            .iter()
+            .all(|v| !v.state.contains("busy") && !v.state.contains("doubt")),
+        _ => false,
+    }
+}
+
+/// Whether the guest wrote to a console after host time `ms` (within 20 s).
+async fn reported_after(cluster: &Cluster, ms: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let latest = cluster
+            .console_logs()
+            .iter()
+            .flat_map(|l| l.lines())
+            .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        if latest > ms {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
