@@ -7,7 +7,7 @@
 //! listen = "0.0.0.0:7401"                # this desktop's state server
 //! advertise = "10.0.0.17:7401"           # how the server dials it (default: listen)
 //! control_socket = "/run/jettison/agent.sock"
-//! state_dir = "/var/lib/jettison/agent"  # what survives a restart
+//! state_dir = "/var/lib/jettison/agent"  # handover records and device-state snapshots, per VM
 //! run_dir = "/run/jettison/agent"        # QEMU sockets, console logs
 //! memory_dir = "/dev/shm"                # VM memory files <vm>.mem
 //! qemu_binary = "qemu-system-x86_64"
@@ -81,7 +81,7 @@ pub struct AgentConfig {
     /// The operator's control socket.
     #[serde(default = "default_control")]
     pub control_socket: PathBuf,
-    /// Persistent state (which VMs are consolidated where).
+    /// Persistent state: each VM's handover record and device-state snapshot.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     /// Runtime files: QEMU sockets and console logs.

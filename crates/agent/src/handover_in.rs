@@ -139,10 +139,14 @@ pub async fn bring_home<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
     InOutcome::Home(received)
 }
 
-/// The server committed the return: record home, then run the guest.
+/// The server committed the return: record home, then run the guest. Once
+/// it runs, the memory file moves on and the snapshot no longer matches it.
 pub async fn finish_home<V: VmControl>(record: &VmRecord, vm: &V) -> Result<(), AgentError> {
     record.advance(|s| s.committed_home())?;
     vm.cont().await?;
+    if let Err(e) = record.drop_snapshot() {
+        tracing::warn!("dropping the stale snapshot: {e}");
+    }
     Ok(())
 }
 

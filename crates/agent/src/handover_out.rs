@@ -148,7 +148,6 @@ async fn abort<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
              the guest stays stopped at home until the record is repaired (see docs/runbook.md)"
         ));
     }
-    let _ = record.drop_snapshot();
     let msg = Message::MigrateAbort {
         vm: name.into(),
         reason: cause.to_string(),
@@ -161,6 +160,8 @@ async fn abort<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
     }
     match vm.cont().await {
         Ok(()) => {
+            // The guest runs again: the snapshot no longer matches its memory.
+            let _ = record.drop_snapshot();
             tracing::error!(
                 vm = name,
                 "migration failed, the VM runs at home again: {cause}"

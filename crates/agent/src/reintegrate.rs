@@ -32,6 +32,10 @@ impl Agent {
         let away = || Placement::Away {
             server: server.clone(),
         };
+        if let Err(e) = slot.require_memory_file() {
+            slot.set_placement(away()).await;
+            return Err(e);
+        }
         // QEMU starts first and waits for the state. The guest keeps running
         // on the server meanwhile, so the launch is not part of its downtime.
         let q = match slot.launch(&self.config, true).await {

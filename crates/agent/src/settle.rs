@@ -94,12 +94,14 @@ impl Agent {
             // through its QMP socket, never start a second one beside it.
             None => match self.stale_qemu(slot).await {
                 Some(q) => {
-                    let placement = stale_act(&vm, &next, action, q).await;
-                    if state != next {
-                        self.note_placement(&vm, &next);
+                    if let Some(placement) = stale_act(&vm, &next, action, q).await {
+                        if state != next {
+                            self.note_placement(&vm, &next);
+                        }
+                        slot.set_placement(placement).await;
+                        return Ok(());
                     }
-                    slot.set_placement(placement).await;
-                    return Ok(());
+                    None
                 }
                 None => None,
             },
@@ -154,7 +156,10 @@ impl Agent {
         let resumed = match (action, held) {
             (DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume, Some(r)) => {
                 match r.qemu.cont().await {
-                    Ok(()) => Some(r),
+                    Ok(()) => {
+                        let _ = slot.record.drop_snapshot();
+                        Some(r)
+                    }
                     Err(e) => {
                         tracing::error!(vm, "the guest at home did not resume ({e}); rolling back");
                         r.quit().await;
@@ -247,7 +252,10 @@ impl Agent {
         }
         .await;
         match loaded {
-            Ok(()) => Ok(r),
+            Ok(()) => {
+                let _ = slot.record.drop_snapshot();
+                Ok(r)
+            }
             Err(e) => {
                 r.quit().await;
                 Err(e)
@@ -257,46 +265,40 @@ impl Agent {
 }
 
 /// Carries out a settlement on a guest left by a killed agent, through its
-/// QMP socket: quit it if the VM is away, resume it if it is home. The agent
-/// cannot manage it further (it did not start it), so it is left `Off` here
-/// and runs unmanaged until the agent is restarted (see the runbook).
+/// QMP socket: resume it if the VM is home and the settlement resumes the
+/// guest there (the agent cannot manage it further: it did not start it, so
+/// it is left `Off` here and runs unmanaged until take-over exists);
+/// otherwise quit it and return `None`: the settlement goes on without it.
 async fn stale_act(
     vm: &str,
     next: &DesktopState,
     action: DesktopAction,
     q: QmpClient,
-) -> Placement {
+) -> Option<Placement> {
     use jettison_qemu::qmp::{Cont, Quit};
-    match next {
-        DesktopState::Away { server, .. } => {
-            if let Err(e) = q.execute(&Quit {}).await {
-                tracing::debug!(vm, "quit of the stale QEMU: {e}");
-            }
-            tracing::warn!(
-                vm,
-                "quit the guest a killed agent left at home; the VM is away"
-            );
-            Placement::Away {
-                server: server.clone(),
-            }
+    let resume = matches!(next, DesktopState::Home)
+        && matches!(
+            action,
+            DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
+        );
+    if !resume {
+        if let Err(e) = q.execute(&Quit {}).await {
+            tracing::debug!(vm, "quit of the stale QEMU: {e}");
         }
-        _ => {
-            if matches!(
-                action,
-                DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
-            ) {
-                if let Err(e) = q.execute(&Cont {}).await {
-                    tracing::error!(
-                        vm,
-                        "the guest a killed agent left at home did not resume: {e}"
-                    );
-                }
-            }
-            tracing::warn!(
-                vm,
-                "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
-            );
-            Placement::Off
-        }
+        tracing::warn!(vm, "quit the guest a killed agent left at home");
+        return None;
     }
+    if let Err(e) = q.execute(&Cont {}).await {
+        tracing::error!(
+            vm,
+            "the guest a killed agent left at home did not resume: {e}"
+        );
+        let _ = q.execute(&Quit {}).await;
+        return None;
+    }
+    tracing::warn!(
+        vm,
+        "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
+    );
+    Some(Placement::Off)
 }

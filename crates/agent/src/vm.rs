@@ -138,6 +138,21 @@ impl VmSlot {
         *self.placement.lock().await = p;
     }
 
+    /// Fails unless the memory file exists: a VM that is not home must
+    /// never come back on a new, empty one (the desktop lost its memory,
+    /// e.g. in a reboot).
+    pub fn require_memory_file(&self) -> Result<(), AgentError> {
+        if self.mem_path.is_file() {
+            return Ok(());
+        }
+        Err(AgentError::WrongState(format!(
+            "the memory file {} of VM {} is gone (the desktop lost it, e.g. in a reboot): \
+             the VM cannot come home onto an empty one (see docs/runbook.md)",
+            self.mem_path.display(),
+            self.config.name
+        )))
+    }
+
     /// The VM's files at home.
     pub fn home_files(&self) -> HomeFiles {
         HomeFiles {

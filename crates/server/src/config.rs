@@ -6,7 +6,7 @@
 //! control_socket = "/run/jettison/server.sock"
 //! mount_dir = "/run/jettison/mem"           # the lazy memory filesystem
 //! replica_dir = "/var/lib/jettison/replica" # fetched and dirty pages, per VM
-//! state_dir = "/var/lib/jettison/server"    # recorded working sets, per VM
+//! state_dir = "/var/lib/jettison/server"    # handover records and recorded working sets, per VM
 //! run_dir = "/run/jettison/server"          # QEMU sockets, console logs
 //! image_dirs = ["/var/lib/jettison/images"] # where boot files are looked up
 //! qemu_binary = "qemu-system-x86_64"
@@ -62,7 +62,7 @@ pub struct ServerConfig {
     /// Local replicas of consolidated VMs' memory.
     #[serde(default = "default_replica")]
     pub replica_dir: PathBuf,
-    /// Persistent state: the recorded working sets.
+    /// Persistent state: handover records and the recorded working sets.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     /// Runtime files: QEMU sockets and console logs.

@@ -64,8 +64,15 @@ impl ConnectionHandler<TlsConn> for Server {
                     .map(|restore_ms| Message::MigrateLoaded { vm, restore_ms }),
                 Message::MigrateCommit { vm } => {
                     let r = self.commit(&vm).await;
-                    prepared.retain(|p| p != &vm);
+                    if r.is_ok() {
+                        prepared.retain(|p| p != &vm);
+                    }
                     r.map(|()| Message::MigrateCommitted { vm })
+                }
+                Message::ReintegrateDone { vm } => {
+                    // The desktop runs the VM at home: the tombstone goes.
+                    let desktop = peer.identity.clone().unwrap_or_default();
+                    self.forget_released(&vm, &desktop).map(|()| Message::OpOk)
                 }
                 Message::MigrateAbort { vm, reason } => {
                     prepared.retain(|p| p != &vm);

@@ -258,7 +258,7 @@ impl Server {
         for vm in names {
             tracing::error!(
                 vm,
-                "shutting down with a consolidated VM: its dirty pages stay in {}",
+                "shutting down with a consolidated VM: it is lost with this process, and its desktop restarts it from its last consistent state ({})",
                 server.replica_path(&vm).display()
             );
             if let Ok(slot) = server.guest(&vm) {

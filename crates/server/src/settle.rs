@@ -34,6 +34,22 @@ impl Server {
         }
     }
 
+    /// Drops the tombstone of `vm`'s return once its desktop says it runs
+    /// at home.
+    pub(crate) fn forget_released(&self, vm: &str, desktop: &str) -> Result<(), ServerError> {
+        match self.records.load(vm)? {
+            Some(r) if r.state == ServerState::Released && r.desktop == desktop => {
+                self.records.remove(vm)?;
+                Ok(())
+            }
+            Some(r) => Err(ServerError::WrongState(format!(
+                "VM {vm} is {} here (from {}), not released to this desktop",
+                r.state, r.desktop
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// A VM whose migration's connection ended before its commit.
     pub(crate) async fn unfinished(self: Arc<Self>, vm: &str) {
         let Ok(slot) = self.guest(vm) else { return };

@@ -95,9 +95,9 @@
 //! longer serves `MigrateIn`; a minor-1 agent refuses to start a handover
 //! with a minor-0 server ("upgrade jettison-server"). Fetches, sleep
 //! announcements and operator requests work across both. So a fleet
-//! upgrades with its VMs at home: servers first, then desktops, or the
-//! reverse; a VM away during the upgrade comes home once both sides speak
-//! minor 1.
+//! upgrades with its VMs at home (a server's restart loses the VMs it runs,
+//! and a VM that left under minor 0 has no snapshot to restart from):
+//! bring them home, then upgrade servers and desktops in either order.
 
 pub mod handshake;
 pub mod messages;
