@@ -7,9 +7,7 @@ use std::time::Duration;
 use jettison_handover::{DesktopState, InStep, OutStep};
 use jettison_qemu::fake::{FakeVm, Op};
 use jettison_qemu::{RunState, VmControl};
-use jettison_wire::{
-    Chunk, ErrorCode, FileKind, Message, Role, Transport, VmMemStats, PAGE_SIZE,
-};
+use jettison_wire::{Chunk, ErrorCode, FileKind, Message, Role, Transport, VmMemStats, PAGE_SIZE};
 use tokio::io::DuplexStream;
 
 use crate::handover_in::{bring_home, HomeFiles, InOutcome};
@@ -25,7 +23,7 @@ const T: OutTimeouts = OutTimeouts {
 /// a message, or close the connection.
 #[derive(Debug, Clone)]
 enum Step {
-    Reply(Message),
+    Reply(Box<Message>),
     /// Close after reading the next message.
     Close,
     /// Close without reading anything more.
@@ -33,7 +31,12 @@ enum Step {
 }
 
 /// A server that answers requests in order, and returns what it received.
-fn server(script: Vec<Step>) -> (Transport<DuplexStream>, tokio::task::JoinHandle<Vec<Message>>) {
+fn server(
+    script: Vec<Step>,
+) -> (
+    Transport<DuplexStream>,
+    tokio::task::JoinHandle<Vec<Message>>,
+) {
     let (a, b) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut t = Transport::new(b);
@@ -83,7 +86,7 @@ fn request() -> OutRequest {
 }
 
 fn reply(m: Message) -> Step {
-    Step::Reply(m)
+    Step::Reply(Box::new(m))
 }
 
 fn prepared() -> Step {
@@ -121,7 +124,9 @@ async fn a_migration_commits_then_runs_on_the_server() {
         loaded(),
         reply(Message::MigrateCommitted { vm: "vm".into() }),
     ]);
-    let report = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap();
+    let report = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap();
     drop(t);
     assert!(matches!(d.record.get(), DesktopState::Away { .. }));
     assert!(!vm.runs());
@@ -142,12 +147,17 @@ async fn a_refused_prepare_leaves_the_guest_running_at_home() {
         reply(Message::error(ErrorCode::WrongState, "full")),
         reply(Message::OpOk),
     ]);
-    let e = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap_err();
+    let e = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap_err();
     drop(t);
     assert!(e.to_string().contains("full"), "{e}");
     assert_eq!(d.record.get(), DesktopState::Home);
     assert!(vm.runs());
-    assert_eq!(kinds(&srv.await.unwrap()), ["MigratePrepare", "MigrateAbort"]);
+    assert_eq!(
+        kinds(&srv.await.unwrap()),
+        ["MigratePrepare", "MigrateAbort"]
+    );
 }
 
 #[tokio::test]
@@ -155,14 +165,19 @@ async fn a_lost_load_reply_aborts_and_resumes_at_home() {
     let d = desk();
     let vm = FakeVm::running();
     let (mut t, srv) = server(vec![prepared(), Step::Close]);
-    let e = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap_err();
+    let e = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap_err();
     drop(t);
     assert_eq!(d.record.get(), DesktopState::Home, "{e}");
     assert!(vm.runs());
     assert_eq!(vm.log(), [Op::Stop, Op::Save, Op::Cont]);
     // The snapshot of a VM that never left is gone.
     assert!(d.record.snapshot().is_none());
-    assert_eq!(kinds(&srv.await.unwrap()), ["MigratePrepare", "MigrateLoad"]);
+    assert_eq!(
+        kinds(&srv.await.unwrap()),
+        ["MigratePrepare", "MigrateLoad"]
+    );
 }
 
 #[tokio::test]
@@ -170,7 +185,9 @@ async fn a_lost_commit_reply_leaves_the_vm_the_servers() {
     let d = desk();
     let vm = FakeVm::running();
     let (mut t, srv) = server(vec![prepared(), loaded(), Step::Close]);
-    migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap();
+    migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap();
     drop(t);
     assert!(matches!(d.record.get(), DesktopState::Away { .. }));
     assert!(!vm.runs());
@@ -185,7 +202,9 @@ async fn an_unexpected_reply_aborts() {
     let d = desk();
     let vm = FakeVm::running();
     let (mut t, _srv) = server(vec![prepared(), reply(Message::OpOk), reply(Message::OpOk)]);
-    let e = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap_err();
+    let e = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("expected MigrateLoaded"), "{e}");
     assert_eq!(d.record.get(), DesktopState::Home);
     assert!(vm.runs());
@@ -197,7 +216,9 @@ async fn a_guest_that_dies_while_saving_must_be_restarted() {
     let vm = FakeVm::running();
     vm.die_at(Op::Save);
     let (mut t, _srv) = server(vec![prepared(), reply(Message::OpOk)]);
-    let e = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap_err();
+    let e = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("jettison start vm"), "{e}");
     assert_eq!(d.record.get(), DesktopState::Home);
     assert!(vm.has_exited());
@@ -224,12 +245,18 @@ async fn a_server_without_the_commit_step_is_refused_before_anything() {
     jettison_wire::handshake::connect(&mut t, Role::Agent, "desk")
         .await
         .unwrap();
-    let e = migrate_out(&d.record, &vm, &mut t, &request(), T).await.unwrap_err();
+    let e = migrate_out(&d.record, &vm, &mut t, &request(), T)
+        .await
+        .unwrap_err();
     drop(t);
     assert!(e.to_string().contains("upgrade jettison-server"), "{e}");
     assert_eq!(d.record.get(), DesktopState::Home);
     assert!(vm.runs() && vm.log().is_empty());
-    assert_eq!(old.await.unwrap(), None, "nothing was sent after the handshake");
+    assert_eq!(
+        old.await.unwrap(),
+        None,
+        "nothing was sent after the handshake"
+    );
 }
 
 // --- Reintegration -------------------------------------------------------
@@ -287,7 +314,10 @@ fn page(n: u64, byte: u8) -> Message {
 fn sending_server(
     frames: Vec<Message>,
     answer: Step,
-) -> (Transport<DuplexStream>, tokio::task::JoinHandle<Vec<Message>>) {
+) -> (
+    Transport<DuplexStream>,
+    tokio::task::JoinHandle<Vec<Message>>,
+) {
     let (a, b) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut t = Transport::new(b);
@@ -375,7 +405,10 @@ async fn a_lost_commit_reply_leaves_the_return_in_doubt_and_paused() {
         }
     ));
     assert_eq!(vm.state(), RunState::Paused);
-    assert_eq!(kinds(&srv.await.unwrap()), ["Reintegrate", "ReintegrateReady"]);
+    assert_eq!(
+        kinds(&srv.await.unwrap()),
+        ["Reintegrate", "ReintegrateReady"]
+    );
 }
 
 #[tokio::test]
@@ -390,7 +423,10 @@ async fn a_page_count_that_does_not_add_up_is_given_up() {
     };
     assert!(e.to_string().contains("announced 3 dirty pages"), "{e}");
     assert!(matches!(h.desk.record.get(), DesktopState::Away { .. }));
-    assert_eq!(kinds(&srv.await.unwrap()), ["Reintegrate", "ReintegrateAbort"]);
+    assert_eq!(
+        kinds(&srv.await.unwrap()),
+        ["Reintegrate", "ReintegrateAbort"]
+    );
 }
 
 #[tokio::test]
@@ -413,7 +449,10 @@ async fn a_state_that_does_not_load_is_given_up() {
     drop(t);
     assert!(matches!(out, InOutcome::StayedAway(_)), "{out:?}");
     assert!(matches!(h.desk.record.get(), DesktopState::Away { .. }));
-    assert_eq!(kinds(&srv.await.unwrap()), ["Reintegrate", "ReintegrateAbort"]);
+    assert_eq!(
+        kinds(&srv.await.unwrap()),
+        ["Reintegrate", "ReintegrateAbort"]
+    );
 }
 
 #[tokio::test]

@@ -79,6 +79,9 @@ pub struct ClusterOptions {
     pub away_after_s: Option<u64>,
     /// With `power`: page-miss wakes resume the service devices only.
     pub selective_resume: bool,
+    /// The agent's `on_stop`: `shutdown` (the default here: the VM's QEMU
+    /// stops with the agent) or `leave`.
+    pub agent_on_stop: String,
 }
 
 impl ClusterOptions {
@@ -106,6 +109,7 @@ impl Default for ClusterOptions {
             power: false,
             away_after_s: None,
             selective_resume: true,
+            agent_on_stop: "shutdown".into(),
         }
     }
 }
