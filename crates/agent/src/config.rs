@@ -13,6 +13,9 @@
 //! qemu_binary = "qemu-system-x86_64"
 //! accel = "kvm"                          # or "tcg"
 //! bridge = "br0"                         # LAN bridge for the VMs' taps
+//! on_stop = "leave"                      # or "shutdown": what stopping the agent does to
+//!                                        # the VMs running at home (see below)
+//! stop_timeout_s = 60                    # "shutdown": how long the guests get to power off
 //!
 //! [tls]                                  # mutual TLS (see `jettison certs`)
 //! ca = "/etc/jettison/tls/ca.pem"
@@ -33,6 +36,22 @@
 //! disk = "/var/lib/jettison/disks/desk-17.img"  # raw image, served lazily while away
 //! disk_mib = 64                          # size of an image the agent creates
 //! ```
+//!
+//! `on_stop` decides what happens to a VM running at home when the agent
+//! stops (SIGTERM or SIGINT):
+//! * `leave` (the default): the guest keeps running; its QEMU outlives the
+//!   agent (the packaged systemd unit has `KillMode=process` for this). A
+//!   restarted agent sees that QEMU through its QMP socket and does not boot
+//!   a second one, but does not manage it either (taking it over is future
+//!   work): stop the guest, then `jettison start <vm>`.
+//! * `shutdown`: an orderly shutdown, as the ACPI power button does
+//!   (`system_powerdown`); QEMU is quit if the guest has not powered off
+//!   within `stop_timeout_s` seconds. (Keep systemd's `TimeoutStopSec` above
+//!   it; the VMs stop in parallel.)
+//!
+//! A consolidated VM is untouched by either: nothing of it runs at home. A
+//! guest held at home in the middle of a handover is stopped with the agent;
+//! the handover's record decides on the next start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -100,12 +119,34 @@ pub struct AgentConfig {
     pub bridge: Option<String>,
     /// Mutual TLS: this desktop's certificate and the servers it trusts.
     pub tls: jettison_tls::TlsSettings,
+    /// What stopping the agent does to the VMs running at home.
+    #[serde(default)]
+    pub on_stop: OnStop,
+    /// With `on_stop = "shutdown"`: seconds the guests get to power off
+    /// before their QEMU is quit.
+    #[serde(default = "default_stop_timeout_s")]
+    pub stop_timeout_s: u64,
     /// Sleeping while the VMs are away (see `power`); never, if absent.
     pub power: Option<crate::power::PowerConfig>,
     /// The VMs of this desktop.
     #[serde(default, rename = "vm")]
     pub vms: Vec<VmConfig>,
 }
+
+/// What stopping the agent does to a VM running at home (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStop {
+    /// The guest keeps running; its QEMU outlives the agent.
+    #[default]
+    Leave,
+    /// ACPI power button, then quit after `stop_timeout_s`.
+    Shutdown,
+}
+
+/// The longest `stop_timeout_s` accepted (an hour).
+pub const MAX_STOP_TIMEOUT_S: u64 = 3600;
 
 /// One VM of the desktop.
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +199,9 @@ fn default_memory_dir() -> PathBuf {
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
 }
+fn default_stop_timeout_s() -> u64 {
+    60
+}
 fn default_disk_mib() -> u64 {
     64
 }
@@ -184,6 +228,12 @@ impl AgentConfig {
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let cfg: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if cfg.stop_timeout_s > MAX_STOP_TIMEOUT_S {
+            return Err(format!(
+                "stop_timeout_s = {}: at most {MAX_STOP_TIMEOUT_S} seconds",
+                cfg.stop_timeout_s
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for vm in &cfg.vms {
             if !jettison_wire::valid_vm_name(&vm.name) {
@@ -217,6 +267,11 @@ impl AgentConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// How long `on_stop = "shutdown"` waits for the guests to power off.
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.stop_timeout_s)
     }
 
     /// The address the server dials for this desktop's memory.
@@ -280,6 +335,19 @@ mod tests {
         assert!(cfg.vms[0].autostart);
         assert_eq!(cfg.advertised(), "0.0.0.0:7401");
         assert_eq!(cfg.tls.allowed_peers, vec!["srv".to_string()]);
+        assert_eq!(cfg.on_stop, OnStop::Leave);
+        assert_eq!(cfg.stop_timeout(), std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn on_stop_and_its_timeout_are_read() {
+        let cfg =
+            AgentConfig::parse(&text("on_stop = \"shutdown\"\nstop_timeout_s = 5", VM)).unwrap();
+        assert_eq!(cfg.on_stop, OnStop::Shutdown);
+        assert_eq!(cfg.stop_timeout_s, 5);
+        let cfg = AgentConfig::parse(&text("on_stop = \"leave\"\nstop_timeout_s = 0", VM)).unwrap();
+        assert_eq!(cfg.on_stop, OnStop::Leave);
+        assert_eq!(cfg.stop_timeout_s, 0);
     }
 
     #[test]
@@ -311,6 +379,18 @@ mod tests {
                 "bridge",
             ),
             (text("", &format!("{VM}{VM}")), "twice"),
+            (
+                text("on_stop = \"kill\"", VM),
+                "unknown variant `kill`, expected `leave` or `shutdown`",
+            ),
+            (
+                text("on_stop = \"Leave\"", VM),
+                "expected `leave` or `shutdown`",
+            ),
+            (text("on_stop = true", VM), "wanted string"),
+            (text("stop_timeout_s = -1", VM), "invalid value"),
+            (text("stop_timeout_s = \"60s\"", VM), "invalid type"),
+            (text("stop_timeout_s = 3601", VM), "at most 3600 seconds"),
         ] {
             let err = AgentConfig::parse(&text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
@@ -322,5 +402,33 @@ mod tests {
         let cfg = AgentConfig::parse(include_str!("../../../packaging/agent.toml")).unwrap();
         assert_eq!(cfg.accel, Accel::Kvm);
         assert_eq!(cfg.vms[0].mac.as_deref(), Some("52:54:00:12:34:17"));
+        assert_eq!(cfg.on_stop, OnStop::Leave);
+    }
+
+    /// The packaged unit signals only the daemon on stop, so that the
+    /// guests it leaves running at home (`on_stop = "leave"`) survive it.
+    #[test]
+    fn the_packaged_unit_leaves_qemu_running() {
+        let unit = include_str!("../../../packaging/jettison-agent.service");
+        let kill_modes: Vec<&str> = unit
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("KillMode="))
+            .collect();
+        assert_eq!(kill_modes, ["KillMode=process"], "{unit}");
+        // Their QMP sockets (in the default run_dir) stay for the next agent.
+        assert!(unit.contains("\nRuntimeDirectory=jettison\n"), "{unit}");
+        assert!(unit.contains("\nRuntimeDirectoryPreserve=yes\n"), "{unit}");
+        assert!(default_run_dir().starts_with("/run/jettison"));
+        let timeout = unit
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("TimeoutStopSec="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("TimeoutStopSec in seconds");
+        assert!(
+            timeout > default_stop_timeout_s(),
+            "systemd must give on_stop = \"shutdown\" its default {} s: {timeout}",
+            default_stop_timeout_s()
+        );
     }
 }

@@ -20,6 +20,7 @@ impl ConnectionHandler<UnixStream> for Agent {
                     .map(Message::OpReintegrated),
                 Message::OpStatus => Ok(self.status().await),
                 Message::OpPower => self.power_json().map(|json| Message::OpPowerReply { json }),
+                Message::OpStart { vm } => self.boot(&vm).await.map(|()| Message::OpOk),
                 other => Err(AgentError::NotAllowed(other.kind())),
             };
             let reply = reply.unwrap_or_else(|e| Message::error(e.code(), e.to_string()));
@@ -37,7 +38,13 @@ impl Agent {
         for slot in self.slots.values() {
             let placement = slot.placement.lock().await;
             let (state, host) = match &*placement {
-                Placement::Off => ("off".to_string(), self.config.host.clone()),
+                Placement::Off => match slot.unmanaged_qemu(&self.config).await {
+                    Some(_) => (
+                        "home, unmanaged (a QEMU left running by a previous agent)".to_string(),
+                        self.config.host.clone(),
+                    ),
+                    None => ("off".to_string(), self.config.host.clone()),
+                },
                 Placement::Home(r) => match r.qemu.status().await {
                     Ok(s) => (
                         format!("home ({s:?})").to_lowercase(),
@@ -82,7 +89,7 @@ impl AgentError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AgentError::UnknownVm(_) => ErrorCode::UnknownVm,
-            AgentError::WrongState(_) => ErrorCode::WrongState,
+            AgentError::WrongState(_) | AgentError::Unmanaged { .. } => ErrorCode::WrongState,
             AgentError::NotAllowed(_) => ErrorCode::NotAllowed,
             _ => ErrorCode::Failed,
         }

@@ -23,7 +23,7 @@ const T: OutTimeouts = OutTimeouts {
 /// a message, or close the connection.
 #[derive(Debug, Clone)]
 enum Step {
-    Reply(Message),
+    Reply(Box<Message>),
     /// Close after reading the next message.
     Close,
     /// Close without reading anything more.
@@ -86,7 +86,7 @@ fn request() -> OutRequest {
 }
 
 fn reply(m: Message) -> Step {
-    Step::Reply(m)
+    Step::Reply(Box::new(m))
 }
 
 fn prepared() -> Step {

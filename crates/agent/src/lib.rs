@@ -10,6 +10,7 @@ pub mod handover_in;
 pub mod handover_out;
 #[cfg(test)]
 mod handover_tests;
+mod home;
 mod migrate;
 pub mod power;
 mod power_loop;
@@ -39,6 +40,21 @@ pub enum AgentError {
     /// Request not allowed on this endpoint.
     #[error("{0} is not an agent request")]
     NotAllowed(&'static str),
+    /// A QEMU this agent did not start (a previous agent left it running)
+    /// runs the VM.
+    #[error(
+        "VM {vm} is already running at home in a QEMU this agent does not manage (left running \
+         by a previous agent; it answers on {}): not booting a second one on the same memory \
+         file. Taking over a running QEMU is not supported yet (future work): to manage the VM \
+         again, shut its guest down (or send QMP `quit` on that socket), then `jettison start {vm}`",
+        qmp.display()
+    )]
+    Unmanaged {
+        /// The VM.
+        vm: String,
+        /// Its QEMU's QMP socket.
+        qmp: std::path::PathBuf,
+    },
     /// The server could not be reached or refused.
     #[error("consolidation server: {0}")]
     Server(String),
@@ -122,34 +138,10 @@ impl Agent {
         self.slots.get(vm).cloned()
     }
 
-    /// Boots a VM at home.
-    pub async fn boot(&self, vm: &str) -> Result<(), AgentError> {
-        let slot = self
-            .slot(vm)
-            .ok_or_else(|| AgentError::UnknownVm(vm.into()))?;
-        let mut placement = slot.placement.lock().await;
-        if !matches!(*placement, Placement::Off) {
-            return Err(AgentError::WrongState(format!(
-                "VM {vm} is already running"
-            )));
-        }
-        // A QEMU left by a previous agent (killed without its children) may
-        // still run this VM on the same memory file: never start a second.
-        let qmp = slot.launch_options(&self.config, false).qmp_socket();
-        if tokio::net::UnixStream::connect(&qmp).await.is_ok() {
-            return Err(AgentError::WrongState(format!(
-                "a QEMU for VM {vm} is still running (it answers on {}); stop it before booting the VM again",
-                qmp.display()
-            )));
-        }
-        let running = slot.launch(&self.config, false).await?;
-        tracing::info!(vm, pid = ?running.qemu.pid(), "VM booted at home");
-        *placement = Placement::Home(Box::new(running));
-        Ok(())
-    }
-
     /// Serves the state server and the control socket until SIGINT/SIGTERM,
-    /// after booting the autostart VMs that are not consolidated.
+    /// after booting the autostart VMs that are not consolidated (nor
+    /// running in a QEMU a previous agent left). On the signal, the VMs at
+    /// home are left running or shut down as `on_stop` says.
     pub async fn run(self) -> Result<(), AgentError> {
         let agent = Arc::new(self);
         let listen = agent.open_state_server().await?;
@@ -176,29 +168,16 @@ impl Agent {
             .power
             .clone()
             .map(|p| tokio::spawn(agent.clone().power_loop(p)));
-        for (name, slot) in &agent.slots {
-            let off = matches!(*slot.placement.lock().await, Placement::Off);
-            if slot.config.autostart && off {
-                if let Err(e) = agent.boot(name).await {
-                    tracing::error!(vm = %name, "boot failed: {e}");
-                }
-            }
-        }
+        agent.boot_at_start().await;
         jettison_daemon::shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!(on_stop = ?agent.config.on_stop, "shutting down");
         agent.close_state_server().await;
         ctl.abort();
         settle.abort();
         if let Some(p) = power {
             p.abort();
         }
-        for slot in agent.slots.values() {
-            if let Placement::Home(q) =
-                std::mem::replace(&mut *slot.placement.lock().await, Placement::Off)
-            {
-                let _ = q.quit().await;
-            }
-        }
+        agent.stop_vms_at_home().await;
         let _ = std::fs::remove_file(&agent.config.control_socket);
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jettison_qemu::{LaunchOptions, MachineSpec, Qemu};
+use jettison_qemu::{LaunchOptions, MachineSpec, Qemu, Shutdown};
 
 use jettison_daemon::tap::Tap;
 use jettison_handover::DesktopState;
@@ -56,6 +56,32 @@ impl Running {
             tracing::warn!("QEMU did not quit cleanly: {e}");
         }
         drop(self.tap);
+    }
+
+    /// Presses the guest's power button and waits up to `timeout` for it to
+    /// power off (QEMU is quit after that), then removes the tap.
+    pub async fn shutdown(self, timeout: std::time::Duration) {
+        let vm = self.qemu.name().to_string();
+        match self.qemu.shutdown(timeout).await {
+            Ok(Shutdown::PoweredOff(_)) => tracing::info!(vm, "the guest powered off"),
+            Ok(Shutdown::Quit(_)) => tracing::warn!(
+                vm,
+                ?timeout,
+                "the guest did not power off in time; QEMU was quit"
+            ),
+            Err(e) => tracing::warn!(vm, "QEMU did not stop cleanly: {e}"),
+        }
+        drop(self.tap);
+    }
+
+    /// Leaves the guest running without us: QEMU and its tap outlive the
+    /// agent. Gives QEMU's pid.
+    pub fn detach(self) -> Option<u32> {
+        let pid = self.qemu.detach();
+        if let Some(tap) = self.tap {
+            tap.keep();
+        }
+        pid
     }
 }
 

@@ -66,6 +66,15 @@ impl Tap {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Keeps the device after this value is gone (for a QEMU left running
+    /// on it); gives its name. A later [`Tap::create`] for the same VM
+    /// replaces it.
+    pub fn keep(mut self) -> String {
+        let name = std::mem::take(&mut self.name);
+        std::mem::forget(self);
+        name
+    }
 }
 
 impl Drop for Tap {

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
-use crate::configs::{agent_toml, server_toml_prefetch, tls_section, Layout, VmLayout};
+use crate::configs::{agent_toml_on_stop, server_toml_prefetch, tls_section, Layout, VmLayout};
 use crate::guest::GuestImage;
 pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
@@ -149,7 +149,10 @@ impl Cluster {
             dir.join("server.toml"),
             server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch()),
         )?;
-        std::fs::write(dir.join("agent.toml"), agent_toml(&layout, &vm))?;
+        std::fs::write(
+            dir.join("agent.toml"),
+            agent_toml_on_stop(&layout, &vm, &opts.agent_on_stop),
+        )?;
         let mut cluster = Cluster {
             mem_path: PathBuf::from(format!("/dev/shm/{id}.mem")),
             disk_path,
@@ -248,8 +251,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops the agent (its VM's QEMU quits), the server and the office
-    /// services, keeping the files (to inspect the disk image).
+    /// Stops the agent (with the default `agent_on_stop`, its VM's QEMU
+    /// quits), the server and the office services, keeping the files (to
+    /// inspect the disk image).
     pub fn stop_daemons(&mut self) {
         thaw_agent(self.agent.as_ref());
         stop_child(&mut self.agent);
@@ -273,6 +277,18 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(())
+    }
+
+    /// Stops the agent alone, as systemd would (SIGTERM, SIGKILL after
+    /// 10 s); gives its exit status.
+    pub fn stop_agent(&mut self) -> Option<std::process::ExitStatus> {
+        thaw_agent(self.agent.as_ref());
+        stop_child(&mut self.agent)
+    }
+
+    /// The agent's runtime directory (QMP and serial sockets, console log).
+    pub fn agent_run_dir(&self) -> PathBuf {
+        self.dir.join("agent-run")
     }
 
     /// Kills the agent with SIGKILL (as a crash would).

@@ -102,12 +102,19 @@ pub fn prefetch_toml(p: &PrefetchConfig) -> String {
     }
 }
 
-/// The agent's TOML.
+/// The agent's TOML, with `on_stop = "shutdown"`: on test hosts the VM's
+/// QEMU stops with the agent (the test guest ignores the ACPI power button,
+/// so it is quit after a short `stop_timeout_s`).
 pub fn agent_toml(l: &Layout, vm: &VmLayout) -> String {
+    agent_toml_on_stop(l, vm, "shutdown")
+}
+
+/// The agent's TOML with this `on_stop` (`leave` or `shutdown`).
+pub fn agent_toml_on_stop(l: &Layout, vm: &VmLayout, on_stop: &str) -> String {
     let d = |p: &str| l.dir.join(p).display().to_string();
     let mut s = format!(
         "host = \"desktop\"\nserver = \"{}\"\nserver_name = \"server\"\nlisten = \"{}\"\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\
-         run_dir = \"{}\"\nmemory_dir = \"/dev/shm\"\naccel = \"{}\"\n",
+         run_dir = \"{}\"\nmemory_dir = \"/dev/shm\"\naccel = \"{}\"\non_stop = \"{on_stop}\"\nstop_timeout_s = {STOP_TIMEOUT_S}\n",
         l.server_addr,
         l.state_addr,
         d("agent.sock"),
@@ -140,6 +147,11 @@ pub fn agent_toml(l: &Layout, vm: &VmLayout) -> String {
     }
     s
 }
+
+/// The agent's `stop_timeout_s` on test hosts: the test guest ignores the
+/// power button, so this is how long stopping an agent with
+/// `on_stop = "shutdown"` takes (the harness waits 10 s before SIGKILL).
+pub const STOP_TIMEOUT_S: u64 = 2;
 
 /// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
 /// and which talks only to `peer`.
@@ -202,6 +214,11 @@ mod tests {
         );
         assert!(s.contains("mount_dir = \"/w/mnt\""));
         let a = agent_toml(&l, &vm);
+        assert!(
+            a.contains("on_stop = \"shutdown\"\nstop_timeout_s = 2\n"),
+            "{a}"
+        );
+        assert!(agent_toml_on_stop(&l, &vm, "leave").contains("on_stop = \"leave\""));
         assert!(
             a.contains("server = \"10.0.0.2:7400\"") && a.contains("listen = \"10.0.0.10:7401\"")
         );

@@ -83,6 +83,9 @@ pub struct ClusterOptions {
     pub agent_env: Vec<(String, String)>,
     /// Environment of the server daemon.
     pub server_env: Vec<(String, String)>,
+    /// The agent's `on_stop`: `shutdown` (the default here: the VM's QEMU
+    /// stops with the agent) or `leave`.
+    pub agent_on_stop: String,
 }
 
 impl ClusterOptions {
@@ -112,6 +115,7 @@ impl Default for ClusterOptions {
             selective_resume: true,
             agent_env: Vec::new(),
             server_env: Vec::new(),
+            agent_on_stop: "shutdown".into(),
         }
     }
 }

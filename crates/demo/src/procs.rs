@@ -27,21 +27,20 @@ pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<Child> {
     .with_context(|| format!("starting {:?}", cmd.get_program()))
 }
 
-/// Sends SIGTERM, waits up to 10 s, then SIGKILL.
-pub fn stop_child(child: &mut Option<Child>) {
-    if let Some(mut c) = child.take() {
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// Sends SIGTERM, waits up to 10 s, then SIGKILL; gives the exit status.
+pub fn stop_child(child: &mut Option<Child>) -> Option<std::process::ExitStatus> {
+    let mut c = child.take()?;
+    let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = c.try_wait() {
+            return Some(status);
         }
-        let _ = c.kill();
-        let _ = c.wait();
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = c.kill();
+    c.wait().ok()
 }
 
 /// Kills with SIGKILL at once, as a crash would.

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{QemuError, Result};
 use crate::process::Child;
-use crate::qmp::{Cont, QmpClient, QueryStatus, Quit, RunState, Stop};
+use crate::qmp::{Cont, QmpClient, QueryStatus, Quit, RunState, Stop, SystemPowerdown};
 use crate::spec::{command_line, ensure_mem_file, LaunchOptions, MachineSpec};
 
 /// How long `launch` waits for the QMP socket.
@@ -20,7 +20,8 @@ pub const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time limit of a whole migration (`migrate_out` / `migrate_in`).
 pub const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One running QEMU instance. Dropping it kills QEMU.
+/// One running QEMU instance. Dropping it kills QEMU, unless it was
+/// [detached](Qemu::detach).
 #[derive(Debug)]
 pub struct Qemu {
     pub(crate) name: String,
@@ -196,6 +197,41 @@ impl Qemu {
         }
     }
 
+    /// Asks the guest to shut down (the ACPI power button,
+    /// `system_powerdown`) and waits up to `timeout` for QEMU to exit; quits
+    /// it if it has not by then (a guest may ignore the button).
+    pub async fn shutdown(self, timeout: Duration) -> Result<Shutdown> {
+        self.child
+            .expected
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if self.child.exited().is_none() {
+            match self.qmp.execute(&SystemPowerdown {}).await {
+                Ok(_) | Err(QemuError::Disconnected(_)) => {}
+                Err(e) => tracing::warn!(vm = %self.name, "system_powerdown failed: {e}"),
+            }
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(r) => r.map(Shutdown::PoweredOff),
+            Err(_) => {
+                tracing::warn!(vm = %self.name, ?timeout, "the guest did not power off; quitting QEMU");
+                self.quit().await.map(Shutdown::Quit)
+            }
+        }
+    }
+
+    /// Gives up ownership of QEMU without stopping it: the process keeps
+    /// running after this value is gone and after this process exits (see
+    /// `process.rs` for what else could tie it to us). Its QMP socket
+    /// ([`LaunchOptions::qmp_socket`]) is how anyone reaches it afterwards;
+    /// the console tap ends (guest serial output is no longer logged).
+    /// Gives QEMU's process id.
+    pub fn detach(self) -> Option<u32> {
+        self.child.disarm();
+        tracing::info!(vm = %self.name, pid = ?self.child.pid, qmp = %self.opts.qmp_socket().display(), "QEMU detached: it keeps running on its own");
+        self.child.pid
+        // Drop: the console tap and the QMP connection close; no kill.
+    }
+
     /// Kills QEMU with SIGKILL and waits for it.
     pub async fn kill(self) -> Result<ExitStatus> {
         self.child.kill();
@@ -245,6 +281,15 @@ impl Qemu {
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
     }
+}
+
+/// How [`Qemu::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// The guest powered off; QEMU exited by itself.
+    PoweredOff(ExitStatus),
+    /// The guest did not power off in time; QEMU was quit.
+    Quit(ExitStatus),
 }
 
 /// Awaits the exit of a QEMU process (see [`Qemu::exit_handle`]).

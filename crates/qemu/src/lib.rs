@@ -35,7 +35,7 @@ mod spec;
 pub use console::unix_ms;
 pub use control::VmControl;
 pub use error::{QemuError, Result};
-pub use instance::{ExitHandle, Qemu, LAUNCH_TIMEOUT, MIGRATION_TIMEOUT, QUIT_TIMEOUT};
+pub use instance::{ExitHandle, Qemu, Shutdown, LAUNCH_TIMEOUT, MIGRATION_TIMEOUT, QUIT_TIMEOUT};
 pub use migrate::CAPABILITIES;
 pub use qmp::{QmpClient, QmpEvent, RunState};
 pub use spec::{

@@ -1,4 +1,20 @@
-//! The QEMU child process: stderr to tracing, exit supervision, kill on request or drop.
+//! The QEMU child process: stderr to tracing, exit supervision, kill on
+//! request or drop, unless detached.
+//!
+//! What ties QEMU's life to ours, and what does not:
+//! * Kill on drop: the supervisor task owns the process and SIGKILLs it when
+//!   asked, when the [`Child`] is dropped, or when the task itself is dropped
+//!   (the runtime shuts down): unless [`Child::disarm`] was called, after which
+//!   nothing of ours kills it.
+//! * Its own process group (`process_group(0)`): a SIGINT or SIGTERM sent to
+//!   our process group (Ctrl-C in a terminal, `kill -- -PGID`) does not reach
+//!   QEMU; we stop it ourselves. (systemd signals the whole cgroup instead
+//!   unless the unit says `KillMode=process`.)
+//! * No parent-death signal is set (no `PR_SET_PDEATHSIG`).
+//! * stdin is `/dev/null`; stdout and stderr are pipes we read. When we exit,
+//!   QEMU's next write to them fails with `EPIPE`: QEMU ignores `SIGPIPE`
+//!   (checked by the `detach` integration test), so it carries on and only that
+//!   message is lost.
 
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
@@ -50,8 +66,10 @@ pub(crate) struct Child {
     pub stderr: StderrTail,
     /// Set before an exit we asked for (quit/kill), so it is not logged as an error.
     pub expected: Arc<AtomicBool>,
-    /// Send (or drop) to SIGKILL the child.
+    /// Send to SIGKILL the child; dropping it kills too, unless disarmed.
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// Whether dropping the `Child` (or the supervisor task) kills QEMU.
+    armed: Arc<AtomicBool>,
     /// Finishes when QEMU's stderr is closed (all lines captured).
     pub stderr_done: Mutex<Option<JoinHandle<()>>>,
 }
@@ -65,7 +83,8 @@ impl Child {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            // Its own process group: signals to ours do not reach it.
+            .process_group(0);
         let spawned = if opts.deny_hugepage_advice {
             crate::no_thp::spawn_filtered(move || cmd.spawn())
         } else {
@@ -87,16 +106,26 @@ impl Child {
         let (exit_tx, exit) = watch::channel(None);
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let expected = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicBool::new(true));
         let exp = expected.clone();
         let tail = stderr.clone();
+        let mut owned = Owned {
+            child,
+            armed: armed.clone(),
+        };
         tokio::spawn(async move {
             let res = tokio::select! {
-                r = child.wait() => r,
-                _ = kill_rx => {
-                    exp.store(true, Ordering::SeqCst);
-                    tracing::debug!(vm = %name, "killing QEMU");
-                    let _ = child.start_kill();
-                    child.wait().await
+                r = owned.child.wait() => r,
+                k = kill_rx => {
+                    // Sent, or dropped by an armed owner: kill. Dropped by a
+                    // disarmed one (detached): keep waiting, so the exit is
+                    // still reaped while we live.
+                    if k.is_ok() || owned.armed.load(Ordering::SeqCst) {
+                        exp.store(true, Ordering::SeqCst);
+                        tracing::debug!(vm = %name, "killing QEMU");
+                        let _ = owned.child.start_kill();
+                    }
+                    owned.child.wait().await
                 }
             };
             let state = match res {
@@ -121,8 +150,18 @@ impl Child {
             stderr,
             expected,
             kill: Mutex::new(Some(kill_tx)),
+            armed,
             stderr_done: Mutex::new(err_task),
         })
+    }
+
+    /// Gives up ownership: from now on nothing of ours kills QEMU (not
+    /// dropping the `Child`, not the end of the runtime or of the process).
+    /// Its exit, if we are still there to see it, is an expected one.
+    pub(crate) fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+        self.expected.store(true, Ordering::SeqCst);
+        self.kill.lock().unwrap().take();
     }
 
     /// The exit state if QEMU has exited.
@@ -173,6 +212,21 @@ impl Child {
             },
             stderr: self.stderr.text(),
         })
+    }
+}
+
+/// The process, owned by the supervisor task: SIGKILLed when that task is
+/// dropped (the runtime shuts down) unless disarmed.
+struct Owned {
+    child: tokio::process::Child,
+    armed: Arc<AtomicBool>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if self.armed.load(Ordering::SeqCst) {
+            let _ = self.child.start_kill();
+        }
     }
 }
 

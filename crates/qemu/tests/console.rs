@@ -3,31 +3,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use jettison_qemu::{unix_ms, MachineSpec, Qemu};
 
-/// The project's guest kernel (built by `cargo xtask guest`).
-fn guest_kernel() -> PathBuf {
-    let dir = std::env::var_os("JETTISON_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/jettison-guest")
-        });
-    let kernel = dir.join("vmlinuz");
-    assert!(
-        kernel.is_file(),
-        "no guest kernel at {}: run `cargo xtask guest` (or `cargo xtask test`)",
-        kernel.display()
-    );
-    kernel
-}
-
 #[tokio::test]
 async fn console_lines_are_timestamped() {
     common::init_tracing();
-    let kernel = guest_kernel();
+    let kernel = common::guest_kernel();
     let dir = common::shm_dir("cons");
     let opts = common::options(dir.path(), "cons");
     let spec = MachineSpec {

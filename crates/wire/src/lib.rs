@@ -2,11 +2,11 @@
 //!
 //! # Connections
 //!
-//! | from -> to                            | role in `Hello` | carries                            |
-//! |---------------------------------------|-----------------|------------------------------------|
-//! | desktop agent -> consolidation server | `Agent`         | migrate-in, reintegrate            |
-//! | consolidation server -> state server  | `Server`        | fetch (memory chunks on demand)    |
-//! | `jettison` command -> daemon control  | `Operator`      | migrate, reintegrate, status, pause|
+//! | from -> to                            | role in `Hello` | carries                                    |
+//! |---------------------------------------|-----------------|--------------------------------------------|
+//! | desktop agent -> consolidation server | `Agent`         | migrate-in, reintegrate                    |
+//! | consolidation server -> state server  | `Server`        | fetch (memory chunks on demand)            |
+//! | `jettison` command -> daemon control  | `Operator`      | migrate, reintegrate, start, status, pause |
 //!
 //! The state server runs inside the desktop agent; the control endpoint of
 //! each daemon is a Unix socket.
@@ -87,7 +87,7 @@
 //! | minor | adds |
 //! |-------|------|
 //! | 0 | the first protocol: `MigrateIn` runs the guest on arrival, `ReintegrateDone` after the agent resumed |
-//! | 1 | the handover's commit step: `MigrateLoad`, `MigrateLoaded`, `MigrateCommit`, `MigrateCommitted`, `MigrateAbort`, `ReintegrateReady`, `ReintegrateCommitted`, `HandoverQuery`, `HandoverState`; `ReintegrateDone` now follows `ReintegrateCommitted` |
+//! | 1 | the handover's commit step: `MigrateLoad`, `MigrateLoaded`, `MigrateCommit`, `MigrateCommitted`, `MigrateAbort`, `ReintegrateReady`, `ReintegrateCommitted`, `HandoverQuery`, `HandoverState`; `ReintegrateDone` now follows `ReintegrateCommitted`; the operator's `OpStart` (boot a VM at home) |
 //!
 //! Minor 1 changes what a handover needs, not what a message means: a
 //! minor-1 server refuses `MigratePrepare` and `Reintegrate` on a connection

@@ -370,6 +370,13 @@ pub enum Message {
         /// What the answering side holds.
         custody: Custody,
     },
+    /// Operator -> agent (minor 1): boot this VM at home from its disk (one
+    /// never booted, or whose guest powered off); answered `OpOk`, or an
+    /// error if it is away, in a handover or already running.
+    OpStart {
+        /// VM name.
+        vm: String,
+    },
 }
 
 /// What one side holds of a VM, as it answers a [`Message::HandoverQuery`].
@@ -427,6 +434,7 @@ impl Message {
             Message::ReintegrateCommitted { .. } => "ReintegrateCommitted",
             Message::HandoverQuery { .. } => "HandoverQuery",
             Message::HandoverState { .. } => "HandoverState",
+            Message::OpStart { .. } => "OpStart",
         }
     }
 

@@ -278,6 +278,7 @@ fn handover_messages_round_trip() {
             vm: vm(),
             custody: Custody::InDoubt,
         },
+        Message::OpStart { vm: vm() },
     ] {
         let bytes = encode(&m).unwrap();
         assert_eq!(decode(&bytes).unwrap(), m, "{}", m.kind());
@@ -303,6 +304,15 @@ fn minor_zero_encodings_are_unchanged() {
     assert_eq!(
         encode(&Message::MigrateCommit { vm: "a".into() }).unwrap()[0],
         29
+    );
+    // Minor 1's last variants: the handover's, then the operator's start.
+    assert_eq!(
+        encode(&Message::HandoverQuery { vm: "a".into() }).unwrap(),
+        [34, 1, b'a']
+    );
+    assert_eq!(
+        encode(&Message::OpStart { vm: "a".into() }).unwrap(),
+        [36, 1, b'a']
     );
 }
 

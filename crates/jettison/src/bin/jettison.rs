@@ -65,6 +65,12 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Boot a VM at home from its disk: one never booted, or whose guest
+    /// powered off (not one that is away or already running).
+    Start {
+        /// VM name.
+        vm: String,
+    },
     /// Show the VMs of the agent and of the server (whichever answer).
     Status,
     /// Pause a consolidated VM on the server and flush its dirty pages.
@@ -111,6 +117,10 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?,
+        ),
+        Command::Start { vm } => show(
+            &args,
+            ask(agent, Message::OpStart { vm: vm.clone() }).await?,
         ),
         Command::Pause { vm } => show(
             &args,

@@ -47,6 +47,12 @@ unit_command!(
     Quit,
     "quit"
 );
+unit_command!(
+    /// Press the ACPI power button: asks the guest to shut down (it may
+    /// ignore it).
+    SystemPowerdown,
+    "system_powerdown"
+);
 
 /// `query-status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -49,3 +49,47 @@ pub fn bios_only(memory_mib: u64) -> MachineSpec {
         ..Default::default()
     }
 }
+
+/// The project's guest image directory (built by `cargo xtask guest`;
+/// `JETTISON_GUEST_DIR` overrides where it is).
+pub fn guest_dir() -> PathBuf {
+    std::env::var_os("JETTISON_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/jettison-guest")
+        })
+}
+
+/// The project's guest kernel.
+pub fn guest_kernel() -> PathBuf {
+    let kernel = guest_dir().join("vmlinuz");
+    assert!(
+        kernel.is_file(),
+        "no guest kernel at {}: run `cargo xtask guest` (or `cargo xtask test`)",
+        kernel.display()
+    );
+    kernel
+}
+
+/// The whole test guest (kernel, initramfs with the workload, its command
+/// line): it prints `JTS HB` heartbeats on its serial console.
+pub fn guest(memory_mib: u64) -> MachineSpec {
+    let dir = guest_dir();
+    let initrd = dir.join("initrd.img");
+    assert!(
+        initrd.is_file(),
+        "no guest initramfs at {}: run `cargo xtask guest`",
+        initrd.display()
+    );
+    let cmdline = std::fs::read_to_string(dir.join("cmdline"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "console=ttyS0 quiet panic=-1 rdinit=/init".into());
+    MachineSpec {
+        memory_mib,
+        cpus: 1,
+        kernel: Some(guest_kernel()),
+        initrd: Some(initrd),
+        append: Some(format!("{cmdline} jettison.fill_pct=5")),
+        ..Default::default()
+    }
+}
