@@ -170,7 +170,7 @@ async fn abort<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
         }
         Err(e) => AgentError::WrongState(format!(
             "migration of {name} failed ({cause}) and the guest at home could not resume ({e}): \
-             start it again from its last consistent state (jettison start {name})"
+             boot it again (jettison start {name})"
         )),
     }
 }

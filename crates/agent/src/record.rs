@@ -1,7 +1,8 @@
 //! A VM's durable record on the desktop: its handover state
 //! ([`DesktopState`]), written at every transition before the agent acts on
-//! it, and the device state of its last consistent snapshot (saved when it
-//! leaves, replaced when it comes home), which a rollback restarts from.
+//! it, and the device state of its last consistent snapshot (saved when the
+//! guest stops to leave and when a return's pages are durable; dropped once
+//! the guest runs again at home), which a rollback restarts from.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

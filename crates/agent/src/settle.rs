@@ -98,6 +98,14 @@ impl Agent {
                         if state != next {
                             self.note_placement(&vm, &next);
                         }
+                        if next == DesktopState::Home {
+                            // It runs again: the snapshot no longer matches.
+                            let _ = slot.record.drop_snapshot();
+                        }
+                        if action == DesktopAction::LoadSavedAndResume {
+                            let mut t = t;
+                            let _ = t.send(&Message::ReintegrateDone { vm: vm.clone() }).await;
+                        }
                         slot.set_placement(placement).await;
                         return Ok(());
                     }
@@ -244,6 +252,7 @@ impl Agent {
             .record
             .snapshot()
             .ok_or_else(|| AgentError::WrongState("the VM has no saved device state".into()))?;
+        slot.require_memory_file()?;
         let r = slot.launch(&self.config, true).await?;
         let loaded = async {
             r.qemu.migrate_in(&state).await?;

@@ -1,4 +1,5 @@
-//! The JSON report of a chaos run: `total`, `passed` and one row per case.
+//! The JSON report of a chaos run: `quick`, `total`, `passed` and one row
+//! per case (`cases`).
 
 use serde_json::{json, Value};
 

@@ -1,6 +1,6 @@
 //! The one list of jettison's programs: which package builds each, with
-//! which features, and which programs each runner (the demo, the bench)
-//! needs beside it.
+//! which features, and which programs each runner (the demo, the bench,
+//! the crash matrix) needs beside it.
 //!
 //! `cargo xtask` builds a runner's programs from this list, and the runner
 //! looks for the same list beside its own executable, so the two cannot

@@ -143,8 +143,8 @@ impl Server {
         if dropped {
             return Ok(());
         }
-        // The tombstone goes once the desktop says the VM runs at home (or
-        // when it asks us later, or brings the VM again).
+        // The tombstone goes once the desktop says the VM runs at home (here,
+        // or later on another connection), or when it brings the VM again.
         if let Ok(Message::ReintegrateDone { .. }) = t.recv_within(DONE_TIMEOUT).await {
             if let Err(e) = self.records.remove(vm) {
                 tracing::warn!(vm, "removing the handover record: {e}");
