@@ -74,11 +74,13 @@ impl Agent {
                 return Err(e);
             }
         };
+        let mut t = t;
         let (next, action) = match state.settle(custody, unix_ms(SystemTime::now())) {
             Settlement::To(next, action) if next != state || action != DesktopAction::None => {
                 (next, action)
             }
             _ => {
+                let _ = t.close().await;
                 slot.set_placement(restore(held)).await;
                 return Ok(());
             }
@@ -103,9 +105,9 @@ impl Agent {
                             let _ = slot.record.drop_snapshot();
                         }
                         if action == DesktopAction::LoadSavedAndResume {
-                            let mut t = t;
                             let _ = t.send(&Message::ReintegrateDone { vm: vm.clone() }).await;
                         }
+                        let _ = t.close().await;
                         slot.set_placement(placement).await;
                         return Ok(());
                     }
@@ -156,6 +158,7 @@ impl Agent {
             if changed {
                 self.note_placement(&vm, next);
             }
+            let _ = t.close().await;
             return Placement::Away {
                 server: server.clone(),
             };
@@ -196,6 +199,7 @@ impl Agent {
                 let _ = t.send(&Message::ReintegrateDone { vm }).await;
             }
         }
+        let _ = t.close().await;
         placement
     }
 

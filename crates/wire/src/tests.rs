@@ -381,3 +381,14 @@ async fn an_accepted_old_peer_runs_at_its_minor() {
     let _welcome = t.recv().await.unwrap();
     assert_eq!(server.await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_closed_transport_ends_cleanly_at_the_peer() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let mut left = Transport::new(a);
+    let mut right = Transport::new(b);
+    left.send(&Message::OpOk).await.unwrap();
+    left.close().await.unwrap();
+    assert_eq!(right.recv().await.unwrap(), Some(Message::OpOk));
+    assert_eq!(right.recv().await.unwrap(), None);
+}

@@ -89,6 +89,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         }
     }
 
+    /// Flushes and shuts the stream down (over TLS: sends `close_notify`),
+    /// so that the peer sees a clean end rather than a lost connection.
+    pub async fn close(&mut self) -> Result<(), WireError> {
+        SinkExt::<Bytes>::close(&mut self.framed)
+            .await
+            .map_err(WireError::Io)
+    }
+
     /// Bytes written so far, framing included.
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent
