@@ -4,7 +4,7 @@
 //! aborts (the server is told, the guest resumes at home), after it the VM
 //! is the server's even if the server's last reply is lost (it asks us).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use jettison_qemu::VmControl;
 use jettison_wire::{Message, MigrateReport, Transport, HANDOVER_MINOR};
@@ -102,7 +102,7 @@ pub async fn migrate_out<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
         return Err(abort(record, vm, t, &req.vm, e, timeouts.short).await);
     }
     // The commit.
-    let since_ms = unix_ms(SystemTime::now());
+    let since_ms = jettison_qemu::unix_ms() as u64;
     if let Err(e) = record.advance(|s| s.commit_away(since_ms)) {
         return Err(abort(record, vm, t, &req.vm, e, timeouts.short).await);
     }
@@ -192,10 +192,4 @@ pub(crate) fn unexpected(what: &str, got: &Message) -> AgentError {
 
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -55,6 +55,12 @@ impl VmRecord {
         self.lock().clone()
     }
 
+    /// Whether the VM's memory may be served now (no copy of the state:
+    /// this is asked on every fetch, the page-fault path).
+    pub fn serves_memory(&self) -> bool {
+        self.lock().serves_memory()
+    }
+
     /// Moves to the state `step` gives from the current one: persisted
     /// (atomically, durably) before it is in force. The lock is held only
     /// for that.

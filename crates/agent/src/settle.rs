@@ -4,14 +4,14 @@
 //! the agent does it every few seconds until the server answers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jettison_handover::{DesktopAction, DesktopState, Settlement};
 use jettison_qemu::QmpClient;
 use jettison_tls::TlsConn;
 use jettison_wire::{Custody, Message, Transport};
 
-use crate::handover_out::{require_handover_minor, unexpected, unix_ms};
+use crate::handover_out::{require_handover_minor, unexpected};
 use crate::vm::{Placement, Running, VmSlot};
 use crate::{Agent, AgentError};
 
@@ -75,7 +75,7 @@ impl Agent {
             }
         };
         let mut t = t;
-        let (next, action) = match state.settle(custody, unix_ms(SystemTime::now())) {
+        let (next, action) = match state.settle(custody, jettison_qemu::unix_ms() as u64) {
             Settlement::To(next, action) if next != state || action != DesktopAction::None => {
                 (next, action)
             }
@@ -90,32 +90,6 @@ impl Agent {
             return Err(e);
         }
         tracing::warn!(vm, from = %state, to = %next, server = ?custody, ?action, "handover settled");
-        let held = match held {
-            Some(r) => Some(r),
-            // A guest left at home by an agent that was killed: act on it
-            // through its QMP socket, never start a second one beside it.
-            None => match self.stale_qemu(slot).await {
-                Some(q) => {
-                    if let Some(placement) = stale_act(&vm, &next, action, q).await {
-                        if state != next {
-                            self.note_placement(&vm, &next);
-                        }
-                        if next == DesktopState::Home {
-                            // It runs again: the snapshot no longer matches.
-                            let _ = slot.record.drop_snapshot();
-                        }
-                        if action == DesktopAction::LoadSavedAndResume {
-                            let _ = t.send(&Message::ReintegrateDone { vm: vm.clone() }).await;
-                        }
-                        let _ = t.close().await;
-                        slot.set_placement(placement).await;
-                        return Ok(());
-                    }
-                    None
-                }
-                None => None,
-            },
-        };
         let placement = self.act(slot, &next, action, held, t, state != next).await;
         slot.set_placement(placement).await;
         Ok(())
@@ -134,7 +108,9 @@ impl Agent {
         }
     }
 
-    /// Carries out a settlement; returns where the VM is then.
+    /// Carries out a settlement; returns where the VM is then. The guest at
+    /// home is the one held, or else one a killed agent left (acted on
+    /// through its QMP socket: never start a second one beside it).
     async fn act(
         &self,
         slot: &Arc<VmSlot>,
@@ -145,9 +121,16 @@ impl Agent {
         changed: bool,
     ) -> Placement {
         let vm = slot.config.name.clone();
+        let stale = match held {
+            Some(_) => None,
+            None => self.stale_qemu(slot).await,
+        };
         if let DesktopState::Away { server, .. } = next {
             if let Some(r) = held {
                 r.quit().await;
+            }
+            if let Some(q) = stale {
+                quit_stale(&vm, &q).await;
             }
             if action == DesktopAction::SendCommit {
                 let commit = Message::MigrateCommit { vm: vm.clone() };
@@ -163,35 +146,43 @@ impl Agent {
                 server: server.clone(),
             };
         }
-        // Home.
-        let resumed = match (action, held) {
-            (DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume, Some(r)) => {
-                match r.qemu.cont().await {
-                    Ok(()) => {
-                        let _ = slot.record.drop_snapshot();
-                        Some(r)
-                    }
-                    Err(e) => {
-                        tracing::error!(vm, "the guest at home did not resume ({e}); rolling back");
-                        r.quit().await;
-                        None
-                    }
-                }
-            }
-            (DesktopAction::None, held) => held,
-            (_, held) => {
-                if let Some(r) = held {
+        // Home: resume the guest there if the settlement says so, else
+        // restart it from the snapshot.
+        let resume = matches!(
+            action,
+            DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
+        );
+        let resumed = match (held, stale) {
+            (Some(r), _) if resume => match r.qemu.cont().await {
+                Ok(()) => Some(Placement::Home(r)),
+                Err(e) => {
+                    tracing::error!(vm, "the guest at home did not resume ({e}); rolling back");
                     r.quit().await;
+                    None
                 }
+            },
+            (Some(r), _) if action == DesktopAction::None => Some(Placement::Home(r)),
+            (Some(r), _) => {
+                r.quit().await;
                 None
             }
+            (None, Some(q)) if resume && resume_stale(&vm, &q).await => Some(Placement::Off),
+            (None, Some(q)) => {
+                quit_stale(&vm, &q).await;
+                None
+            }
+            (None, None) => None,
         };
+        // An unmanaged guest resumed through QMP is `Off` here but runs.
+        let unmanaged = matches!(resumed, Some(Placement::Off));
         let placement = match resumed {
-            Some(r) => Placement::Home(r),
+            Some(p) => p,
             None if action == DesktopAction::None => Placement::Off,
             None => self.restore_placement(slot).await,
         };
-        if matches!(placement, Placement::Home(_)) {
+        if unmanaged || matches!(placement, Placement::Home(_)) {
+            // The guest runs again: the snapshot no longer matches it.
+            let _ = slot.record.drop_snapshot();
             if changed {
                 self.note_placement(&vm, next);
             }
@@ -229,8 +220,7 @@ impl Agent {
                 continue;
             }
             if let Some(q) = self.stale_qemu(slot).await {
-                tracing::warn!(vm = %slot.config.name, "quitting the stopped guest a killed agent left; the VM is away");
-                let _ = q.execute(&jettison_qemu::qmp::Quit {}).await;
+                quit_stale(&slot.config.name, &q).await;
             }
         }
     }
@@ -277,41 +267,31 @@ impl Agent {
     }
 }
 
-/// Carries out a settlement on a guest left by a killed agent, through its
-/// QMP socket: resume it if the VM is home and the settlement resumes the
-/// guest there (the agent cannot manage it further: it did not start it, so
-/// it is left `Off` here and runs unmanaged until take-over exists);
-/// otherwise quit it and return `None`: the settlement goes on without it.
-async fn stale_act(
-    vm: &str,
-    next: &DesktopState,
-    action: DesktopAction,
-    q: QmpClient,
-) -> Option<Placement> {
-    use jettison_qemu::qmp::{Cont, Quit};
-    let resume = matches!(next, DesktopState::Home)
-        && matches!(
-            action,
-            DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
-        );
-    if !resume {
-        if let Err(e) = q.execute(&Quit {}).await {
-            tracing::debug!(vm, "quit of the stale QEMU: {e}");
+/// Quits a guest a killed agent left at home.
+async fn quit_stale(vm: &str, q: &QmpClient) {
+    if let Err(e) = q.execute(&jettison_qemu::qmp::Quit {}).await {
+        tracing::debug!(vm, "quit of the stale QEMU: {e}");
+    }
+    tracing::warn!(vm, "quit the guest a killed agent left at home");
+}
+
+/// Resumes a guest a killed agent left at home; it then runs unmanaged
+/// (this agent did not start it) until take-over exists.
+async fn resume_stale(vm: &str, q: &QmpClient) -> bool {
+    match q.execute(&jettison_qemu::qmp::Cont {}).await {
+        Ok(_) => {
+            tracing::warn!(
+                vm,
+                "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
+            );
+            true
         }
-        tracing::warn!(vm, "quit the guest a killed agent left at home");
-        return None;
+        Err(e) => {
+            tracing::error!(
+                vm,
+                "the guest a killed agent left at home did not resume: {e}"
+            );
+            false
+        }
     }
-    if let Err(e) = q.execute(&Cont {}).await {
-        tracing::error!(
-            vm,
-            "the guest a killed agent left at home did not resume: {e}"
-        );
-        let _ = q.execute(&Quit {}).await;
-        return None;
-    }
-    tracing::warn!(
-        vm,
-        "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
-    );
-    Some(Placement::Off)
 }

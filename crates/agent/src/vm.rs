@@ -200,7 +200,7 @@ impl VmSlot {
     /// Whether fetches are answered now: only while the guest at home is
     /// stopped and the server may run it (see [`DesktopState::serves_memory`]).
     pub fn serving(&self) -> bool {
-        self.record.get().serves_memory()
+        self.record.serves_memory()
     }
 
     /// Bytes of the memory file resident in memory (tmpfs blocks in use).
