@@ -40,7 +40,8 @@ impl Agent {
             let (state, host) = match &*placement {
                 Placement::Off => match slot.unmanaged_qemu(&self.config).await {
                     Some(_) => (
-                        "home, unmanaged (a QEMU left running by a previous agent)".to_string(),
+                        "home, unmanaged (a QEMU this agent could not take over; see its log)"
+                            .to_string(),
                         self.config.host.clone(),
                     ),
                     None => ("off".to_string(), self.config.host.clone()),

@@ -1,20 +1,19 @@
 //! Booting a VM at home (at start-up and on `jettison start`), and what
 //! stopping the agent does to the VMs running at home (`on_stop`).
 
-use std::path::PathBuf;
-
 use jettison_handover::DesktopState;
 
 use crate::config::OnStop;
 use crate::record::VmRecord;
-use crate::vm::{describe, Placement, VmSlot};
+use crate::vm::{describe, Placement};
 use crate::{Agent, AgentError};
 
 impl Agent {
     /// Boots a VM at home from its disk (a cold boot): one that was never
     /// booted, or whose guest powered off. Refused while the VM is away or
-    /// in a handover, while it runs at home, and while a QEMU this agent
-    /// does not manage runs it.
+    /// in a handover, and while it runs at home. A VM that is off here but
+    /// runs in a QEMU a previous agent left is taken over, not booted; one
+    /// whose QEMU cannot be taken over is refused.
     pub async fn boot(&self, vm: &str) -> Result<(), AgentError> {
         let slot = self
             .slot(vm)
@@ -27,10 +26,15 @@ impl Agent {
             }
         }
         // A QEMU left by a previous agent (stopped with `on_stop = "leave"`,
-        // or killed) may still run this VM on the same memory file: never
-        // start a second.
-        if let Some(qmp) = slot.unmanaged_qemu(&self.config).await {
-            return Err(AgentError::Unmanaged { vm: vm.into(), qmp });
+        // or killed) may still run this VM on the same memory file: take it
+        // over rather than start a second (`launch` refuses one that answers
+        // but cannot be taken over).
+        if matches!(*placement, Placement::Off) && slot.record.get() == DesktopState::Home {
+            if let Some(r) = slot.adopt(&self.config).await? {
+                tracing::info!(vm, pid = ?r.qemu.pid(), "the VM already runs at home in a QEMU a previous agent left: taken over, not booted");
+                *placement = Placement::Home(Box::new(r));
+                return Ok(());
+            }
         }
         forget_snapshot_for_cold_boot(vm, &slot.record)?;
         let running = slot.launch(&self.config, false).await?;
@@ -39,20 +43,11 @@ impl Agent {
         Ok(())
     }
 
-    /// At start-up: says which VMs run in a QEMU left by a previous agent
-    /// (they are not booted again), and boots the autostart VMs that are
-    /// neither consolidated nor running.
+    /// At start-up, after the take-over of the QEMUs a previous agent left:
+    /// boots the autostart VMs that are neither consolidated nor running.
     pub(crate) async fn boot_at_start(&self) {
         for (name, slot) in &self.slots {
             if !matches!(*slot.placement.lock().await, Placement::Off) {
-                continue;
-            }
-            if let Some(qmp) = slot.unmanaged_qemu(&self.config).await {
-                let e = AgentError::Unmanaged {
-                    vm: name.clone(),
-                    qmp,
-                };
-                tracing::warn!(vm = %name, "VM running unmanaged: {e}");
                 continue;
             }
             if slot.config.autostart {
@@ -83,7 +78,7 @@ impl Agent {
                             vm,
                             ?pid,
                             qmp = %qmp.display(),
-                            "leaving the VM running at home (on_stop = \"leave\"); a restarted agent will not manage it"
+                            "leaving the VM running at home (on_stop = \"leave\"); a restarted agent takes it over"
                         );
                     }
                     OnStop::Shutdown => {
@@ -110,19 +105,6 @@ impl Agent {
             }
         }
         while stopping.join_next().await.is_some() {}
-    }
-}
-
-impl VmSlot {
-    /// The QMP socket of a QEMU that runs this VM without being this
-    /// agent's (left running by a previous agent), if one answers there.
-    /// Only meaningful while the placement is [`Placement::Off`].
-    pub async fn unmanaged_qemu(&self, cfg: &crate::AgentConfig) -> Option<PathBuf> {
-        let qmp = self.launch_options(cfg, false).qmp_socket();
-        tokio::net::UnixStream::connect(&qmp)
-            .await
-            .ok()
-            .map(|_| qmp)
     }
 }
 
@@ -241,8 +223,8 @@ mod tests {
         for needle in [
             "does not manage",
             "/run/jettison/agent/vm.qmp",
-            "not booting a second one",
-            "not supported yet (future work)",
+            "why it was not taken over",
+            "not starting a second one",
             "jettison start vm",
         ] {
             assert!(msg.contains(needle), "{needle:?} in {msg}");

@@ -18,6 +18,7 @@ pub mod record;
 mod reintegrate;
 mod settle;
 mod state_server;
+mod takeover;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -40,13 +41,12 @@ pub enum AgentError {
     /// Request not allowed on this endpoint.
     #[error("{0} is not an agent request")]
     NotAllowed(&'static str),
-    /// A QEMU this agent did not start (a previous agent left it running)
-    /// runs the VM.
+    /// A QEMU answers on the VM's QMP socket that this agent could not take
+    /// over (it is not this VM's QEMU, or the take-over failed).
     #[error(
-        "VM {vm} is already running at home in a QEMU this agent does not manage (left running \
-         by a previous agent; it answers on {}): not booting a second one on the same memory \
-         file. Taking over a running QEMU is not supported yet (future work): to manage the VM \
-         again, shut its guest down (or send QMP `quit` on that socket), then `jettison start {vm}`",
+        "a QEMU this agent does not manage answers on {} (the agent's log says why it was not \
+         taken over): not starting a second one for VM {vm} on the same memory file; quit that \
+         QEMU (QMP `quit` on that socket), then `jettison start {vm}`",
         qmp.display()
     )]
     Unmanaged {
@@ -139,9 +139,10 @@ impl Agent {
     }
 
     /// Serves the state server and the control socket until SIGINT/SIGTERM,
-    /// after booting the autostart VMs that are not consolidated (nor
-    /// running in a QEMU a previous agent left). On the signal, the VMs at
-    /// home are left running or shut down as `on_stop` says.
+    /// after taking over the QEMUs a previous agent left running and
+    /// booting the autostart VMs that are neither consolidated nor running.
+    /// On the signal, the VMs at home are left running or shut down as
+    /// `on_stop` says.
     pub async fn run(self) -> Result<(), AgentError> {
         let agent = Arc::new(self);
         let listen = agent.open_state_server().await?;
@@ -161,7 +162,7 @@ impl Agent {
                 _ => {}
             }
         }
-        agent.quit_stale_guests().await;
+        agent.take_over_at_start().await;
         let settle = tokio::spawn(agent.clone().settle_loop());
         let ctl = tokio::spawn(serve_unix(control, host, agent.clone()));
         let power = agent

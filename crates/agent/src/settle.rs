@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jettison_handover::{DesktopAction, DesktopState, Settlement};
-use jettison_qemu::QmpClient;
 use jettison_tls::TlsConn;
 use jettison_wire::{Custody, Message, Transport};
 
@@ -109,8 +108,8 @@ impl Agent {
     }
 
     /// Carries out a settlement; returns where the VM is then. The guest at
-    /// home is the one held, or else one a killed agent left (acted on
-    /// through its QMP socket: never start a second one beside it).
+    /// home is the one held: one this agent stopped or loaded, or one a
+    /// previous agent left and this one took over at start-up.
     async fn act(
         &self,
         slot: &Arc<VmSlot>,
@@ -121,16 +120,9 @@ impl Agent {
         changed: bool,
     ) -> Placement {
         let vm = slot.config.name.clone();
-        let stale = match held {
-            Some(_) => None,
-            None => self.stale_qemu(slot).await,
-        };
         if let DesktopState::Away { server, .. } = next {
             if let Some(r) = held {
                 r.quit().await;
-            }
-            if let Some(q) = stale {
-                quit_stale(&vm, &q).await;
             }
             if action == DesktopAction::SendCommit {
                 let commit = Message::MigrateCommit { vm: vm.clone() };
@@ -152,8 +144,8 @@ impl Agent {
             action,
             DesktopAction::ResumeAtHome | DesktopAction::LoadSavedAndResume
         );
-        let resumed = match (held, stale) {
-            (Some(r), _) if resume => match r.qemu.cont().await {
+        let resumed = match held {
+            Some(r) if resume => match r.qemu.cont().await {
                 Ok(()) => Some(Placement::Home(r)),
                 Err(e) => {
                     tracing::error!(vm, "the guest at home did not resume ({e}); rolling back");
@@ -161,26 +153,19 @@ impl Agent {
                     None
                 }
             },
-            (Some(r), _) if action == DesktopAction::None => Some(Placement::Home(r)),
-            (Some(r), _) => {
+            Some(r) if action == DesktopAction::None => Some(Placement::Home(r)),
+            Some(r) => {
                 r.quit().await;
                 None
             }
-            (None, Some(q)) if resume && resume_stale(&vm, &q).await => Some(Placement::Off),
-            (None, Some(q)) => {
-                quit_stale(&vm, &q).await;
-                None
-            }
-            (None, None) => None,
+            None => None,
         };
-        // An unmanaged guest resumed through QMP is `Off` here but runs.
-        let unmanaged = matches!(resumed, Some(Placement::Off));
         let placement = match resumed {
             Some(p) => p,
             None if action == DesktopAction::None => Placement::Off,
             None => self.restore_placement(slot).await,
         };
-        if unmanaged || matches!(placement, Placement::Home(_)) {
+        if matches!(placement, Placement::Home(_)) {
             // The guest runs again: the snapshot no longer matches it.
             let _ = slot.record.drop_snapshot();
             if changed {
@@ -212,31 +197,11 @@ impl Agent {
         }
     }
 
-    /// At start-up: a VM recorded away cannot run at home, so a QEMU a
-    /// killed predecessor left for it (stopped) is quit.
-    pub(crate) async fn quit_stale_guests(&self) {
-        for slot in self.slots.values() {
-            if !matches!(slot.record.get(), DesktopState::Away { .. }) {
-                continue;
-            }
-            if let Some(q) = self.stale_qemu(slot).await {
-                quit_stale(&slot.config.name, &q).await;
-            }
-        }
-    }
-
     /// Tells the power record where the VM is now.
     fn note_placement(&self, vm: &str, state: &DesktopState) {
         if let Some(p) = &self.power {
             p.placement(vm, matches!(state, DesktopState::Away { .. }));
         }
-    }
-
-    /// A QEMU still answering on the VM's QMP socket though this agent did
-    /// not start it (its predecessor was killed).
-    async fn stale_qemu(&self, slot: &VmSlot) -> Option<QmpClient> {
-        let path = slot.launch_options(&self.config, false).qmp_socket();
-        QmpClient::connect(&path, &slot.config.name).await.ok()
     }
 
     /// Restarts a VM at home from its snapshot: the memory file with the
@@ -263,35 +228,6 @@ impl Agent {
                 r.quit().await;
                 Err(e)
             }
-        }
-    }
-}
-
-/// Quits a guest a killed agent left at home.
-async fn quit_stale(vm: &str, q: &QmpClient) {
-    if let Err(e) = q.execute(&jettison_qemu::qmp::Quit {}).await {
-        tracing::debug!(vm, "quit of the stale QEMU: {e}");
-    }
-    tracing::warn!(vm, "quit the guest a killed agent left at home");
-}
-
-/// Resumes a guest a killed agent left at home; it then runs unmanaged
-/// (this agent did not start it) until take-over exists.
-async fn resume_stale(vm: &str, q: &QmpClient) -> bool {
-    match q.execute(&jettison_qemu::qmp::Cont {}).await {
-        Ok(_) => {
-            tracing::warn!(
-                vm,
-                "the VM runs at home in a QEMU this agent did not start: it runs unmanaged until take-over exists (see docs/runbook.md)"
-            );
-            true
-        }
-        Err(e) => {
-            tracing::error!(
-                vm,
-                "the guest a killed agent left at home did not resume: {e}"
-            );
-            false
         }
     }
 }

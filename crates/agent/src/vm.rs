@@ -50,6 +50,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// A VM running at home in this QEMU, on this tap (launched here, or
+    /// taken over from a previous agent: managed the same way).
+    pub(crate) fn new(qemu: Qemu, tap: Option<Tap>) -> Self {
+        Running { qemu, tap }
+    }
+
     /// Quits QEMU, then removes the tap.
     pub async fn quit(self) {
         if let Err(e) = self.qemu.quit().await {
@@ -240,8 +246,16 @@ impl VmSlot {
     }
 
     /// Starts this VM's QEMU at home (waiting for state if `incoming`), with
-    /// its tap and disk.
+    /// its tap and disk. Refused while a QEMU this agent does not manage
+    /// answers on the VM's QMP socket (one it could not take over): never a
+    /// second QEMU on the same memory file.
     pub async fn launch(&self, cfg: &AgentConfig, incoming: bool) -> Result<Running, AgentError> {
+        if let Some(qmp) = self.unmanaged_qemu(cfg).await {
+            return Err(AgentError::Unmanaged {
+                vm: self.config.name.clone(),
+                qmp,
+            });
+        }
         if let Some(disk) = &self.config.disk {
             ensure_disk(disk, self.config.disk_mib << 20)?;
         }

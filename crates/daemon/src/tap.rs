@@ -62,6 +62,31 @@ impl Tap {
         Ok(tap)
     }
 
+    /// Takes over the tap a QEMU left running by a previous daemon still
+    /// uses (that QEMU holds it open: deleting and re-creating it would cut
+    /// the guest off). It must exist; it is (re)attached to `bridge` and set
+    /// up, which changes nothing if it already is. Dropped, it is deleted as
+    /// a created one is.
+    pub fn adopt(vm: &str, bridge: &str) -> Result<Tap, TapError> {
+        let name = tap_name(vm);
+        let err = |message: String| TapError {
+            tap: name.clone(),
+            bridge: bridge.into(),
+            message,
+        };
+        ip(&["link", "show", "dev", &name]).map_err(|e| err(format!("no such tap: {e}")))?;
+        let tap = Tap { name: name.clone() };
+        let attached = ip(&["link", "set", &name, "master", bridge])
+            .and_then(|()| ip(&["link", "set", &name, "up"]));
+        if let Err(e) = attached {
+            // Not ours to delete on this failure: the guest may still use it.
+            tap.keep();
+            return Err(err(e));
+        }
+        tracing::debug!(vm, tap = %name, bridge, "tap taken over");
+        Ok(tap)
+    }
+
     /// The device name (for QEMU's `-netdev tap,ifname=`).
     pub fn name(&self) -> &str {
         &self.name

@@ -84,6 +84,15 @@ pub enum QemuError {
         /// What is missing.
         why: String,
     },
+    /// Something answers on the VM's QMP socket but is not a QEMU that may
+    /// be taken over as this VM ([`crate::Qemu::adopt`]).
+    #[error("cannot take over the QEMU of `{vm}`: {why}")]
+    NotAdoptable {
+        /// VM name.
+        vm: String,
+        /// Why not.
+        why: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -20,16 +20,17 @@ pub const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time limit of a whole migration (`migrate_out` / `migrate_in`).
 pub const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One running QEMU instance. Dropping it kills QEMU, unless it was
-/// [detached](Qemu::detach).
+/// One running QEMU instance, launched here ([`Qemu::launch`]) or taken over
+/// ([`Qemu::adopt`]): both behave the same. Dropping it kills QEMU, unless
+/// it was [detached](Qemu::detach).
 #[derive(Debug)]
 pub struct Qemu {
     pub(crate) name: String,
     pub(crate) opts: LaunchOptions,
     pub(crate) child: Child,
     pub(crate) qmp: QmpClient,
-    console_tx: broadcast::Sender<String>,
-    console: JoinHandle<()>,
+    pub(crate) console_tx: broadcast::Sender<String>,
+    pub(crate) console: JoinHandle<()>,
     pub(crate) migration_timeout_ms: std::sync::atomic::AtomicU64,
 }
 
@@ -147,7 +148,8 @@ impl Qemu {
         self.console_tx.subscribe()
     }
 
-    /// The last lines QEMU wrote to stderr.
+    /// The last lines QEMU wrote to stdout or stderr (from its log file,
+    /// [`LaunchOptions::stderr_log`]).
     pub fn stderr_tail(&self) -> String {
         self.child.stderr.text()
     }
@@ -222,8 +224,9 @@ impl Qemu {
     /// Gives up ownership of QEMU without stopping it: the process keeps
     /// running after this value is gone and after this process exits (see
     /// `process.rs` for what else could tie it to us). Its QMP socket
-    /// ([`LaunchOptions::qmp_socket`]) is how anyone reaches it afterwards;
-    /// the console tap ends (guest serial output is no longer logged).
+    /// ([`LaunchOptions::qmp_socket`]) is how anyone reaches it afterwards,
+    /// and [`Qemu::adopt`] how a daemon takes it over; the console tap ends
+    /// (guest serial output is no longer logged until then).
     /// Gives QEMU's process id.
     pub fn detach(self) -> Option<u32> {
         self.child.disarm();

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod adopt;
 mod console;
 mod control;
 mod error;

@@ -1,5 +1,5 @@
-//! The QEMU child process: stderr to tracing, exit supervision, kill on
-//! request or drop, unless detached.
+//! The QEMU child process: its output to a log file (and to tracing), exit
+//! supervision, kill on request or drop, unless detached.
 //!
 //! What ties QEMU's life to ours, and what does not:
 //! * Kill on drop: the supervisor task owns the process and SIGKILLs it when
@@ -11,17 +11,19 @@
 //!   QEMU; we stop it ourselves. (systemd signals the whole cgroup instead
 //!   unless the unit says `KillMode=process`.)
 //! * No parent-death signal is set (no `PR_SET_PDEATHSIG`).
-//! * stdin is `/dev/null`; stdout and stderr are pipes we read. When we exit,
-//!   QEMU's next write to them fails with `EPIPE`: QEMU ignores `SIGPIPE`
-//!   (checked by the `detach` integration test), so it carries on and only that
-//!   message is lost.
+//! * stdin is `/dev/null`; stdout and stderr are one log file
+//!   ([`LaunchOptions::stderr_log`], truncated at launch), not pipes: when we
+//!   exit, QEMU keeps writing there and nothing is lost; a daemon that takes
+//!   it over ([`crate::Qemu::adopt`]) follows the same file. (QEMU also
+//!   ignores `SIGPIPE`, checked by the `detach` integration test.) We follow
+//!   the file into tracing, and error messages quote its last lines.
 
-use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -35,26 +37,22 @@ const STDERR_TAIL: usize = 64;
 /// Outcome of the child, as seen by the supervisor task.
 pub(crate) type ExitState = Option<std::result::Result<ExitStatus, String>>;
 
-/// The last lines QEMU wrote to stderr.
+/// The last lines QEMU wrote to stdout or stderr, read from its log file
+/// when asked.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct StderrTail(Option<PathBuf>);
 
 impl StderrTail {
-    fn push(&self, line: String) {
-        let mut q = self.0.lock().unwrap();
-        if q.len() == STDERR_TAIL {
-            q.pop_front();
-        }
-        q.push_back(line);
+    pub(crate) fn new(path: PathBuf) -> Self {
+        StderrTail(Some(path))
     }
     pub(crate) fn text(&self) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        let Some(text) = self.0.as_ref().and_then(|p| std::fs::read(p).ok()) else {
+            return String::new();
+        };
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n")
     }
 }
 
@@ -69,8 +67,8 @@ pub(crate) struct Child {
     /// Send to SIGKILL the child; dropping it kills too, unless disarmed.
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
     /// Whether dropping the `Child` (or the supervisor task) kills QEMU.
-    armed: Arc<AtomicBool>,
-    /// Finishes when QEMU's stderr is closed (all lines captured).
+    pub armed: Arc<AtomicBool>,
+    /// Finishes when QEMU has exited and its log file was read to the end.
     pub stderr_done: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -78,11 +76,16 @@ impl Child {
     pub(crate) fn spawn(args: &[String], opts: &LaunchOptions) -> Result<Child> {
         let name = opts.name.clone();
         tracing::info!(vm = %name, binary = %opts.binary.display(), "starting QEMU: {}", args.join(" "));
+        let log = opts.stderr_log();
+        let out = open_log(&log)?;
+        let err = out
+            .try_clone()
+            .map_err(|e| QemuError::io(format!("dup {}", log.display()), e))?;
         let mut cmd = Command::new(&opts.binary);
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             // Its own process group: signals to ours do not reach it.
             .process_group(0);
         let spawned = if opts.deny_hugepage_advice {
@@ -90,20 +93,14 @@ impl Child {
         } else {
             cmd.spawn()
         };
-        let mut child = spawned.map_err(|source| QemuError::Spawn {
+        let child = spawned.map_err(|source| QemuError::Spawn {
             binary: opts.binary.clone(),
             source,
         })?;
         let pid = child.id();
-        let stderr = StderrTail::default();
-        let err_task = child
-            .stderr
-            .take()
-            .map(|e| tokio::spawn(log_lines(e, name.clone(), Some(stderr.clone()))));
-        if let Some(o) = child.stdout.take() {
-            tokio::spawn(log_lines(o, name.clone(), None));
-        }
+        let stderr = StderrTail::new(log.clone());
         let (exit_tx, exit) = watch::channel(None);
+        let err_task = Some(tokio::spawn(follow_log(log, 0, name.clone(), exit.clone())));
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let expected = Arc::new(AtomicBool::new(false));
         let armed = Arc::new(AtomicBool::new(true));
@@ -230,15 +227,65 @@ impl Drop for Owned {
     }
 }
 
-async fn log_lines(r: impl AsyncRead + Unpin, name: String, tail: Option<StderrTail>) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        match &tail {
-            Some(t) => {
-                tracing::warn!(target: "qemu", vm = %name, "{line}");
-                t.push(line);
+/// Opens a fresh log file for QEMU's output (append mode, so stdout and
+/// stderr do not overwrite each other).
+fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(QemuError::io(format!("remove {}", path.display()), e)),
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| QemuError::io(format!("create {}", path.display()), e))
+}
+
+/// Follows QEMU's log file from byte `from` into tracing (each complete
+/// line a warning) until QEMU has exited and the file is read to its end.
+pub(crate) async fn follow_log(
+    path: PathBuf,
+    from: u64,
+    name: String,
+    mut exit: watch::Receiver<ExitState>,
+) {
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(vm = %name, log = %path.display(), "cannot follow QEMU's output: {e}");
+            return;
+        }
+    };
+    if file.seek(std::io::SeekFrom::Start(from)).await.is_err() {
+        return;
+    }
+    let mut pending = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    let mut closed = false;
+    loop {
+        let done = closed || exit.borrow().is_some();
+        loop {
+            match file.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
             }
-            None => tracing::info!(target: "qemu", vm = %name, "{line}"),
+        }
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = pending.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&raw);
+            tracing::warn!(target: "qemu", vm = %name, "{}", line.trim_end());
+        }
+        if done {
+            if !pending.is_empty() {
+                let line = String::from_utf8_lossy(&pending);
+                tracing::warn!(target: "qemu", vm = %name, "{}", line.trim_end());
+            }
+            return;
+        }
+        tokio::select! {
+            r = exit.changed() => closed = r.is_err(),
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
         }
     }
 }

@@ -154,6 +154,14 @@ impl LaunchOptions {
         self.run_dir.join(format!("{}.serial", self.name))
     }
 
+    /// Where QEMU's stdout and stderr go (truncated at each launch): a
+    /// file, not a pipe, so that what a QEMU says after the daemon that
+    /// started it is gone is kept, and a daemon that takes it over
+    /// ([`crate::Qemu::adopt`]) reads it on.
+    pub fn stderr_log(&self) -> PathBuf {
+        self.run_dir.join(format!("{}.log", self.name))
+    }
+
     /// Path of the unix socket used for migration streams.
     pub fn migration_socket(&self) -> PathBuf {
         self.run_dir.join(format!("{}.migrate", self.name))
@@ -161,7 +169,7 @@ impl LaunchOptions {
 }
 
 /// QEMU's option parser treats `,` as a separator; a literal comma is written `,,`.
-fn escape_opt(p: &Path) -> String {
+pub(crate) fn escape_opt(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 

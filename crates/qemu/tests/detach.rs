@@ -1,6 +1,7 @@
 //! What ties a QEMU's life to its owner: a detached QEMU keeps running
 //! after its `Qemu` value is gone and after the process that launched it
-//! exited, writes to its dead stderr pipe included, and can then be quit
+//! exited (its output goes to a log file, and it ignores `SIGPIPE`
+//! anyway), and can then be quit
 //! through its QMP socket; an owned one dies with its value or its runtime.
 //! `shutdown` presses the power button and quits a guest that ignores it,
 //! or returns as soon as QEMU exits by itself.
@@ -136,8 +137,8 @@ fn detached_qemu_outlives_its_value_and_its_parent() {
     let me = std::process::id().to_string();
 
     // Alive, reparented to us (its parent exited without killing it), in
-    // its own process group, and ignoring SIGPIPE (so writing to the pipes
-    // of the dead parent does not kill it).
+    // its own process group, and ignoring SIGPIPE (its output is a file, but
+    // a pipe of a dead reader would not kill it either).
     assert!(alive(pid), "QEMU died with its parent");
     assert_eq!(status_field(pid, "PPid").as_deref(), Some(me.as_str()));
     assert_eq!(
@@ -152,8 +153,8 @@ fn detached_qemu_outlives_its_value_and_its_parent() {
     rt.block_on(async {
         let opts = common::options(dir.path(), VM);
         let qmp = QmpClient::connect(&opts.qmp_socket(), VM).await.unwrap();
-        // Make QEMU write to its stderr, a pipe nobody reads any more:
-        // interrupt logging writes a line per guest interrupt.
+        // Make QEMU write to its stderr (its log file, which nobody follows
+        // any more): interrupt logging writes a line per guest interrupt.
         let hmp = |cmd: &str| {
             qmp.execute_raw(
                 "human-monitor-command",
