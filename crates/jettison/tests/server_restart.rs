@@ -86,7 +86,13 @@ async fn a_planned_restart_of_the_server_resumes_the_guest() {
     );
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    server_log_has(&cluster, "resumed from its last checkpoint", 1, Duration::from_secs(60)).await;
+    server_log_has(
+        &cluster,
+        "resumed from its last checkpoint",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
     let pause = paused_ms(&cluster.daemon_log("server"));
     eprintln!("the guest stood still {pause:.0} ms across the planned restart");
     runs_on_and_comes_home(&cluster).await;
@@ -121,7 +127,13 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     let hb_at_crash = common::last_heartbeat(&cluster);
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    server_log_has(&cluster, "resumed from its last checkpoint", 1, Duration::from_secs(60)).await;
+    server_log_has(
+        &cluster,
+        "resumed from its last checkpoint",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
     let lost = paused_ms(&cluster.daemon_log("server"));
     eprintln!(
         "rolled back: {lost:.0} ms between the checkpoint and the resume (heartbeat {before} at \

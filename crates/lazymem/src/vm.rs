@@ -170,9 +170,10 @@ impl VmMemory {
             .get(..PAGE_SIZE as usize)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "data below a page"))?;
         let mut st = self.lock_state();
-        let state = st.pages.get(page as usize).copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "page beyond the end")
-        })?;
+        let state =
+            st.pages.get(page as usize).copied().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "page beyond the end")
+            })?;
         self.replica.write_all_at(data, page * PAGE_SIZE)?;
         if state != DIRTY {
             st.pages[page as usize] = DIRTY;
@@ -351,7 +352,16 @@ mod tests {
 
     fn vm(dir: &Path) -> VmMemory {
         let replica = dir.join("vm.replica");
-        VmMemory::new("vm", 2, 8 * PAGE_SIZE, &replica, Arc::new(NoSource), 1, vec![]).unwrap()
+        VmMemory::new(
+            "vm",
+            2,
+            8 * PAGE_SIZE,
+            &replica,
+            Arc::new(NoSource),
+            1,
+            vec![],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -375,7 +385,11 @@ mod tests {
         m.put_restored(3, &page).unwrap();
         m.put_restored(3, &page).unwrap();
         assert_eq!(m.dirty_pages(), [3]);
-        assert_eq!(m.stats().dirty_pages, 1, "a page restored twice counts once");
+        assert_eq!(
+            m.stats().dirty_pages,
+            1,
+            "a page restored twice counts once"
+        );
         assert!(m.take_written().is_empty());
         let mut buf = vec![0u8; PAGE_SIZE as usize];
         m.read_page(3, &mut buf).unwrap();

@@ -101,9 +101,10 @@ impl Server {
                 }
                 let state = guest.qemu.migrate_out().await?;
                 let (memory, disk) = (guest.memory.clone(), guest.disk.clone());
-                let pages = tokio::task::spawn_blocking(move || capture(&memory, disk.as_deref(), full))
-                    .await
-                    .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
+                let pages =
+                    tokio::task::spawn_blocking(move || capture(&memory, disk.as_deref(), full))
+                        .await
+                        .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
                 Ok::<_, ServerError>((state, pages))
             }
             .await;
@@ -115,11 +116,10 @@ impl Server {
         };
         let store = log.store.clone();
         let n = captured.len() as u64;
-        let (manifest, bytes) = tokio::task::spawn_blocking(move || {
-            store.commit(taken_ms, &state, &captured, full)
-        })
-        .await
-        .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
+        let (manifest, bytes) =
+            tokio::task::spawn_blocking(move || store.commit(taken_ms, &state, &captured, full))
+                .await
+                .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
         log.full_next = false;
         jettison_daemon::fault::point("server:checkpointed");
         Ok(Taken {
@@ -251,8 +251,8 @@ impl Server {
 /// page written on the server) of the memory and disk files.
 fn capture(memory: &VmMemory, disk: Option<&VmMemory>, full: bool) -> std::io::Result<Vec<Page>> {
     let mut out = Vec::new();
-    for (file, kind) in std::iter::once((memory, FileKind::Memory))
-        .chain(disk.map(|d| (d, FileKind::Disk)))
+    for (file, kind) in
+        std::iter::once((memory, FileKind::Memory)).chain(disk.map(|d| (d, FileKind::Disk)))
     {
         let since = file.take_written();
         let pages = if full { file.dirty_pages() } else { since };

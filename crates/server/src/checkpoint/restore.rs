@@ -43,9 +43,10 @@ impl Server {
     /// to now.
     async fn try_restore(self: &Arc<Self>, vm: &str, record: &Record) -> Result<f64, ServerError> {
         let started = Instant::now();
-        let machine = record.machine.clone().ok_or_else(|| {
-            ServerError::WrongState("its record predates checkpoints".into())
-        })?;
+        let machine = record
+            .machine
+            .clone()
+            .ok_or_else(|| ServerError::WrongState("its record predates checkpoints".into()))?;
         let root = self.checkpoint_root();
         let name = vm.to_owned();
         let (manifest, restored) = tokio::task::spawn_blocking(move || {

@@ -23,7 +23,9 @@ fn no_checkpoint_loads_nothing() {
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
     assert!(s.manifest().unwrap().is_none());
     assert!(s.load().unwrap().is_none());
-    assert!(CheckpointStore::existing(root.path(), "vm").unwrap().is_none());
+    assert!(CheckpointStore::existing(root.path(), "vm")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -37,7 +39,12 @@ fn later_checkpoints_overlay_earlier_ones() {
     assert_eq!(m1.seq, 1);
     assert_eq!(b1, 6 + 8 + 2 * RECORD);
     let (m2, _) = s
-        .commit(30, b"state2", &[page(FileKind::Memory, 1, 9), page(FileKind::Memory, 7, 3)], false)
+        .commit(
+            30,
+            b"state2",
+            &[page(FileKind::Memory, 1, 9), page(FileKind::Memory, 7, 3)],
+            false,
+        )
         .unwrap();
     assert_eq!(m2.segments.len(), 2);
     assert_eq!(m2.stored_pages(), 4);
@@ -51,7 +58,9 @@ fn later_checkpoints_overlay_earlier_ones() {
         ["manifest.json", "seg-1", "seg-2", "state-2"],
         "older device states go"
     );
-    let (_, found) = CheckpointStore::existing(root.path(), "vm").unwrap().unwrap();
+    let (_, found) = CheckpointStore::existing(root.path(), "vm")
+        .unwrap()
+        .unwrap();
     assert_eq!(found, m2);
 }
 
@@ -59,8 +68,11 @@ fn later_checkpoints_overlay_earlier_ones() {
 fn a_full_checkpoint_replaces_the_segments() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"a", &[page(FileKind::Memory, 1, 1)], false).unwrap();
-    let (m, _) = s.commit(2, b"b", &[page(FileKind::Memory, 2, 2)], true).unwrap();
+    s.commit(1, b"a", &[page(FileKind::Memory, 1, 1)], false)
+        .unwrap();
+    let (m, _) = s
+        .commit(2, b"b", &[page(FileKind::Memory, 2, 2)], true)
+        .unwrap();
     assert_eq!(m.segments, [("seg-1".to_string(), 1)]);
     let r = s.load().unwrap().unwrap();
     assert_eq!(r.memory.keys().copied().collect::<Vec<_>>(), [2]);
@@ -71,8 +83,12 @@ fn many_segments_are_merged_with_the_latest_pages() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
     for i in 0..=(MAX_SEGMENTS as u64 + 1) {
-        let pages = [page(FileKind::Memory, 5, i as u8), page(FileKind::Memory, 100 + i, 1)];
-        s.commit(i, format!("s{i}").as_bytes(), &pages, false).unwrap();
+        let pages = [
+            page(FileKind::Memory, 5, i as u8),
+            page(FileKind::Memory, 100 + i, 1),
+        ];
+        s.commit(i, format!("s{i}").as_bytes(), &pages, false)
+            .unwrap();
     }
     let m = s.manifest().unwrap().unwrap();
     assert!(m.segments.len() <= MAX_SEGMENTS, "{:?}", m.segments);
@@ -87,7 +103,8 @@ fn many_segments_are_merged_with_the_latest_pages() {
 fn a_checkpoint_cut_short_leaves_the_last_complete_one() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"good", &[page(FileKind::Memory, 3, 3)], false).unwrap();
+    s.commit(1, b"good", &[page(FileKind::Memory, 3, 3)], false)
+        .unwrap();
     // A crash after the next segment and state were written, before the manifest.
     std::fs::write(s.dir.join("seg-1"), b"JTSCKPT1 half a record").unwrap();
     std::fs::write(s.dir.join("state-1"), b"newer").unwrap();
@@ -102,10 +119,16 @@ fn a_checkpoint_cut_short_leaves_the_last_complete_one() {
 fn a_damaged_segment_is_an_error_not_a_silent_rollback() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"x", &[page(FileKind::Disk, 3, 3)], false).unwrap();
+    s.commit(1, b"x", &[page(FileKind::Disk, 3, 3)], false)
+        .unwrap();
     let seg = s.dir.join("seg-0");
     let len = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 1).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
     let e = s.load().unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     assert!(e.to_string().contains("seg-0"), "{e}");
@@ -115,7 +138,8 @@ fn a_damaged_segment_is_an_error_not_a_silent_rollback() {
 fn removing_takes_every_file() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"x", &[page(FileKind::Memory, 0, 0)], false).unwrap();
+    s.commit(1, b"x", &[page(FileKind::Memory, 0, 0)], false)
+        .unwrap();
     CheckpointStore::remove(root.path(), "vm").unwrap();
     assert!(!root.path().join("vm").exists());
     CheckpointStore::remove(root.path(), "vm").unwrap();
