@@ -98,6 +98,7 @@ impl Server {
                 ran: std::time::Duration::ZERO,
                 machine: machine.clone(),
                 loaded_state: None,
+                last_checkpoint_ms: None,
                 checkpoints: Arc::new(tokio::sync::Mutex::new(checkpoints)),
             })
         }

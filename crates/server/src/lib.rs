@@ -103,6 +103,8 @@ pub(crate) struct Guest {
     pub(crate) machine: jettison_wire::MachineDesc,
     /// The device state it was loaded with, until its first checkpoint.
     pub(crate) loaded_state: Option<Vec<u8>>,
+    /// When its last complete checkpoint paused it (Unix ms).
+    pub(crate) last_checkpoint_ms: Option<u64>,
     /// Its checkpoints (locked for the whole of one, so they follow in order).
     pub(crate) checkpoints: Arc<tokio::sync::Mutex<checkpoint::Checkpoints>>,
 }

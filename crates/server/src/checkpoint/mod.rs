@@ -121,6 +121,7 @@ impl Server {
                 .await
                 .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
         log.full_next = false;
+        slot.lock().await.last_checkpoint_ms = Some(taken_ms);
         jettison_daemon::fault::point("server:checkpointed");
         Ok(Taken {
             seq: manifest.seq,
@@ -179,6 +180,7 @@ impl Server {
         tokio::task::spawn_blocking(move || store.commit(taken_ms, &state, &[], true))
             .await
             .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
+        slot.lock().await.last_checkpoint_ms = Some(taken_ms);
         tracing::debug!(vm, "first checkpoint written (the loaded state)");
         Ok(())
     }

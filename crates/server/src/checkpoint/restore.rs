@@ -96,6 +96,7 @@ impl Server {
             return Err(e);
         }
         guest.mark_running();
+        guest.last_checkpoint_ms = Some(manifest.taken_unix_ms);
         let slot = Arc::new(tokio::sync::Mutex::new(guest));
         self.guests
             .lock()
