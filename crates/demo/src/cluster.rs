@@ -305,6 +305,20 @@ impl Cluster {
         stop_child(&mut self.server)
     }
 
+    /// Reboots the desktop as tests may: thaws it if it sleeps (a frozen
+    /// process holds SIGKILL until thawed), kills its agent with SIGKILL,
+    /// deletes its memory file (RAM does not survive a reboot) and starts a
+    /// fresh agent.
+    pub fn reboot_desktop(&mut self) -> anyhow::Result<()> {
+        thaw_agent(self.agent.as_ref());
+        kill_child(&mut self.agent);
+        match std::fs::remove_file(&self.mem_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.start_agent()
+    }
+
     /// Kills the server with SIGKILL (as a crash would).
     pub fn kill_server(&mut self) {
         kill_child(&mut self.server);
