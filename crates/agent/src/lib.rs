@@ -11,6 +11,7 @@ pub mod handover_out;
 #[cfg(test)]
 mod handover_tests;
 mod home;
+mod memory_copy;
 mod migrate;
 pub mod power;
 mod power_loop;
@@ -145,6 +146,8 @@ impl Agent {
     /// `on_stop` says.
     pub async fn run(self) -> Result<(), AgentError> {
         let agent = Arc::new(self);
+        // Before anything is served: a reboot loses /dev/shm.
+        agent.restore_lost_memory().await;
         let listen = agent.open_state_server().await?;
         let control = bind_control(&agent.config.control_socket)?;
         let host: Arc<str> = agent.config.host.clone().into();

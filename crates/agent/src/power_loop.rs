@@ -78,6 +78,12 @@ impl Agent {
             if decision != Decision::Sleep {
                 continue;
             }
+            // A power cut while asleep must not lose an away VM's memory.
+            if let Err(e) = self.keep_memory_durable().await {
+                tracing::warn!("not sleeping: an away VM's memory is not durable: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
             // Doze first: from the moment the server may believe the desktop
             // asleep, it serves nothing until it has really resumed.
             self.doze().await;

@@ -1,5 +1,8 @@
 //! Log setup for the daemons: `tracing` to stderr, filtered by `RUST_LOG`
-//! (default `info`).
+//! (default `info`). Colours only on a terminal: journald and log files get
+//! plain text.
+
+use std::io::IsTerminal;
 
 /// Installs the global subscriber; call once at start.
 pub fn init() {
@@ -8,5 +11,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

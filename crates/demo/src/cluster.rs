@@ -145,10 +145,13 @@ impl Cluster {
             mac: mac.as_deref(),
             disk: disk_path.as_deref().zip(opts.disk_mib),
         };
-        std::fs::write(
-            dir.join("server.toml"),
-            server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch()),
-        )?;
+        let mut server_toml =
+            server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch());
+        if let Some(n) = opts.checkpoint_interval_s {
+            // A top-level key, so before the [tls] table.
+            server_toml.insert_str(0, &format!("checkpoint_interval_s = {n}\n"));
+        }
+        std::fs::write(dir.join("server.toml"), server_toml)?;
         std::fs::write(
             dir.join("agent.toml"),
             agent_toml_on_stop(&layout, &vm, &opts.agent_on_stop),
@@ -294,6 +297,26 @@ impl Cluster {
     /// Kills the agent with SIGKILL (as a crash would).
     pub fn kill_agent(&mut self) {
         kill_child(&mut self.agent);
+    }
+
+    /// Stops the server alone, as systemd would (SIGTERM, SIGKILL after
+    /// 10 s); gives its exit status.
+    pub fn stop_server(&mut self) -> Option<std::process::ExitStatus> {
+        stop_child(&mut self.server)
+    }
+
+    /// Reboots the desktop as tests may: thaws it if it sleeps (a frozen
+    /// process holds SIGKILL until thawed), kills its agent with SIGKILL,
+    /// deletes its memory file (RAM does not survive a reboot) and starts a
+    /// fresh agent.
+    pub fn reboot_desktop(&mut self) -> anyhow::Result<()> {
+        thaw_agent(self.agent.as_ref());
+        kill_child(&mut self.agent);
+        match std::fs::remove_file(&self.mem_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.start_agent()
     }
 
     /// Kills the server with SIGKILL (as a crash would).

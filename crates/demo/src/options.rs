@@ -86,6 +86,8 @@ pub struct ClusterOptions {
     /// The agent's `on_stop`: `shutdown` (the default here: the VM's QEMU
     /// stops with the agent) or `leave`.
     pub agent_on_stop: String,
+    /// The server's `checkpoint_interval_s` (`None`: its default).
+    pub checkpoint_interval_s: Option<u64>,
 }
 
 impl ClusterOptions {
@@ -116,6 +118,7 @@ impl Default for ClusterOptions {
             agent_env: Vec::new(),
             server_env: Vec::new(),
             agent_on_stop: "shutdown".into(),
+            checkpoint_interval_s: None,
         }
     }
 }

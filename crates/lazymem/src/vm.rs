@@ -1,6 +1,6 @@
 //! One consolidated VM's memory: the local replica file and the page states.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -33,6 +33,9 @@ pub(crate) struct PageState {
     pub(crate) inflight: HashMap<u64, watch::Receiver<()>>,
     /// Number of [`DIRTY`] pages.
     pub(crate) dirty: u64,
+    /// Pages written since the last [`VmMemory::take_written`] (what the
+    /// next checkpoint must copy).
+    pub(crate) written: BTreeSet<u64>,
 }
 
 /// The memory of one consolidated VM as served by the mount.
@@ -102,6 +105,7 @@ impl VmMemory {
                 pages: vec![ABSENT; npages],
                 inflight: HashMap::new(),
                 dirty: 0,
+                written: BTreeSet::new(),
             }),
             source,
             stats: Stats::new(),
@@ -146,6 +150,36 @@ impl VmMemory {
             .filter(|(_, s)| **s == DIRTY)
             .map(|(p, _)| p)
             .collect()
+    }
+
+    /// Pages written since the previous call (or since the VM was added),
+    /// ascending, and starts a new interval: what a checkpoint copies. Call
+    /// with the VM stopped and after `fsync` of the file.
+    pub fn take_written(&self) -> Vec<u64> {
+        std::mem::take(&mut self.lock_state().written)
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts a page restored from a checkpoint: stored in the replica as
+    /// written on the server ([`DIRTY`], so it goes home with the others),
+    /// and not counted as written since the checkpoint. For a VM added
+    /// with no QEMU on its file yet.
+    pub fn put_restored(&self, page: u64, data: &[u8]) -> io::Result<()> {
+        let data = data
+            .get(..PAGE_SIZE as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "data below a page"))?;
+        let mut st = self.lock_state();
+        let state =
+            st.pages.get(page as usize).copied().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "page beyond the end")
+            })?;
+        self.replica.write_all_at(data, page * PAGE_SIZE)?;
+        if state != DIRTY {
+            st.pages[page as usize] = DIRTY;
+            st.dirty += 1;
+        }
+        Ok(())
     }
 
     /// Reads one page from the replica into `buf` (at least [`PAGE_SIZE`]
@@ -276,6 +310,7 @@ impl VmMemory {
                 *s = DIRTY;
                 st.dirty += 1;
             }
+            st.written.insert(p);
         }
         Ok(())
     }
@@ -303,6 +338,65 @@ pub(crate) fn page_range(offset: u64, len: u64) -> std::ops::Range<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoSource;
+    impl PageSource for NoSource {
+        fn fetch(
+            &self,
+            _: u64,
+            _: u64,
+        ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, crate::FetchError>> {
+            Box::pin(async { Err(crate::FetchError::new("no source in this test")) })
+        }
+    }
+
+    fn vm(dir: &Path) -> VmMemory {
+        let replica = dir.join("vm.replica");
+        VmMemory::new(
+            "vm",
+            2,
+            8 * PAGE_SIZE,
+            &replica,
+            Arc::new(NoSource),
+            1,
+            vec![],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_are_taken_once_per_checkpoint_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = vm(dir.path());
+        m.write(PAGE_SIZE, &vec![1u8; PAGE_SIZE as usize]).unwrap();
+        m.write(5 * PAGE_SIZE + 10, b"xy").unwrap();
+        assert_eq!(m.take_written(), [1, 5]);
+        assert!(m.take_written().is_empty(), "a new interval starts empty");
+        m.write(PAGE_SIZE, b"again").unwrap();
+        assert_eq!(m.take_written(), [1]);
+        assert_eq!(m.dirty_pages(), [1, 5], "dirty pages stay dirty");
+    }
+
+    #[test]
+    fn restored_pages_are_dirty_readable_and_not_written_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = vm(dir.path());
+        let page = vec![7u8; PAGE_SIZE as usize];
+        m.put_restored(3, &page).unwrap();
+        m.put_restored(3, &page).unwrap();
+        assert_eq!(m.dirty_pages(), [3]);
+        assert_eq!(
+            m.stats().dirty_pages,
+            1,
+            "a page restored twice counts once"
+        );
+        assert!(m.take_written().is_empty());
+        let mut buf = vec![0u8; PAGE_SIZE as usize];
+        m.read_page(3, &mut buf).unwrap();
+        assert_eq!(buf, page);
+        assert!(m.put_restored(8, &page).is_err(), "beyond the end");
+        assert!(m.put_restored(0, b"short").is_err());
+    }
 
     #[test]
     fn ranges() {

@@ -48,6 +48,7 @@ impl Qemu {
             let uri = format!("unix:{}", sock.display());
             self.checked(self.qmp.execute(&Migrate { uri })).await?;
             let info = self.wait_migration(&mut events, deadline).await?;
+            self.wait_postmigrate(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             let bytes = tokio::time::timeout(left, &mut reader.0)
                 .await
@@ -61,6 +62,26 @@ impl Qemu {
         .await;
         let _ = std::fs::remove_file(&sock);
         result
+    }
+
+    /// Waits until the run state is `postmigrate`. QEMU reports `completed`
+    /// a moment before it sets that state; a `cont` sent in between runs the
+    /// guest but leaves the state `postmigrate`, and every later migration
+    /// (the next checkpoint, the way home) is then refused ("paused due to
+    /// previous migration").
+    async fn wait_postmigrate(&self, deadline: Instant) -> Result<()> {
+        loop {
+            let state = self.status().await?;
+            if state == crate::RunState::Postmigrate {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(QemuError::Migration(format!(
+                    "the guest is {state:?}, not postmigrate, after the migration"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Incoming partial migration (only with `incoming = true`): sets `x-ignore-shared`,

@@ -15,6 +15,7 @@
 //! # What a page miss fetches besides its page (see below); the default:
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
+//! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
 //!
 //! [tls]                                     # mutual TLS (see `jettison certs`)
 //! ca = "/etc/jettison/tls/ca.pem"
@@ -85,6 +86,13 @@ pub struct ServerConfig {
     pub prefetch: PrefetchConfig,
     /// The LAN bridge consolidated VMs' taps are attached to.
     pub bridge: Option<String>,
+    /// How often each consolidated VM is checkpointed (device state and the
+    /// pages written since the last one, durable in `state_dir`), in
+    /// seconds; 0 checkpoints only when its desktop goes to sleep and when
+    /// the server stops. A crash of the server host loses at most this much
+    /// of a guest's work.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_s: u64,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -106,6 +114,9 @@ fn default_run_dir() -> PathBuf {
 }
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
+}
+fn default_checkpoint_interval() -> u64 {
+    60
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/jettison/server")
@@ -153,6 +164,7 @@ mod tests {
         assert_eq!(cfg.max_readahead, 0);
         assert_eq!(cfg.accel, Accel::Tcg);
         assert_eq!(cfg.bridge, None);
+        assert_eq!(cfg.checkpoint_interval_s, 60);
     }
 
     #[test]

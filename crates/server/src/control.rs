@@ -45,9 +45,16 @@ impl Server {
                 (ServerState::Preparing, _) => "arriving".to_string(),
                 (other, _) => other.to_string(),
             };
+            let checkpoint = match g.last_checkpoint_ms {
+                Some(ms) => format!(
+                    "checkpoint {} s ago",
+                    (jettison_qemu::unix_ms() as u64).saturating_sub(ms) / 1000
+                ),
+                None => "no checkpoint yet".into(),
+            };
             vms.push(VmStatus {
                 vm: name,
-                state: format!("{state} (from {})", g.desktop),
+                state: format!("{state} (from {}; {checkpoint})", g.desktop),
                 host: self.config.host.clone(),
                 memory_mib: g.memory_mib,
                 memory: Some(g.memory.stats()),

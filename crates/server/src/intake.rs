@@ -5,17 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use jettison_daemon::tap::Tap;
-use jettison_daemon::{next_request, resolve_machine, ConnectionHandler, Peer};
+use jettison_daemon::{next_request, ConnectionHandler, Peer};
 use jettison_handover::ServerState;
-use jettison_qemu::{LaunchOptions, Qemu};
 use jettison_tls::TlsConn;
-use jettison_wire::{
-    ErrorCode, FileKind, MachineDesc, Message, Transport, HANDOVER_MINOR, PROTOCOL_MAJOR,
-};
+use jettison_wire::{ErrorCode, MachineDesc, Message, Transport, HANDOVER_MINOR, PROTOCOL_MAJOR};
 
-use crate::fetch_client::StateClient;
-use crate::{Guest, Server, ServerError};
+use crate::{Server, ServerError};
 
 impl ConnectionHandler<TlsConn> for Server {
     async fn handle(self: Arc<Self>, peer: Peer, mut t: Transport<TlsConn>) {
@@ -66,6 +61,7 @@ impl ConnectionHandler<TlsConn> for Server {
                     let r = self.commit(&vm).await;
                     if r.is_ok() {
                         prepared.retain(|p| p != &vm);
+                        self.first_checkpoint_soon(&vm);
                     }
                     r.map(|()| Message::MigrateCommitted { vm })
                 }
@@ -87,10 +83,17 @@ impl ConnectionHandler<TlsConn> for Server {
                 )),
                 Message::GoingToSleep { mac, wol_addr } => {
                     let desktop = peer.identity.clone().unwrap_or_default();
-                    self.waker(&desktop)
+                    let r = self
+                        .waker(&desktop)
                         .going_to_sleep(&mac, &wol_addr)
                         .map(|()| Message::OpOk)
-                        .map_err(ServerError::WrongState)
+                        .map_err(ServerError::WrongState);
+                    if r.is_ok() {
+                        // A crash while it sleeps must not cost its VMs'
+                        // work since the last periodic checkpoint.
+                        tokio::spawn(self.clone().checkpoint_desktop(desktop));
+                    }
+                    r
                 }
                 Message::Reintegrate { vm } => {
                     // Streams its own replies; the connection ends with it.
@@ -152,92 +155,15 @@ impl Server {
                 )));
             }
         }
-        let spec = resolve_machine(machine, &self.config.image_dirs)?;
-        let tls = &self.tls;
-        let waker = self.waker(desktop);
-        let source = Arc::new(StateClient::new(
-            state_server,
-            desktop,
-            vm,
-            FileKind::Memory,
-            tls.clone(),
-            waker.clone(),
-        ));
-        let memory = self.mount.add_vm_with_history(
-            vm,
-            machine.memory_mib << 20,
-            &self.replica_path(vm),
-            source,
-            &self.working_sets.history(vm),
-        )?;
-        let guest = async {
-            let disk = match machine.disk_bytes {
-                Some(size) => {
-                    let name = disk_name(vm);
-                    let source = Arc::new(StateClient::new(
-                        state_server,
-                        desktop,
-                        vm,
-                        FileKind::Disk,
-                        tls.clone(),
-                        waker.clone(),
-                    ));
-                    Some(
-                        self.mount
-                            .add_vm(&name, size, &self.replica_path(&name), source)?,
-                    )
-                }
-                None => None,
-            };
-            let tap = match (&machine.nic_mac, &self.config.bridge) {
-                (Some(_), Some(bridge)) => Some(Tap::create(vm, bridge)?),
-                (Some(_), None) => {
-                    return Err(ServerError::WrongState(format!(
-                        "VM {vm} has a NIC but this server has no `bridge` configured"
-                    )))
-                }
-                _ => None,
-            };
-            let opts = LaunchOptions {
-                binary: self.config.qemu_binary.clone(),
-                accel: self.config.accel,
-                mem_path: self.mount.file_path(vm),
-                run_dir: self.config.run_dir.clone(),
-                console_log: Some(self.config.run_dir.join(format!("{vm}.console"))),
-                incoming: true,
-                name: vm.into(),
-                deny_hugepage_advice: true,
-                tap: tap.as_ref().map(|t| t.name().to_string()),
-                disk_path: disk.as_ref().map(|_| self.mount.file_path(&disk_name(vm))),
-            };
-            let qemu = Qemu::launch(&spec, &opts).await?;
-            Ok(Guest {
-                qemu,
-                memory,
-                disk,
-                _tap: tap,
-                handover: ServerState::Preparing,
-                paused: false,
-                memory_mib: machine.memory_mib,
-                desktop: desktop.into(),
-                state_server: state_server.into(),
-                running_since: None,
-                ran: std::time::Duration::ZERO,
-            })
+        // Checkpoints of an earlier period describe nothing that runs now.
+        crate::checkpoint::CheckpointStore::remove(&self.checkpoint_root(), vm)?;
+        let guest = self.build_guest(vm, machine, desktop, state_server).await?;
+        if let Err(e) = self.records.save(vm, &guest.record(ServerState::Preparing)) {
+            drop(guest);
+            self.release_files(vm);
+            return Err(e.into());
         }
-        .await;
-        let guest = guest.and_then(|g| {
-            self.records.save(vm, &g.record(ServerState::Preparing))?;
-            jettison_daemon::fault::point("server:Preparing");
-            Ok(g)
-        });
-        let guest = match guest {
-            Ok(g) => g,
-            Err(e) => {
-                self.release_files(vm);
-                return Err(e);
-            }
-        };
+        jettison_daemon::fault::point("server:Preparing");
         self.guests
             .lock()
             .expect("guests lock")
@@ -264,6 +190,7 @@ impl Server {
             return Err(e.into());
         }
         self.advance(vm, &mut guest, ServerState::loaded)?;
+        guest.loaded_state = Some(device_state.to_vec());
         let restore_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             vm,
@@ -317,6 +244,9 @@ impl Server {
             }
         }
         self.release_files(vm);
+        if let Err(e) = crate::checkpoint::CheckpointStore::remove(&self.checkpoint_root(), vm) {
+            tracing::warn!(vm, "removing its checkpoints: {e}");
+        }
         if !released {
             if let Err(e) = self.records.remove(vm) {
                 tracing::warn!(vm, "removing the handover record: {e}");

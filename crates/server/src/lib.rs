@@ -2,11 +2,13 @@
 //! device state, runs them on a lazy memory file whose pages come from the
 //! desktop on demand, and sends them home with the pages they wrote.
 
+mod checkpoint;
 pub mod config;
 mod control;
 pub mod fetch_client;
 mod home;
 mod intake;
+mod launch;
 pub mod records;
 mod settle;
 pub mod waker;
@@ -97,6 +99,14 @@ pub(crate) struct Guest {
     pub(crate) running_since: Option<Instant>,
     /// Time run before `running_since` (pauses excluded).
     pub(crate) ran: std::time::Duration,
+    /// Its virtual hardware, recorded to run it again after a restart.
+    pub(crate) machine: jettison_wire::MachineDesc,
+    /// The device state it was loaded with, until its first checkpoint.
+    pub(crate) loaded_state: Option<Vec<u8>>,
+    /// When its last complete checkpoint paused it (Unix ms).
+    pub(crate) last_checkpoint_ms: Option<u64>,
+    /// Its checkpoints (locked for the whole of one, so they follow in order).
+    pub(crate) checkpoints: Arc<tokio::sync::Mutex<checkpoint::Checkpoints>>,
 }
 
 impl Guest {
@@ -106,6 +116,7 @@ impl Guest {
             state,
             desktop: self.desktop.clone(),
             state_server: self.state_server.clone(),
+            machine: Some(self.machine.clone()),
         }
     }
 
@@ -145,6 +156,9 @@ pub struct Server {
     /// VMs lost with the previous server process (their QEMUs, if still
     /// there, are quit once the server runs).
     lost: Mutex<Vec<String>>,
+    /// VMs the previous server process left running, to resume from their
+    /// checkpoints once the server runs.
+    to_restore: Mutex<Vec<(String, records::Record)>>,
 }
 
 impl Server {
@@ -160,7 +174,11 @@ impl Server {
             &config.state_dir.join("working-sets"),
         )?);
         let records = records::Records::open(&config.state_dir.join("handover"))?;
-        let lost = forget_lost_vms(&records, &config.replica_dir)?;
+        let (lost, to_restore) = sort_left_vms(
+            &records,
+            &config.replica_dir,
+            &config.state_dir.join("checkpoints"),
+        )?;
         let opts = MountOptions {
             max_readahead: config.max_readahead,
             prefetch: config.prefetch,
@@ -176,6 +194,7 @@ impl Server {
             working_sets,
             records,
             lost: Mutex::new(lost),
+            to_restore: Mutex::new(to_restore),
         })
     }
 
@@ -229,14 +248,19 @@ impl Server {
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
         let lost = std::mem::take(&mut *server.lost.lock().expect("lost lock"));
-        for vm in lost {
+        let to_restore = std::mem::take(&mut *server.to_restore.lock().expect("restore lock"));
+        for vm in lost.iter().chain(to_restore.iter().map(|(vm, _)| vm)) {
             // A QEMU of the previous process, if it outlived it, serves nobody.
-            let qmp = jettison_qemu::LaunchOptions::new(&vm, &server.config.run_dir).qmp_socket();
-            if let Ok(q) = jettison_qemu::QmpClient::connect(&qmp, &vm).await {
+            let qmp = jettison_qemu::LaunchOptions::new(vm, &server.config.run_dir).qmp_socket();
+            if let Ok(q) = jettison_qemu::QmpClient::connect(&qmp, vm).await {
                 tracing::warn!(vm, "quitting the QEMU the previous server process left");
                 let _ = q.execute(&jettison_qemu::qmp::Quit {}).await;
             }
         }
+        for (vm, record) in to_restore {
+            server.restore(&vm, record).await;
+        }
+        let checkpoints = tokio::spawn(server.clone().checkpoint_loop());
         let agents = tokio::spawn(serve_tls(
             listener,
             server.tls.clone(),
@@ -248,6 +272,7 @@ impl Server {
         jettison_daemon::shutdown_signal().await;
         agents.abort();
         ctl.abort();
+        checkpoints.abort();
         let names: Vec<String> = server
             .guests
             .lock()
@@ -256,14 +281,7 @@ impl Server {
             .cloned()
             .collect();
         for vm in names {
-            tracing::error!(
-                vm,
-                "shutting down with a consolidated VM: it is lost with this process, and its desktop restarts it from its last consistent state ({})",
-                server.replica_path(&vm).display()
-            );
-            if let Ok(slot) = server.guest(&vm) {
-                let _ = slot.lock().await.qemu.stop().await;
-            }
+            server.stop_for_restart(&vm).await;
         }
         let _ = std::fs::remove_file(&server.config.control_socket);
         match Arc::try_unwrap(server) {
@@ -282,27 +300,42 @@ pub(crate) async fn flush(path: PathBuf) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// At start-up: a VM recorded in any state but `Released` had its QEMU and
-/// FUSE mount die with the previous server process, and nothing here can
-/// run it again (checkpoints will). Its record goes, so that its desktop,
-/// asking, hears `Unknown` and restarts it from its last consistent state;
-/// its replica files go too. A `Released` record stays as a tombstone.
-fn forget_lost_vms(
+/// At start-up, sorts the VMs the previous server process left: one it
+/// ran (`Running`) with a complete checkpoint is resumed from it
+/// ([`Server::restore`]); any other but a `Released` one had its QEMU and
+/// FUSE mount die with that process and nothing here can run it again. Its
+/// record goes, so that its desktop, asking, hears `Unknown` and restarts
+/// it from its last consistent state; its replica files and checkpoints go
+/// too. A `Released` record stays as a tombstone.
+fn sort_left_vms(
     records: &records::Records,
     replica_dir: &std::path::Path,
-) -> Result<Vec<String>, ServerError> {
-    let mut lost = Vec::new();
+    checkpoints: &std::path::Path,
+) -> Result<(Vec<String>, Vec<(String, records::Record)>), ServerError> {
+    let (mut lost, mut to_restore) = (Vec::new(), Vec::new());
     for vm in records.names()? {
-        let state = match records.load(&vm) {
-            Ok(Some(r)) => r.state,
+        let record = match records.load(&vm) {
+            Ok(Some(r)) => r,
             Ok(None) => continue,
             Err(e) => {
                 tracing::error!(vm, "unreadable handover record, kept for the operator: {e}");
                 continue;
             }
         };
+        let state = record.state;
         if state == ServerState::Released {
             continue;
+        }
+        if state == ServerState::Running && record.machine.is_some() {
+            match checkpoint::CheckpointStore::existing(checkpoints, &vm) {
+                Ok(Some(_)) => {
+                    tracing::info!(vm, "left running by the previous server process; resuming it from its last checkpoint");
+                    to_restore.push((vm, record));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(vm, "unreadable checkpoint: {e}"),
+            }
         }
         tracing::error!(
             vm,
@@ -317,8 +350,9 @@ fn forget_lost_vms(
                 }
             }
         }
+        checkpoint::CheckpointStore::remove(checkpoints, &vm)?;
         records.remove(&vm)?;
         lost.push(vm);
     }
-    Ok(lost)
+    Ok((lost, to_restore))
 }

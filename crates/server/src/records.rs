@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use jettison_daemon::durable;
 use jettison_handover::ServerState;
+use jettison_wire::MachineDesc;
 use serde::{Deserialize, Serialize};
 
 /// One VM's record.
@@ -19,6 +20,10 @@ pub struct Record {
     pub desktop: String,
     /// The desktop's state server, as the server dials it.
     pub state_server: String,
+    /// The VM's virtual hardware, to run it again from a checkpoint after a
+    /// restart (absent in records written before checkpoints).
+    #[serde(default)]
+    pub machine: Option<MachineDesc>,
 }
 
 /// The directory of records.
@@ -89,6 +94,7 @@ mod tests {
             state: ServerState::Loaded,
             desktop: "desk-1".into(),
             state_server: "10.0.0.2:7071".into(),
+            machine: None,
         };
         r.save("vm", &rec).unwrap();
         assert_eq!(r.load("vm").unwrap(), Some(rec));
@@ -96,5 +102,18 @@ mod tests {
         r.remove("vm").unwrap();
         assert_eq!(r.load("vm").unwrap(), None);
         assert!(r.names().unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_from_before_checkpoints_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("old.json"),
+            r#"{"state":"Running","desktop":"d","state_server":"s:1"}"#,
+        )
+        .unwrap();
+        let rec = r.load("old").unwrap().unwrap();
+        assert_eq!((rec.state, rec.machine), (ServerState::Running, None));
     }
 }

@@ -101,7 +101,10 @@ impl Server {
                 }
                 Settlement::To(_, ServerAction::Run) => {
                     match self.commit(&vm).await {
-                        Ok(()) => tracing::warn!(vm, "the desktop had committed; the VM runs here"),
+                        Ok(()) => {
+                            tracing::warn!(vm, "the desktop had committed; the VM runs here");
+                            self.first_checkpoint_soon(&vm);
+                        }
                         Err(e) => tracing::error!(vm, "could not run the committed VM: {e}"),
                     }
                     return;

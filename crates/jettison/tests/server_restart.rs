@@ -1,0 +1,143 @@
+//! The server restarts under a consolidated VM (issue 12): a planned stop
+//! (SIGTERM) checkpoints the guest paused and the next process resumes it
+//! with nothing lost; a crash of the server's host (SIGKILL of the daemon
+//! and of the guest's QEMU, and the loss of everything its last checkpoint
+//! does not cover) rolls the guest back to that checkpoint, memory and disk
+//! together. In both, the guest's own checks pass and it comes home with
+//! the pages it wrote.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use jettison_demo::procs::{qemu_pids, tail};
+use jettison_demo::scenario::{digest_server_view, migrate, reintegrate};
+use jettison_demo::{Cluster, ClusterOptions};
+
+/// Waits until the server's log contains `needle` `n` times.
+async fn server_log_has(cluster: &Cluster, needle: &str, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = cluster.daemon_log("server");
+        if log.matches(needle).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} x{n} in the server log within {timeout:?}:\n{}",
+            tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `paused_ms` the restarted server logged for its resumed VM.
+fn paused_ms(log: &str) -> f64 {
+    log.lines()
+        .filter(|l| l.contains("resumed from its last checkpoint"))
+        .filter_map(|l| l.split("paused_ms=").nth(1))
+        .filter_map(|s| s.split_whitespace().next())
+        .filter_map(|s| s.parse().ok())
+        .last()
+        .expect("a paused_ms in the server log")
+}
+
+/// After the restart: the guest runs on, its checks pass, and it comes home
+/// with the server's view of its memory.
+async fn runs_on_and_comes_home(cluster: &Cluster) {
+    let hb = common::last_heartbeat(cluster);
+    let checks = common::console(cluster).checks;
+    common::next_heartbeat(cluster, hb, Duration::from_secs(120)).await;
+    let summary = common::checks_after(cluster, checks, Duration::from_secs(180)).await;
+    assert_eq!(summary.check_failures, 0, "{summary:?}");
+    assert_eq!(summary.corrupt_lines, 0, "{summary:?}");
+    let (server_digest, _) = digest_server_view(cluster).await.unwrap();
+    let r = reintegrate(cluster, true).await.unwrap();
+    assert_eq!(r.image_digest.as_deref(), Some(server_digest.as_str()));
+    let checks = common::console(cluster).checks;
+    let summary = common::checks_after(cluster, checks, Duration::from_secs(180)).await;
+    assert_eq!(summary.check_failures, 0, "at home: {summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_restart_of_the_server_resumes_the_guest() {
+    let mut cluster = common::ready_cluster_with(ClusterOptions {
+        memory_mib: 256,
+        disk_mib: Some(16),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let before = common::next_heartbeat(&cluster, 0, Duration::from_secs(30)).await;
+    migrate(&cluster).await.unwrap();
+    common::next_heartbeat(&cluster, before + 3, Duration::from_secs(60)).await;
+
+    let status = cluster.stop_server().expect("the server was running");
+    assert!(status.success(), "server exit on SIGTERM: {status}");
+    let log = cluster.daemon_log("server");
+    assert!(
+        log.contains("checkpointed and paused"),
+        "server log:\n{}",
+        tail(&log)
+    );
+    let vm = cluster.vm.clone();
+    assert!(
+        qemu_pids(&format!("server-run/{vm}.")).is_empty(),
+        "the stopped server's QEMU quit"
+    );
+    cluster.start_server().unwrap();
+    cluster.wait_ready(false).await.unwrap();
+    server_log_has(
+        &cluster,
+        "resumed from its last checkpoint",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pause = paused_ms(&cluster.daemon_log("server"));
+    eprintln!("the guest stood still {pause:.0} ms across the planned restart");
+    runs_on_and_comes_home(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
+    let mut cluster = common::ready_cluster_with(ClusterOptions {
+        memory_mib: 256,
+        disk_mib: Some(16),
+        checkpoint_interval_s: Some(5),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let before = common::next_heartbeat(&cluster, 0, Duration::from_secs(30)).await;
+    migrate(&cluster).await.unwrap();
+    server_log_has(&cluster, "why=\"periodic\"", 1, Duration::from_secs(120)).await;
+    // The host crashes: every process of the server host dies, and what the
+    // last complete checkpoint does not cover is gone (the replicas).
+    let vm = cluster.vm.clone();
+    cluster.kill_server();
+    for pid in qemu_pids(&format!("server-run/{vm}.")) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let replicas = cluster.dir.join("replica");
+    for entry in std::fs::read_dir(&replicas).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let hb_at_crash = common::last_heartbeat(&cluster);
+    cluster.start_server().unwrap();
+    cluster.wait_ready(false).await.unwrap();
+    server_log_has(
+        &cluster,
+        "resumed from its last checkpoint",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let lost = paused_ms(&cluster.daemon_log("server"));
+    eprintln!(
+        "rolled back: {lost:.0} ms between the checkpoint and the resume (heartbeat {before} at \
+         migration, {hb_at_crash} at the crash)"
+    );
+    runs_on_and_comes_home(&cluster).await;
+}
