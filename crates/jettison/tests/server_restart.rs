@@ -38,7 +38,7 @@ fn paused_ms(log: &str) -> f64 {
         .filter_map(|l| l.split("paused_ms=").nth(1))
         .filter_map(|s| s.split_whitespace().next())
         .filter_map(|s| s.parse().ok())
-        .last()
+        .next_back()
         .expect("a paused_ms in the server log")
 }
 

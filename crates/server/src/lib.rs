@@ -158,7 +158,7 @@ pub struct Server {
     lost: Mutex<Vec<String>>,
     /// VMs the previous server process left running, to resume from their
     /// checkpoints once the server runs.
-    to_restore: Mutex<Vec<(String, records::Record)>>,
+    to_restore: Mutex<Vec<ToRestore>>,
 }
 
 impl Server {
@@ -300,6 +300,9 @@ pub(crate) async fn flush(path: PathBuf) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// A VM to resume from its checkpoint, with its record.
+type ToRestore = (String, records::Record);
+
 /// At start-up, sorts the VMs the previous server process left: one it
 /// ran (`Running`) with a complete checkpoint is resumed from it
 /// ([`Server::restore`]); any other but a `Released` one had its QEMU and
@@ -311,7 +314,7 @@ fn sort_left_vms(
     records: &records::Records,
     replica_dir: &std::path::Path,
     checkpoints: &std::path::Path,
-) -> Result<(Vec<String>, Vec<(String, records::Record)>), ServerError> {
+) -> Result<(Vec<String>, Vec<ToRestore>), ServerError> {
     let (mut lost, mut to_restore) = (Vec::new(), Vec::new());
     for vm in records.names()? {
         let record = match records.load(&vm) {

@@ -116,10 +116,11 @@ impl Server {
         };
         let store = log.store.clone();
         let n = captured.len() as u64;
-        let (manifest, bytes) =
-            tokio::task::spawn_blocking(move || store.commit(taken_ms, &state, &captured, full))
-                .await
-                .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
+        let (manifest, bytes) = tokio::task::spawn_blocking(move || {
+            store.commit(taken_ms, then == Then::StayPaused, &state, &captured, full)
+        })
+        .await
+        .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
         log.full_next = false;
         slot.lock().await.last_checkpoint_ms = Some(taken_ms);
         jettison_daemon::fault::point("server:checkpointed");
@@ -177,7 +178,7 @@ impl Server {
         };
         let store = log.store.clone();
         let taken_ms = jettison_qemu::unix_ms() as u64;
-        tokio::task::spawn_blocking(move || store.commit(taken_ms, &state, &[], true))
+        tokio::task::spawn_blocking(move || store.commit(taken_ms, false, &state, &[], true))
             .await
             .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
         slot.lock().await.last_checkpoint_ms = Some(taken_ms);

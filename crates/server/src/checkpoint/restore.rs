@@ -19,10 +19,16 @@ impl Server {
     /// `Unknown` and restarts it from its own last consistent state.
     pub(crate) async fn restore(self: &Arc<Self>, vm: &str, record: Record) {
         match self.try_restore(vm, &record).await {
-            Ok(paused_ms) => tracing::warn!(
+            // paused_ms: from that checkpoint's pause to now.
+            Ok((paused_ms, true)) => tracing::warn!(
                 vm,
                 paused_ms,
-                "resumed from its last checkpoint (paused_ms: since that checkpoint's pause)"
+                "resumed from its last checkpoint, taken at the server's stop: nothing lost"
+            ),
+            Ok((paused_ms, false)) => tracing::warn!(
+                vm,
+                paused_ms,
+                "resumed from its last checkpoint after a crash: rolled back to it"
             ),
             Err(e) => {
                 tracing::error!(
@@ -39,9 +45,13 @@ impl Server {
         }
     }
 
-    /// Returns how long the guest stood still: from its checkpoint's pause
-    /// to now.
-    async fn try_restore(self: &Arc<Self>, vm: &str, record: &Record) -> Result<f64, ServerError> {
+    /// Returns how long the guest stood still (from its checkpoint's pause
+    /// to now), and whether that checkpoint was taken at a planned stop.
+    async fn try_restore(
+        self: &Arc<Self>,
+        vm: &str,
+        record: &Record,
+    ) -> Result<(f64, bool), ServerError> {
         let started = Instant::now();
         let machine = record
             .machine
@@ -110,6 +120,9 @@ impl Server {
             restore_ms = started.elapsed().as_secs_f64() * 1000.0,
             "restored from checkpoint"
         );
-        Ok(now.saturating_sub(manifest.taken_unix_ms) as f64)
+        Ok((
+            now.saturating_sub(manifest.taken_unix_ms) as f64,
+            manifest.at_stop,
+        ))
     }
 }

@@ -54,6 +54,10 @@ pub struct Manifest {
     pub device_state: String,
     /// Segment files, oldest first, with their page counts.
     pub segments: Vec<(String, u64)>,
+    /// Taken at a planned stop, the guest left paused at it: resuming
+    /// from it loses nothing.
+    #[serde(default)]
+    pub at_stop: bool,
 }
 
 impl Manifest {
@@ -118,6 +122,7 @@ impl CheckpointStore {
     pub fn commit(
         &self,
         taken_unix_ms: u64,
+        at_stop: bool,
         device_state: &[u8],
         pages: &[Page],
         full: bool,
@@ -146,6 +151,7 @@ impl CheckpointStore {
             taken_unix_ms,
             device_state: state,
             segments,
+            at_stop,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
         durable::write_atomic(&self.manifest_path(), &json)?;

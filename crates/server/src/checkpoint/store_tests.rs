@@ -32,15 +32,16 @@ fn no_checkpoint_loads_nothing() {
 fn later_checkpoints_overlay_earlier_ones() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    let (m0, b0) = s.commit(10, b"state0", &[], true).unwrap();
+    let (m0, b0) = s.commit(10, false, b"state0", &[], true).unwrap();
     assert_eq!((m0.seq, m0.segments.len(), b0), (0, 0, 6));
     let pages = [page(FileKind::Memory, 1, 1), page(FileKind::Disk, 1, 2)];
-    let (m1, b1) = s.commit(20, b"state1", &pages, false).unwrap();
+    let (m1, b1) = s.commit(20, false, b"state1", &pages, false).unwrap();
     assert_eq!(m1.seq, 1);
     assert_eq!(b1, 6 + 8 + 2 * RECORD);
     let (m2, _) = s
         .commit(
             30,
+            false,
             b"state2",
             &[page(FileKind::Memory, 1, 9), page(FileKind::Memory, 7, 3)],
             false,
@@ -68,10 +69,10 @@ fn later_checkpoints_overlay_earlier_ones() {
 fn a_full_checkpoint_replaces_the_segments() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"a", &[page(FileKind::Memory, 1, 1)], false)
+    s.commit(1, false, b"a", &[page(FileKind::Memory, 1, 1)], false)
         .unwrap();
     let (m, _) = s
-        .commit(2, b"b", &[page(FileKind::Memory, 2, 2)], true)
+        .commit(2, false, b"b", &[page(FileKind::Memory, 2, 2)], true)
         .unwrap();
     assert_eq!(m.segments, [("seg-1".to_string(), 1)]);
     let r = s.load().unwrap().unwrap();
@@ -87,7 +88,7 @@ fn many_segments_are_merged_with_the_latest_pages() {
             page(FileKind::Memory, 5, i as u8),
             page(FileKind::Memory, 100 + i, 1),
         ];
-        s.commit(i, format!("s{i}").as_bytes(), &pages, false)
+        s.commit(i, false, format!("s{i}").as_bytes(), &pages, false)
             .unwrap();
     }
     let m = s.manifest().unwrap().unwrap();
@@ -103,7 +104,7 @@ fn many_segments_are_merged_with_the_latest_pages() {
 fn a_checkpoint_cut_short_leaves_the_last_complete_one() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"good", &[page(FileKind::Memory, 3, 3)], false)
+    s.commit(1, false, b"good", &[page(FileKind::Memory, 3, 3)], false)
         .unwrap();
     // A crash after the next segment and state were written, before the manifest.
     std::fs::write(s.dir.join("seg-1"), b"JTSCKPT1 half a record").unwrap();
@@ -119,7 +120,7 @@ fn a_checkpoint_cut_short_leaves_the_last_complete_one() {
 fn a_damaged_segment_is_an_error_not_a_silent_rollback() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"x", &[page(FileKind::Disk, 3, 3)], false)
+    s.commit(1, false, b"x", &[page(FileKind::Disk, 3, 3)], false)
         .unwrap();
     let seg = s.dir.join("seg-0");
     let len = std::fs::metadata(&seg).unwrap().len();
@@ -138,7 +139,7 @@ fn a_damaged_segment_is_an_error_not_a_silent_rollback() {
 fn removing_takes_every_file() {
     let root = tempfile::tempdir().unwrap();
     let s = CheckpointStore::open(root.path(), "vm").unwrap();
-    s.commit(1, b"x", &[page(FileKind::Memory, 0, 0)], false)
+    s.commit(1, false, b"x", &[page(FileKind::Memory, 0, 0)], false)
         .unwrap();
     CheckpointStore::remove(root.path(), "vm").unwrap();
     assert!(!root.path().join("vm").exists());
