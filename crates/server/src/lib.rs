@@ -5,7 +5,9 @@
 pub mod config;
 mod control;
 pub mod fetch_client;
+mod guests;
 mod home;
+mod host;
 mod intake;
 pub mod records;
 mod settle;
@@ -15,11 +17,10 @@ pub mod working_set;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use jettison_daemon::{bind_control, serve_tls, serve_unix};
+use jettison_daemon::{bind_control, serve_tls, serve_unix, ConnectionHandler, Peer};
 use jettison_handover::ServerState;
-use jettison_lazymem::{LazyMemMount, MountOptions, VmMemory};
+use jettison_lazymem::{LazyMemMount, MountOptions};
 use jettison_qemu::Qemu;
 use jettison_wire::{ErrorCode, Role};
 
@@ -75,59 +76,7 @@ impl ServerError {
     }
 }
 
-/// A VM on this server.
-#[derive(Debug)]
-pub(crate) struct Guest {
-    pub(crate) qemu: Qemu,
-    pub(crate) memory: Arc<VmMemory>,
-    /// The lazy disk, if the VM has one.
-    pub(crate) disk: Option<Arc<VmMemory>>,
-    /// The NIC's tap on this host, held so that it is removed when the guest
-    /// is dropped, after QEMU.
-    pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
-    /// Where its handover is (as its durable record says).
-    pub(crate) handover: ServerState,
-    /// Paused by the operator (dirty pages flushed).
-    pub(crate) paused: bool,
-    pub(crate) memory_mib: u64,
-    pub(crate) desktop: String,
-    /// The desktop's state server, as this server dials it.
-    pub(crate) state_server: String,
-    /// Set while the guest runs.
-    pub(crate) running_since: Option<Instant>,
-    /// Time run before `running_since` (pauses excluded).
-    pub(crate) ran: std::time::Duration,
-}
-
-impl Guest {
-    /// The durable record of this guest in `state`.
-    pub(crate) fn record(&self, state: ServerState) -> records::Record {
-        records::Record {
-            state,
-            desktop: self.desktop.clone(),
-            state_server: self.state_server.clone(),
-        }
-    }
-
-    /// Records that the guest (re)started running.
-    pub(crate) fn mark_running(&mut self) {
-        self.running_since.get_or_insert_with(Instant::now);
-    }
-
-    /// Records that the guest stopped.
-    pub(crate) fn mark_stopped(&mut self) {
-        if let Some(since) = self.running_since.take() {
-            self.ran += since.elapsed();
-        }
-    }
-
-    /// How long the guest has run here, pauses excluded.
-    pub(crate) fn run_time(&self) -> std::time::Duration {
-        self.ran + self.running_since.map(|s| s.elapsed()).unwrap_or_default()
-    }
-}
-
-type GuestSlot = Arc<tokio::sync::Mutex<Guest>>;
+type GuestSlot = guests::Slot<Qemu, host::LazyFiles>;
 
 /// The running server.
 #[derive(Debug)]
@@ -135,13 +84,12 @@ pub struct Server {
     config: ServerConfig,
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
-    guests: Mutex<HashMap<String, GuestSlot>>,
+    /// The guests and their durable handover records.
+    pub(crate) handovers: guests::Handovers<Qemu, host::LazyFiles>,
     /// Power state of each desktop that brought a VM, by certificate name.
     desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
     /// The pages each VM used in its last periods here.
     pub(crate) working_sets: Arc<working_set::WorkingSets>,
-    /// Each VM's durable handover record.
-    pub(crate) records: records::Records,
     /// VMs lost with the previous server process (their QEMUs, if still
     /// there, are quit once the server runs).
     lost: Mutex<Vec<String>>,
@@ -171,28 +119,11 @@ impl Server {
             config,
             tls,
             mount,
-            guests: Mutex::new(HashMap::new()),
+            handovers: guests::Handovers::new(records),
             desktops: Mutex::new(HashMap::new()),
             working_sets,
-            records,
             lost: Mutex::new(lost),
         })
-    }
-
-    /// Moves `vm`'s handover to `state`: recorded durably first, then in
-    /// force.
-    pub(crate) fn advance(
-        &self,
-        vm: &str,
-        guest: &mut Guest,
-        step: impl FnOnce(ServerState) -> Result<ServerState, jettison_handover::TransitionError>,
-    ) -> Result<(), ServerError> {
-        let next =
-            step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
-        self.records.save(vm, &guest.record(next))?;
-        guest.handover = next;
-        jettison_daemon::fault::point(&format!("server:{next:?}"));
-        Ok(())
     }
 
     /// The configuration in force.
@@ -201,12 +132,7 @@ impl Server {
     }
 
     pub(crate) fn guest(&self, vm: &str) -> Result<GuestSlot, ServerError> {
-        self.guests
-            .lock()
-            .expect("guests lock")
-            .get(vm)
-            .cloned()
-            .ok_or_else(|| ServerError::UnknownVm(vm.into()))
+        self.handovers.get(vm)
     }
 
     /// The waker of a desktop (made on first use).
@@ -248,22 +174,13 @@ impl Server {
         jettison_daemon::shutdown_signal().await;
         agents.abort();
         ctl.abort();
-        let names: Vec<String> = server
-            .guests
-            .lock()
-            .expect("guests lock")
-            .keys()
-            .cloned()
-            .collect();
-        for vm in names {
+        for (vm, slot) in server.handovers.slots() {
             tracing::error!(
                 vm,
                 "shutting down with a consolidated VM: it is lost with this process, and its desktop restarts it from its last consistent state ({})",
                 server.replica_path(&vm).display()
             );
-            if let Ok(slot) = server.guest(&vm) {
-                let _ = slot.lock().await.qemu.stop().await;
-            }
+            let _ = slot.lock().await.vm.stop().await;
         }
         let _ = std::fs::remove_file(&server.config.control_socket);
         match Arc::try_unwrap(server) {
@@ -271,6 +188,16 @@ impl Server {
             Err(_) => tracing::warn!("connections still open; the mount goes with the process"),
         }
         Ok(())
+    }
+}
+
+impl ConnectionHandler<jettison_tls::TlsConn> for Server {
+    async fn handle(
+        self: Arc<Self>,
+        peer: Peer,
+        t: jettison_wire::Transport<jettison_tls::TlsConn>,
+    ) {
+        intake::serve_agent(self, peer, t).await;
     }
 }
 
@@ -287,7 +214,7 @@ pub(crate) async fn flush(path: PathBuf) -> Result<(), ServerError> {
 /// run it again (checkpoints will). Its record goes, so that its desktop,
 /// asking, hears `Unknown` and restarts it from its last consistent state;
 /// its replica files go too. A `Released` record stays as a tombstone.
-fn forget_lost_vms(
+pub(crate) fn forget_lost_vms(
     records: &records::Records,
     replica_dir: &std::path::Path,
 ) -> Result<Vec<String>, ServerError> {
