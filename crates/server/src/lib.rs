@@ -7,10 +7,18 @@ mod control;
 pub mod fetch_client;
 mod guests;
 mod home;
+#[cfg(test)]
+mod home_tests;
 mod host;
 mod intake;
+#[cfg(test)]
+mod intake_tests;
+#[cfg(test)]
+mod matrix_tests;
 pub mod records;
 mod settle;
+#[cfg(test)]
+mod test_host;
 pub mod waker;
 pub mod working_set;
 
