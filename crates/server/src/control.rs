@@ -29,13 +29,7 @@ impl ConnectionHandler<UnixStream> for Server {
 
 impl Server {
     async fn status(&self) -> Message {
-        let slots: Vec<(String, crate::GuestSlot)> = self
-            .guests
-            .lock()
-            .expect("guests lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let slots: Vec<(String, crate::GuestSlot)> = self.handovers.slots();
         let mut vms = Vec::new();
         for (name, slot) in slots {
             let g = slot.lock().await;
@@ -57,7 +51,7 @@ impl Server {
                 state: format!("{state} (from {}; {checkpoint})", g.desktop),
                 host: self.config.host.clone(),
                 memory_mib: g.memory_mib,
-                memory: Some(g.memory.stats()),
+                memory: Some(g.files.memory.stats()),
             });
         }
         vms.sort_by(|a, b| a.vm.cmp(&b.vm));
@@ -78,7 +72,7 @@ impl Server {
                 g.handover
             )));
         }
-        g.qemu.stop().await?;
+        g.vm.stop().await?;
         g.mark_stopped();
         flush(self.mount.file_path(vm)).await?;
         g.paused = true;
@@ -91,7 +85,7 @@ impl Server {
         if !(g.paused && g.handover == ServerState::Running) {
             return Err(ServerError::WrongState(format!("VM {vm} is not paused")));
         }
-        g.qemu.cont().await?;
+        g.vm.cont().await?;
         g.mark_running();
         g.paused = false;
         Ok(())

@@ -6,22 +6,30 @@ mod checkpoint;
 pub mod config;
 mod control;
 pub mod fetch_client;
+mod guests;
 mod home;
+#[cfg(test)]
+mod home_tests;
+mod host;
 mod intake;
-mod launch;
+#[cfg(test)]
+mod intake_tests;
+#[cfg(test)]
+mod matrix_tests;
 pub mod records;
 mod settle;
+#[cfg(test)]
+mod test_host;
 pub mod waker;
 pub mod working_set;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use jettison_daemon::{bind_control, serve_tls, serve_unix};
+use jettison_daemon::{bind_control, serve_tls, serve_unix, ConnectionHandler, Peer};
 use jettison_handover::ServerState;
-use jettison_lazymem::{LazyMemMount, MountOptions, VmMemory};
+use jettison_lazymem::{LazyMemMount, MountOptions};
 use jettison_qemu::Qemu;
 use jettison_wire::{ErrorCode, Role};
 
@@ -77,68 +85,7 @@ impl ServerError {
     }
 }
 
-/// A VM on this server.
-#[derive(Debug)]
-pub(crate) struct Guest {
-    pub(crate) qemu: Qemu,
-    pub(crate) memory: Arc<VmMemory>,
-    /// The lazy disk, if the VM has one.
-    pub(crate) disk: Option<Arc<VmMemory>>,
-    /// The NIC's tap on this host, held so that it is removed when the guest
-    /// is dropped, after QEMU.
-    pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
-    /// Where its handover is (as its durable record says).
-    pub(crate) handover: ServerState,
-    /// Paused by the operator (dirty pages flushed).
-    pub(crate) paused: bool,
-    pub(crate) memory_mib: u64,
-    pub(crate) desktop: String,
-    /// The desktop's state server, as this server dials it.
-    pub(crate) state_server: String,
-    /// Set while the guest runs.
-    pub(crate) running_since: Option<Instant>,
-    /// Time run before `running_since` (pauses excluded).
-    pub(crate) ran: std::time::Duration,
-    /// Its virtual hardware, recorded to run it again after a restart.
-    pub(crate) machine: jettison_wire::MachineDesc,
-    /// The device state it was loaded with, until its first checkpoint.
-    pub(crate) loaded_state: Option<Vec<u8>>,
-    /// When its last complete checkpoint paused it (Unix ms).
-    pub(crate) last_checkpoint_ms: Option<u64>,
-    /// Its checkpoints (locked for the whole of one, so they follow in order).
-    pub(crate) checkpoints: Arc<tokio::sync::Mutex<checkpoint::Checkpoints>>,
-}
-
-impl Guest {
-    /// The durable record of this guest in `state`.
-    pub(crate) fn record(&self, state: ServerState) -> records::Record {
-        records::Record {
-            state,
-            desktop: self.desktop.clone(),
-            state_server: self.state_server.clone(),
-            machine: Some(self.machine.clone()),
-        }
-    }
-
-    /// Records that the guest (re)started running.
-    pub(crate) fn mark_running(&mut self) {
-        self.running_since.get_or_insert_with(Instant::now);
-    }
-
-    /// Records that the guest stopped.
-    pub(crate) fn mark_stopped(&mut self) {
-        if let Some(since) = self.running_since.take() {
-            self.ran += since.elapsed();
-        }
-    }
-
-    /// How long the guest has run here, pauses excluded.
-    pub(crate) fn run_time(&self) -> std::time::Duration {
-        self.ran + self.running_since.map(|s| s.elapsed()).unwrap_or_default()
-    }
-}
-
-type GuestSlot = Arc<tokio::sync::Mutex<Guest>>;
+type GuestSlot = guests::Slot<Qemu, host::LazyFiles>;
 
 /// The running server.
 #[derive(Debug)]
@@ -146,19 +93,22 @@ pub struct Server {
     config: ServerConfig,
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
-    guests: Mutex<HashMap<String, GuestSlot>>,
+    /// The guests and their durable handover records.
+    pub(crate) handovers: guests::Handovers<Qemu, host::LazyFiles>,
     /// Power state of each desktop that brought a VM, by certificate name.
     desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
     /// The pages each VM used in its last periods here.
     pub(crate) working_sets: Arc<working_set::WorkingSets>,
-    /// Each VM's durable handover record.
-    pub(crate) records: records::Records,
     /// VMs lost with the previous server process (their QEMUs, if still
     /// there, are quit once the server runs).
     lost: Mutex<Vec<String>>,
     /// VMs the previous server process left running, to resume from their
     /// checkpoints once the server runs.
     to_restore: Mutex<Vec<ToRestore>>,
+    /// Each VM's checkpoint log (locked for the whole of one checkpoint).
+    checkpoint_logs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<checkpoint::Checkpoints>>>>,
+    /// Desktops that announced sleep, whose VMs are checkpointed next.
+    sleepers: Mutex<HashSet<String>>,
 }
 
 impl Server {
@@ -189,29 +139,14 @@ impl Server {
             config,
             tls,
             mount,
-            guests: Mutex::new(HashMap::new()),
+            handovers: guests::Handovers::new(records),
             desktops: Mutex::new(HashMap::new()),
             working_sets,
-            records,
             lost: Mutex::new(lost),
             to_restore: Mutex::new(to_restore),
+            checkpoint_logs: Mutex::new(HashMap::new()),
+            sleepers: Mutex::new(HashSet::new()),
         })
-    }
-
-    /// Moves `vm`'s handover to `state`: recorded durably first, then in
-    /// force.
-    pub(crate) fn advance(
-        &self,
-        vm: &str,
-        guest: &mut Guest,
-        step: impl FnOnce(ServerState) -> Result<ServerState, jettison_handover::TransitionError>,
-    ) -> Result<(), ServerError> {
-        let next =
-            step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
-        self.records.save(vm, &guest.record(next))?;
-        guest.handover = next;
-        jettison_daemon::fault::point(&format!("server:{next:?}"));
-        Ok(())
     }
 
     /// The configuration in force.
@@ -220,12 +155,7 @@ impl Server {
     }
 
     pub(crate) fn guest(&self, vm: &str) -> Result<GuestSlot, ServerError> {
-        self.guests
-            .lock()
-            .expect("guests lock")
-            .get(vm)
-            .cloned()
-            .ok_or_else(|| ServerError::UnknownVm(vm.into()))
+        self.handovers.get(vm)
     }
 
     /// The waker of a desktop (made on first use).
@@ -273,14 +203,7 @@ impl Server {
         agents.abort();
         ctl.abort();
         checkpoints.abort();
-        let names: Vec<String> = server
-            .guests
-            .lock()
-            .expect("guests lock")
-            .keys()
-            .cloned()
-            .collect();
-        for vm in names {
+        for (vm, _) in server.handovers.slots() {
             server.stop_for_restart(&vm).await;
         }
         let _ = std::fs::remove_file(&server.config.control_socket);
@@ -289,6 +212,16 @@ impl Server {
             Err(_) => tracing::warn!("connections still open; the mount goes with the process"),
         }
         Ok(())
+    }
+}
+
+impl ConnectionHandler<jettison_tls::TlsConn> for Server {
+    async fn handle(
+        self: Arc<Self>,
+        peer: Peer,
+        t: jettison_wire::Transport<jettison_tls::TlsConn>,
+    ) {
+        intake::serve_agent(self, peer, t).await;
     }
 }
 
@@ -310,7 +243,7 @@ type ToRestore = (String, records::Record);
 /// record goes, so that its desktop, asking, hears `Unknown` and restarts
 /// it from its last consistent state; its replica files and checkpoints go
 /// too. A `Released` record stays as a tombstone.
-fn sort_left_vms(
+pub(crate) fn sort_left_vms(
     records: &records::Records,
     replica_dir: &std::path::Path,
     checkpoints: &std::path::Path,
@@ -332,7 +265,10 @@ fn sort_left_vms(
         if state == ServerState::Running && record.machine.is_some() {
             match checkpoint::CheckpointStore::existing(checkpoints, &vm) {
                 Ok(Some(_)) => {
-                    tracing::info!(vm, "left running by the previous server process; resuming it from its last checkpoint");
+                    tracing::info!(
+                        vm,
+                        "left running by the previous server process; resuming it from its last checkpoint"
+                    );
                     to_restore.push((vm, record));
                     continue;
                 }

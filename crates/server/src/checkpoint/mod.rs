@@ -24,7 +24,8 @@ use jettison_wire::{FileKind, PAGE_SIZE};
 pub(crate) use store::CheckpointStore;
 use store::Page;
 
-use crate::{flush, Server, ServerError};
+use crate::guests::GuestFiles;
+use crate::{Server, ServerError};
 
 /// A VM's checkpoint log.
 #[derive(Debug)]
@@ -73,12 +74,46 @@ impl Server {
         self.config.state_dir.join("checkpoints")
     }
 
+    /// `vm`'s checkpoint log (opened on first use).
+    fn checkpoint_log(&self, vm: &str) -> std::io::Result<Arc<tokio::sync::Mutex<Checkpoints>>> {
+        let mut logs = self.checkpoint_logs.lock().expect("checkpoint logs lock");
+        if let Some(log) = logs.get(vm) {
+            return Ok(log.clone());
+        }
+        let log = Arc::new(tokio::sync::Mutex::new(Checkpoints::open(
+            &self.checkpoint_root(),
+            vm,
+        )?));
+        logs.insert(vm.to_owned(), log.clone());
+        Ok(log)
+    }
+
+    /// Removes `vm`'s checkpoints (it went home, or is dropped).
+    pub(crate) fn forget_checkpoints(&self, vm: &str) {
+        self.checkpoint_logs
+            .lock()
+            .expect("checkpoint logs lock")
+            .remove(vm);
+        if let Err(e) = CheckpointStore::remove(&self.checkpoint_root(), vm) {
+            tracing::warn!(vm, "removing its checkpoints: {e}");
+        }
+    }
+
+    /// Asks for a checkpoint of every running VM of `desktop`, which goes
+    /// to sleep (taken by [`Server::checkpoint_loop`] within a second).
+    pub(crate) fn checkpoint_before_sleep(&self, desktop: &str) {
+        self.sleepers
+            .lock()
+            .expect("sleepers lock")
+            .insert(desktop.to_owned());
+    }
+
     /// Checkpoints `vm`: pauses it, flushes its files, saves its device
     /// state and copies the pages written since the last checkpoint, then
     /// resumes it (as `then` says) and makes all of it durable.
     pub(crate) async fn checkpoint(&self, vm: &str, then: Then) -> Result<Taken, ServerError> {
         let slot = self.guest(vm)?;
-        let log = slot.lock().await.checkpoints.clone();
+        let log = self.checkpoint_log(vm)?;
         let mut log = log.lock().await;
         let taken_ms = jettison_qemu::unix_ms() as u64;
         let full = log.full_next;
@@ -91,16 +126,14 @@ impl Server {
                 )));
             }
             let started = Instant::now();
-            guest.qemu.stop().await?;
+            guest.vm.stop().await?;
             // Until this one is durable, the pages it takes are nowhere else.
             log.full_next = true;
             let captured = async {
-                flush(self.mount.file_path(vm)).await?;
-                if guest.disk.is_some() {
-                    flush(self.mount.file_path(&crate::intake::disk_name(vm))).await?;
-                }
-                let state = guest.qemu.migrate_out().await?;
-                let (memory, disk) = (guest.memory.clone(), guest.disk.clone());
+                guest.files.flush().await?;
+                let state = guest.vm.migrate_out().await?;
+                let memory = guest.files.memory.clone();
+                let disk = guest.files.disk.as_ref().map(|d| d.0.clone());
                 let pages =
                     tokio::task::spawn_blocking(move || capture(&memory, disk.as_deref(), full))
                         .await
@@ -109,15 +142,16 @@ impl Server {
             }
             .await;
             if then == Then::Resume && !guest.paused {
-                guest.qemu.cont().await?;
+                guest.vm.cont().await?;
             }
             let (state, pages) = captured?;
             (state, pages, started.elapsed())
         };
         let store = log.store.clone();
         let n = captured.len() as u64;
+        let at_stop = then == Then::StayPaused;
         let (manifest, bytes) = tokio::task::spawn_blocking(move || {
-            store.commit(taken_ms, then == Then::StayPaused, &state, &captured, full)
+            store.commit(taken_ms, at_stop, &state, &captured, full)
         })
         .await
         .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
@@ -139,71 +173,88 @@ impl Server {
         let kept = self
             .checkpoint_logged(vm, Then::StayPaused, "the server stops")
             .await;
-        let slot = self.guests.lock().expect("guests lock").remove(vm);
-        let Some(slot) = slot else { return };
+        let Some(slot) = self.handovers.take(vm) else {
+            return;
+        };
         if kept {
             tracing::warn!(
                 vm,
                 "checkpointed and paused: it resumes when the server starts again"
             );
         } else {
-            let _ = slot.lock().await.qemu.stop().await;
+            let _ = slot.lock().await.vm.stop().await;
             tracing::error!(
                 vm,
                 "stopping with a VM not checkpointed now: the next server process resumes it from its last checkpoint if it has one, else its desktop restarts it from its last consistent state"
             );
         }
         if let Ok(guest) = Arc::try_unwrap(slot).map(|m| m.into_inner()) {
-            let _ = guest.qemu.quit().await;
+            let _ = guest.vm.quit().await;
         }
     }
 
-    /// Writes `vm`'s first checkpoint, the device state it was loaded with,
-    /// in the background.
-    pub(crate) fn first_checkpoint_soon(self: &Arc<Self>, vm: &str) {
-        let (server, vm) = (self.clone(), vm.to_owned());
-        tokio::spawn(async move {
-            if let Err(e) = server.first_checkpoint(&vm).await {
-                tracing::warn!(vm, "first checkpoint not written: {e}");
-            }
-        });
-    }
-
+    /// Writes `vm`'s first checkpoint: the device state it was loaded with
+    /// (no pause; every page is still the desktop's or written since, which
+    /// the next checkpoint copies).
     async fn first_checkpoint(&self, vm: &str) -> Result<(), ServerError> {
         let slot = self.guest(vm)?;
-        let log = slot.lock().await.checkpoints.clone();
+        let log = self.checkpoint_log(vm)?;
         let log = log.lock().await;
-        let Some(state) = slot.lock().await.loaded_state.take() else {
-            return Ok(());
+        let (state, taken_ms) = {
+            let mut g = slot.lock().await;
+            if g.handover != ServerState::Running {
+                return Ok(());
+            }
+            let Some(state) = g.loaded_state.take() else {
+                return Ok(());
+            };
+            (state, jettison_qemu::unix_ms() as u64)
         };
         let store = log.store.clone();
-        let taken_ms = jettison_qemu::unix_ms() as u64;
         tokio::task::spawn_blocking(move || store.commit(taken_ms, false, &state, &[], true))
             .await
             .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
         slot.lock().await.last_checkpoint_ms = Some(taken_ms);
-        tracing::debug!(vm, "first checkpoint written (the loaded state)");
+        tracing::info!(
+            vm,
+            "first checkpoint written (the state it was loaded with)"
+        );
         Ok(())
     }
 
-    /// Checkpoints every running VM of `desktop` (it goes to sleep).
-    pub(crate) async fn checkpoint_desktop(self: Arc<Self>, desktop: String) {
-        for vm in self.running_vms(Some(&desktop)).await {
-            self.checkpoint_logged(&vm, Then::Resume, "its desktop sleeps")
-                .await;
-        }
-    }
-
-    /// Checkpoints every running VM every `checkpoint_interval_s`.
+    /// Takes the checkpoints that are due, every second: a VM's first (after
+    /// its commit), those of VMs whose desktop goes to sleep, and a VM's
+    /// periodic one every `checkpoint_interval_s`.
     pub(crate) async fn checkpoint_loop(self: Arc<Self>) {
-        let every = self.config.checkpoint_interval_s;
-        if every == 0 {
-            return;
-        }
+        let every_ms = self.config.checkpoint_interval_s * 1000;
         loop {
-            tokio::time::sleep(Duration::from_secs(every)).await;
-            for vm in self.running_vms(None).await {
-                self.checkpoint_logged(&vm, Then::Resume, "periodic").await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let sleepers = std::mem::take(&mut *self.sleepers.lock().expect("sleepers lock"));
+            let now = jettison_qemu::unix_ms() as u64;
+            for (vm, slot) in self.handovers.slots() {
+                let (due_first, desktop, last) = {
+                    let g = slot.lock().await;
+                    if g.handover != ServerState::Running {
+                        continue;
+                    }
+                    (
+                        g.loaded_state.is_some(),
+                        g.desktop.clone(),
+                        g.last_checkpoint_ms,
+                    )
+                };
+                if due_first {
+                    if let Err(e) = self.first_checkpoint(&vm).await {
+                        tracing::warn!(vm, "first checkpoint not written: {e}");
+                    }
+                    continue;
+                }
+                if sleepers.contains(&desktop) {
+                    self.checkpoint_logged(&vm, Then::Resume, "its desktop sleeps")
+                        .await;
+                } else if every_ms > 0 && last.is_some_and(|t| now >= t + every_ms) {
+                    self.checkpoint_logged(&vm, Then::Resume, "periodic").await;
+                }
             }
         }
     }
@@ -228,25 +279,6 @@ impl Server {
                 false
             }
         }
-    }
-
-    /// VMs running here (of `desktop`, if given).
-    pub(crate) async fn running_vms(&self, desktop: Option<&str>) -> Vec<String> {
-        let slots: Vec<_> = self
-            .guests
-            .lock()
-            .expect("guests lock")
-            .iter()
-            .map(|(vm, s)| (vm.clone(), s.clone()))
-            .collect();
-        let mut out = Vec::new();
-        for (vm, slot) in slots {
-            let g = slot.lock().await;
-            if g.handover == ServerState::Running && desktop.is_none_or(|d| d == g.desktop) {
-                out.push(vm);
-            }
-        }
-        out
     }
 }
 

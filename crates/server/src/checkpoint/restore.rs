@@ -8,6 +8,7 @@ use std::time::Instant;
 use jettison_handover::ServerState;
 
 use super::CheckpointStore;
+use crate::guests::Host;
 use crate::records::Record;
 use crate::{Server, ServerError};
 
@@ -38,7 +39,7 @@ impl Server {
                 if let Err(e) = CheckpointStore::remove(&self.checkpoint_root(), vm) {
                     tracing::warn!(vm, "removing its checkpoints: {e}");
                 }
-                if let Err(e) = self.records.remove(vm) {
+                if let Err(e) = self.handovers.records.remove(vm) {
                     tracing::warn!(vm, "removing the handover record: {e}");
                 }
             }
@@ -70,10 +71,10 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
-        let mut guest = self
-            .build_guest(vm, &machine, &record.desktop, &record.state_server)
-            .await?;
-        let (memory, disk) = (guest.memory.clone(), guest.disk.clone());
+        let mut guest =
+            Host::launch(&**self, vm, &machine, &record.state_server, &record.desktop).await?;
+        let memory = guest.files.memory.clone();
+        let disk = guest.files.disk.as_ref().map(|d| d.0.clone());
         let (mem_pages, disk_pages) = (restored.memory, restored.disk);
         let put = tokio::task::spawn_blocking(move || {
             for (page, data) in &mem_pages {
@@ -93,26 +94,24 @@ impl Server {
         .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))?;
         let loaded = async {
             put?;
-            guest.qemu.migrate_in(&restored.device_state).await?;
+            guest.vm.migrate_in(&restored.device_state).await?;
             guest.handover = ServerState::Running;
-            self.records.save(vm, &guest.record(ServerState::Running))?;
-            guest.qemu.cont().await?;
+            self.handovers
+                .records
+                .save(vm, &guest.record(ServerState::Running))?;
+            guest.vm.cont().await?;
             Ok::<_, ServerError>(())
         }
         .await;
         if let Err(e) = loaded {
             drop(guest);
-            self.release_files(vm);
+            Host::release_files(&**self, vm);
             return Err(e);
         }
         guest.mark_running();
         guest.last_checkpoint_ms = Some(manifest.taken_unix_ms);
-        let slot = Arc::new(tokio::sync::Mutex::new(guest));
-        self.guests
-            .lock()
-            .expect("guests lock")
-            .insert(vm.to_owned(), slot.clone());
-        self.clone().watch_exit(vm.to_owned(), slot).await;
+        let slot = self.handovers.insert(vm, guest);
+        Host::watch_exit(self.clone(), vm.to_owned(), slot).await;
         let now = jettison_qemu::unix_ms() as u64;
         tracing::info!(
             vm,

@@ -1,0 +1,337 @@
+//! The server's guests and their durable handover records, over the seam.
+//! A guest's VM is any [`VmControl`] and its lazy files any [`GuestFiles`];
+//! what the handover procedures (`intake`, `home`, `settle`) need of the
+//! server around them is a [`Host`]. The real host runs QEMUs on its FUSE
+//! files (`crate::host`); the unit tests host `FakeVm`s on files kept in
+//! memory, with no root and no QEMU.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jettison_handover::{ServerState, TransitionError};
+use jettison_qemu::VmControl;
+use jettison_wire::{Chunk, Custody, FileKind, MachineDesc, VmMemStats};
+
+use crate::records::{Record, Records};
+use crate::ServerError;
+
+/// A guest's lazy files as the handover needs them: flushed, their dirty
+/// pages listed and read, their counters.
+pub(crate) trait GuestFiles: Send + Sync + 'static {
+    /// Flushes the dirty pages of every file to the daemon (stop the guest
+    /// first): memory, then disk.
+    fn flush(&self) -> impl Future<Output = Result<(), ServerError>> + Send;
+    /// The dirty pages of a file (none for a disk the VM does not have).
+    fn dirty_pages(&self, kind: FileKind) -> Vec<u64>;
+    /// The counters of a file (`None` for a disk the VM does not have).
+    fn stats(&self, kind: FileKind) -> Option<VmMemStats>;
+    /// Reads pages of a file from its replica.
+    fn read_pages(
+        &self,
+        kind: FileKind,
+        pages: Vec<u64>,
+    ) -> impl Future<Output = Result<Vec<Chunk>, ServerError>> + Send;
+}
+
+/// The timeouts and backoffs of the server's side of the handover.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// For the agent's `ReintegrateReady`.
+    pub(crate) agent: Duration,
+    /// For the desktop's last word (`ReintegrateDone`).
+    pub(crate) done: Duration,
+    /// The first wait before asking about a loaded VM, doubled up to
+    /// `ask_max`.
+    pub(crate) ask_first: Duration,
+    /// The longest wait between two questions.
+    pub(crate) ask_max: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            agent: Duration::from_secs(300),
+            done: Duration::from_secs(30),
+            ask_first: Duration::from_millis(500),
+            ask_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the handover procedures need of the server around them.
+pub(crate) trait Host: Send + Sync + 'static {
+    /// The guests' VMs.
+    type Vm: VmControl + std::fmt::Debug + 'static;
+    /// The guests' lazy files.
+    type Files: GuestFiles + std::fmt::Debug;
+
+    /// The guests and their records.
+    fn handovers(&self) -> &Handovers<Self::Vm, Self::Files>;
+
+    /// Makes `vm`'s lazy files and starts its VM waiting for a state, in
+    /// [`ServerState::Preparing`] (not recorded yet). Cleans up after
+    /// itself if it fails.
+    fn launch(
+        &self,
+        vm: &str,
+        machine: &MachineDesc,
+        state_server: &str,
+        desktop: &str,
+    ) -> impl Future<Output = Result<Guest<Self::Vm, Self::Files>, ServerError>> + Send;
+
+    /// Removes `vm`'s lazy files and their replicas.
+    fn release_files(&self, vm: &str);
+
+    /// Watches the VM of `slot`: once it dies unasked,
+    /// [`crate::settle::guest_exited`].
+    fn watch_exit(
+        self: Arc<Self>,
+        vm: String,
+        slot: Slot<Self::Vm, Self::Files>,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Asks the desktop's state server (`addr`) what it holds of `vm`.
+    fn ask_desktop(
+        &self,
+        vm: &str,
+        desktop: &str,
+        addr: &str,
+    ) -> impl Future<Output = Result<Custody, ServerError>> + Send;
+
+    /// Records the pages `vm` used in the period that ends (best effort).
+    fn record_working_set(&self, vm: &str, files: &Self::Files) -> impl Future<Output = ()> + Send;
+
+    /// A desktop talked to us (other than to say it goes to sleep): it is
+    /// awake.
+    fn desktop_talks(&self, desktop: &str);
+
+    /// A desktop says it goes to sleep.
+    fn going_to_sleep(&self, desktop: &str, mac: &str, wol_addr: &str) -> Result<(), ServerError>;
+
+    /// The timeouts in force.
+    fn timeouts(&self) -> Timeouts;
+}
+
+/// A VM on this server.
+#[derive(Debug)]
+pub(crate) struct Guest<V, F> {
+    /// Its VM (declared first: dropped before its files and tap).
+    pub(crate) vm: V,
+    /// Its lazy files.
+    pub(crate) files: Arc<F>,
+    /// The NIC's tap on this host, held so that it is removed when the guest
+    /// is dropped, after the VM.
+    pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
+    /// Where its handover is (as its durable record says).
+    pub(crate) handover: ServerState,
+    /// Paused by the operator (dirty pages flushed).
+    pub(crate) paused: bool,
+    pub(crate) memory_mib: u64,
+    pub(crate) desktop: String,
+    /// The desktop's state server, as this server dials it.
+    pub(crate) state_server: String,
+    /// Set while the guest runs.
+    pub(crate) running_since: Option<Instant>,
+    /// Time run before `running_since` (pauses excluded).
+    pub(crate) ran: Duration,
+    /// Its virtual hardware, recorded so that a restarted server can run it
+    /// again from a checkpoint.
+    pub(crate) machine: Option<MachineDesc>,
+    /// The device state it was loaded with, until its first checkpoint.
+    pub(crate) loaded_state: Option<Vec<u8>>,
+    /// When its last complete checkpoint paused it (Unix ms).
+    pub(crate) last_checkpoint_ms: Option<u64>,
+}
+
+impl<V, F> Guest<V, F> {
+    /// A guest that waits for its state.
+    pub(crate) fn preparing(
+        vm: V,
+        files: Arc<F>,
+        tap: Option<jettison_daemon::tap::Tap>,
+        memory_mib: u64,
+        desktop: &str,
+        state_server: &str,
+    ) -> Self {
+        Guest {
+            vm,
+            files,
+            _tap: tap,
+            handover: ServerState::Preparing,
+            paused: false,
+            memory_mib,
+            desktop: desktop.into(),
+            state_server: state_server.into(),
+            running_since: None,
+            ran: Duration::ZERO,
+            machine: None,
+            loaded_state: None,
+            last_checkpoint_ms: None,
+        }
+    }
+
+    /// The durable record of this guest in `state`.
+    pub(crate) fn record(&self, state: ServerState) -> Record {
+        Record {
+            state,
+            desktop: self.desktop.clone(),
+            state_server: self.state_server.clone(),
+            machine: self.machine.clone(),
+        }
+    }
+
+    /// Records that the guest (re)started running.
+    pub(crate) fn mark_running(&mut self) {
+        self.running_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Records that the guest stopped.
+    pub(crate) fn mark_stopped(&mut self) {
+        if let Some(since) = self.running_since.take() {
+            self.ran += since.elapsed();
+        }
+    }
+
+    /// How long the guest has run here, pauses excluded.
+    pub(crate) fn run_time(&self) -> Duration {
+        self.ran + self.running_since.map(|s| s.elapsed()).unwrap_or_default()
+    }
+}
+
+/// A guest behind its lock: held only to look or to flip its state (and
+/// to stop or resume its VM), never across a network wait.
+pub(crate) type Slot<V, F> = Arc<tokio::sync::Mutex<Guest<V, F>>>;
+
+/// The guests on this server and their durable records.
+#[derive(Debug)]
+pub(crate) struct Handovers<V, F> {
+    guests: Mutex<HashMap<String, Slot<V, F>>>,
+    /// Each VM's durable handover record.
+    pub(crate) records: Records,
+}
+
+impl<V, F> Handovers<V, F> {
+    /// No guests yet; records kept in `records`.
+    pub(crate) fn new(records: Records) -> Self {
+        Handovers {
+            guests: Mutex::new(HashMap::new()),
+            records,
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot<V, F>>> {
+        self.guests.lock().expect("guests lock")
+    }
+
+    /// `vm`'s guest.
+    pub(crate) fn get(&self, vm: &str) -> Result<Slot<V, F>, ServerError> {
+        self.map()
+            .get(vm)
+            .cloned()
+            .ok_or_else(|| ServerError::UnknownVm(vm.into()))
+    }
+
+    /// Whether `vm` has a guest here.
+    pub(crate) fn contains(&self, vm: &str) -> bool {
+        self.map().contains_key(vm)
+    }
+
+    /// Every guest, by name.
+    pub(crate) fn slots(&self) -> Vec<(String, Slot<V, F>)> {
+        self.map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Adds `vm`'s guest.
+    pub(crate) fn insert(&self, vm: &str, guest: Guest<V, F>) -> Slot<V, F> {
+        let slot = Arc::new(tokio::sync::Mutex::new(guest));
+        self.map().insert(vm.into(), slot.clone());
+        slot
+    }
+
+    /// Takes `vm`'s guest out of the table.
+    pub(crate) fn take(&self, vm: &str) -> Option<Slot<V, F>> {
+        self.map().remove(vm)
+    }
+
+    /// Whether `slot` is still `vm`'s guest (not discarded meanwhile).
+    pub(crate) fn is_current(&self, vm: &str, slot: &Slot<V, F>) -> bool {
+        self.map().get(vm).is_some_and(|c| Arc::ptr_eq(c, slot))
+    }
+
+    /// Moves `vm`'s handover to `state`: recorded durably first, then in
+    /// force.
+    pub(crate) fn advance(
+        &self,
+        vm: &str,
+        guest: &mut Guest<V, F>,
+        step: impl FnOnce(ServerState) -> Result<ServerState, TransitionError>,
+    ) -> Result<(), ServerError> {
+        let next =
+            step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
+        self.records.save(vm, &guest.record(next))?;
+        guest.handover = next;
+        jettison_daemon::fault::point(&format!("server:{next:?}"));
+        Ok(())
+    }
+
+    /// What this server holds of `vm`, for a desktop settling a handover.
+    pub(crate) async fn custody(&self, vm: &str) -> Custody {
+        let slot = self.map().get(vm).cloned();
+        match slot {
+            Some(slot) => slot.lock().await.handover.custody(),
+            None => match self.records.load(vm) {
+                Ok(Some(r)) => r.state.custody(),
+                Ok(None) => Custody::Unknown,
+                Err(e) => {
+                    tracing::error!(vm, "unreadable handover record: {e}");
+                    // Never "unknown" for a record we cannot read: the desktop
+                    // would take that as lost. Ask again later.
+                    Custody::InDoubt
+                }
+            },
+        }
+    }
+
+    /// Drops the tombstone of `vm`'s return once its desktop says it runs
+    /// at home.
+    pub(crate) fn forget_released(&self, vm: &str, desktop: &str) -> Result<(), ServerError> {
+        match self.records.load(vm)? {
+            Some(r) if r.state == ServerState::Released && r.desktop == desktop => {
+                self.records.remove(vm)?;
+                Ok(())
+            }
+            Some(r) => Err(ServerError::WrongState(format!(
+                "VM {vm} is {} here (from {}), not released to this desktop",
+                r.state, r.desktop
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Quits a VM, removes its files and forgets it (its record too, unless
+/// it is a tombstone of a return).
+pub(crate) async fn discard<H: Host>(host: &H, vm: &str) {
+    let slot = host.handovers().take(vm);
+    let mut released = false;
+    if let Some(slot) = slot {
+        let guest = slot.lock().await;
+        released = guest.handover == ServerState::Released;
+        let _ = guest.vm.stop().await;
+        drop(guest);
+        if let Ok(guest) = Arc::try_unwrap(slot).map(|m| m.into_inner()) {
+            let _ = guest.vm.quit().await;
+        }
+    }
+    host.release_files(vm);
+    if !released {
+        if let Err(e) = host.handovers().records.remove(vm) {
+            tracing::warn!(vm, "removing the handover record: {e}");
+        }
+    }
+}
