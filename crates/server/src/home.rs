@@ -97,7 +97,21 @@ pub(crate) async fn send_home<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
         );
         handovers.advance(vm, &mut guest, ServerState::abort_send)?;
         if !was_paused {
-            guest.vm.cont().await?;
+            if let Err(e) = guest.vm.cont().await {
+                if !guest.vm.has_exited() {
+                    return Err(e.into());
+                }
+                // Its QEMU died meanwhile: the VM is lost here (no copy to
+                // answer `Holds` for), and its desktop, asking, restarts it.
+                tracing::error!(
+                    vm,
+                    "the VM's QEMU died while it was being sent home; it is lost here and its desktop restarts it from its last consistent state"
+                );
+                drop(guest);
+                drop(slot);
+                discard(host, vm).await;
+                return Err(ServerError::Protocol(format!("{why}; and its QEMU died")));
+            }
             guest.mark_running();
         }
         return Err(ServerError::Protocol(why));

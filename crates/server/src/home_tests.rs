@@ -281,3 +281,24 @@ async fn a_vm_that_dies_while_sending_is_still_sent_home() {
     assert_eq!(host.record("vm"), Some(S::Released));
     assert!(!host.handovers().contains("vm"));
 }
+
+#[tokio::test]
+async fn a_vm_that_dies_while_sending_and_does_not_go_home_is_forgotten() {
+    let host = consolidated().await;
+    let (mut t, server) = connect(&host).await;
+    t.send(&reintegrate()).await.unwrap();
+    receive(&host, &mut t).await;
+    host.vm("vm").kill();
+    // The agent gives the return up: the server cannot resume a dead VM,
+    // so it must not go on answering that it holds it.
+    let abort = Message::ReintegrateAbort {
+        vm: "vm".into(),
+        reason: "disk full".into(),
+    };
+    assert_eq!(ask(&mut t, abort).await.kind(), "Error");
+    drop(t);
+    server.await.unwrap();
+    assert!(!host.handovers().contains("vm"));
+    assert_eq!(host.record("vm"), None);
+    assert_eq!(host.handovers().custody("vm").await, Custody::Unknown);
+}
