@@ -26,6 +26,7 @@ pub mod config;
 mod cost;
 pub mod delay;
 pub mod engine;
+pub mod evaluation;
 pub mod fetch;
 pub mod io;
 mod online;
