@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use jettison_sim::config::DEFAULT_WORKING_SET;
 use jettison_sim::{
-    generate, simulate, summary, PolicySpec, PowerProfile, PrefetchConfig, SelectiveResume,
+    generate, rank, simulate, summary, PolicySpec, PowerProfile, PrefetchConfig, SelectiveResume,
     SimConfig, SynthParams,
 };
 
@@ -58,6 +58,20 @@ pub struct SimulateArgs {
     /// Draw the savings by idle-period length here (PNG, or SVG for any other extension).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Draw the energy-against-delay Pareto plot here (PNG, or SVG).
+    #[arg(long)]
+    pareto: Option<PathBuf>,
+    /// Seeds of the synthetic fleet (SEED, SEED+1, ...) behind the 95 %
+    /// confidence intervals (Student's t: two seeds give wide ones); the
+    /// tables show the first. Each seed adds about a default run's time.
+    #[arg(long, default_value_t = 2)]
+    seeds: u32,
+    /// The delay budget: largest p99 stall of a miss, ms.
+    #[arg(long, default_value_t = 1_000)]
+    budget_stall_p99_ms: u64,
+    /// The delay budget: most wakes by a miss per idle hour.
+    #[arg(long, default_value_t = 4.0)]
+    budget_wakes_per_hour: f64,
 }
 
 /// `--selective-resume`.
@@ -131,27 +145,35 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| parse_prefetch(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let synth = |seed: u64| {
+        generate(&SynthParams {
+            seed,
+            desktops: args.desktops,
+            days: args.days,
+            ..SynthParams::default()
+        })
+    };
     let trace = match (&args.trace, args.synthetic) {
         (Some(path), _) => jettison_sim::io::load_trace(path)
             .with_context(|| format!("loading {}", path.display()))?,
         (None, true) => {
             anyhow::ensure!(
-                args.desktops > 0 && args.days > 0,
-                "--desktops and --days must be at least 1"
+                args.desktops > 0 && args.days > 0 && args.seeds > 0,
+                "--desktops, --days and --seeds must be at least 1"
             );
-            generate(&SynthParams {
-                seed: args.seed,
-                desktops: args.desktops,
-                days: args.days,
-                ..SynthParams::default()
-            })
+            synth(args.seed)
         }
         (None, false) => bail!("say what to simulate: --synthetic, or --trace PATH"),
     };
+    anyhow::ensure!(
+        args.budget_wakes_per_hour.is_finite() && args.budget_wakes_per_hour >= 0.0,
+        "--budget-wakes-per-hour must be a number of at least 0"
+    );
     let config = SimConfig {
         profile,
         policies: vec![
             PolicySpec::FixedTimeout(60_000),
+            PolicySpec::BreakEvenTimeout,
             PolicySpec::BreakEven,
             PolicySpec::SkiRental(args.seed),
         ],
@@ -166,6 +188,33 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut report = simulate(&trace, &config);
     report.best_with_equal_share = equal_share(&trace, &config, &report);
+    if args.trace.is_none() && args.seeds > 1 {
+        let more: Vec<jettison_sim::Report> = (1..u64::from(args.seeds))
+            .map(|i| simulate(&synth(args.seed.wrapping_add(i)), &config))
+            .collect();
+        let all: Vec<&jettison_sim::Report> = std::iter::once(&report).chain(&more).collect();
+        let mut main = report.clone();
+        rank::fill_savings_ci95(&mut main, &all);
+        report = main;
+    }
+    let budget = rank::DelayBudget {
+        stall_p99_ms: args.budget_stall_p99_ms,
+        wakes_per_idle_hour: args.budget_wakes_per_hour,
+    };
+    let pick = rank::best_under_budget(&report, budget);
+    let basis = pick
+        .combination
+        .as_ref()
+        .and_then(|k| report.policies.get(k))
+        .or_else(|| report.best_online(true).map(|x| x.1));
+    report.crossover_partial_vms_per_server = basis.and_then(|o| {
+        rank::crossover_partial_vms_per_server(
+            &report,
+            o,
+            f64::from(config.profile.server.partial_vms_per_server),
+        )
+    });
+    report.best_under_budget = Some(pick);
     let took = started.elapsed();
     print!("{}", summary::console(&report, args.all));
     println!(
@@ -175,18 +224,27 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.markdown {
         let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
         let mut page = summary::markdown(&report, &command);
-        if let Some(plot) = &args.plot {
-            // Linked by name when the figure sits beside the page.
-            let link = if plot.parent() == path.parent() {
+        page += &jettison_sim::evaluation::markdown(&report, &config);
+        // Linked by name when the figure sits beside the page.
+        let link = |plot: &PathBuf| {
+            if plot.parent() == path.parent() {
                 plot.file_name()
                     .map(PathBuf::from)
                     .unwrap_or_else(|| plot.clone())
             } else {
                 plot.clone()
-            };
+            }
+        };
+        if let Some(plot) = &args.plot {
             page += &format!(
                 "\n![Energy saved by idle-period length]({})\n",
-                link.display()
+                link(plot).display()
+            );
+        }
+        if let Some(plot) = &args.pareto {
+            page += &format!(
+                "\n![Energy saved against p99 stall per miss]({})\n",
+                link(plot).display()
             );
         }
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
@@ -195,6 +253,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
         crate::simulate_plot::write(&report, path)?;
         println!("plot: {}", path.display());
+    }
+    if let Some(path) = &args.pareto {
+        crate::simulate_plot::write_pareto(&report, path)?;
+        println!("pareto: {}", path.display());
     }
     if let Some(path) = &args.json {
         jettison_sim::io::save(path, &report)

@@ -51,3 +51,44 @@ pub fn chart(r: &Report) -> BarChart {
 pub fn write(r: &Report, path: &Path) -> anyhow::Result<()> {
     render_bars(&chart(r), path, 1400, 700).with_context(|| format!("drawing {}", path.display()))
 }
+
+/// The energy-against-delay plot: every online combination's savings
+/// against its p99 stall per miss, the Pareto front (savings, p99 stall,
+/// wakes per idle hour) in colour and labelled, the budget's stall limit
+/// dashed.
+pub fn pareto_chart(r: &Report) -> jettison_plot::ScatterChart {
+    let front: Vec<&str> = jettison_sim::rank::pareto_front(r)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let points = r
+        .policies
+        .iter()
+        .filter_map(|(k, o)| {
+            let s = o.stall_ms?;
+            let on = front.contains(&k.as_str());
+            Some(jettison_plot::ScatterPoint {
+                label: format!("{k} ({:.1}/h)", o.wakes_per_idle_hour),
+                x: s.p99 as f64 / 1000.0,
+                y: o.savings_pct,
+                front: on,
+            })
+        })
+        .collect();
+    jettison_plot::ScatterChart {
+        title: "Energy saved against delay (Pareto front in blue, with wakes per idle hour)".into(),
+        x_label: "p99 stall per miss (s)".into(),
+        y_label: "% saved over the trace".into(),
+        points,
+        x_limit: r
+            .best_under_budget
+            .as_ref()
+            .map(|b| b.budget.stall_p99_ms as f64 / 1000.0),
+    }
+}
+
+/// Draws [`pareto_chart`] of `r` to `path`.
+pub fn write_pareto(r: &Report, path: &Path) -> anyhow::Result<()> {
+    jettison_plot::render_scatter(&pareto_chart(r), path, 1400, 800)
+        .with_context(|| format!("drawing {}", path.display()))
+}

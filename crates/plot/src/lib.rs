@@ -1,5 +1,6 @@
-//! Draws the jettison demo's timeline figure, and grouped bar charts
-//! ([`bars`]: the fleet simulator's savings by idle-period length).
+//! Draws the jettison demo's timeline figure, grouped bar charts
+//! ([`bars`]: the fleet simulator's savings by idle-period length) and
+//! scatter plots with a front ([`scatter`]: its energy against delay).
 //!
 //! A [`TimelineInput`] describes one run: the desktop's power states (and,
 //! optionally, its power draw), where the VM ran, the pages the
@@ -27,6 +28,7 @@ pub mod font;
 pub mod layout;
 mod model;
 mod sample;
+pub mod scatter;
 
 use std::path::Path;
 
@@ -36,6 +38,7 @@ pub use bars::{render_bars, render_bars_svg_string, BarChart, BarSeries};
 pub use error::PlotError;
 pub use model::{Placement, PowerState, TimelineInput};
 pub use sample::sample_input;
+pub use scatter::{render_scatter, render_scatter_svg_string, ScatterChart, ScatterPoint};
 
 /// Smallest image width accepted, in pixels.
 pub const MIN_WIDTH: u32 = 400;

@@ -10,6 +10,7 @@
 //! * [`policy`]: sleep scheduling ([`SleepPolicy`]): break-even, fixed
 //!   timeout, ski rental, never, chosen by configuration ([`PolicyConfig`]);
 //!   and the offline oracle, for comparison.
+//! * [`bound`]: the policies' competitive bounds in the simulator's model.
 //! * [`prefetch`]: which pages a miss fetches besides its own
 //!   ([`PrefetchConfig`]): none, neighbourhood, recorded working set, both.
 //! * [`wol`]: magic packets and MAC addresses (building and parsing them;
@@ -17,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bound;
 pub mod energy;
 pub mod policy;
 pub mod prefetch;

@@ -65,6 +65,13 @@ pub trait SleepPolicy: Send + std::fmt::Debug {
     /// also sees the last request's time).
     fn on_request(&mut self, _t_ms: u64) {}
 
+    /// An idle period starts at `t_ms`: the VM has just left for the
+    /// server, the host is awake and the quiet time counts from here. A
+    /// policy that learns forgets what it saw before (the gap since the
+    /// previous period spans the user's work, not the VM's requests); the
+    /// default ignores it.
+    fn on_period_start(&mut self, _t_ms: u64) {}
+
     /// Whether to sleep at `now_ms`, the last request having been served at
     /// `last_request_ms` (the host's wake-up time if none since).
     fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision;
@@ -123,92 +130,9 @@ impl SleepPolicy for NeverSleep {
     }
 }
 
-/// Stays awake while the expected gap to the next request is shorter than
-/// the break-even time.
-///
-/// The expected gap is an exponentially weighted mean of the gaps between
-/// past requests (weight `alpha` for the newest). With a mean at or above
-/// the break-even time it sleeps at once. Otherwise (or with no history yet)
-/// it stays awake until the host has been quiet for the break-even time and
-/// then sleeps: by then staying awake has cost as much as a sleep cycle
-/// would, which bounds a wrong prediction's cost to twice the optimum
-/// (the ski-rental argument).
-#[derive(Clone, Debug)]
-pub struct BreakEven {
-    break_even_ms: Option<u64>,
-    alpha: f64,
-    mean_gap_ms: Option<f64>,
-    last_seen_ms: Option<u64>,
-}
-
-impl BreakEven {
-    /// Default weight of the newest gap.
-    pub const DEFAULT_ALPHA: f64 = 0.5;
-
-    /// The policy for `profile`, with [`BreakEven::DEFAULT_ALPHA`].
-    pub fn new(profile: &PowerProfile) -> Self {
-        Self::with_alpha(profile, Self::DEFAULT_ALPHA)
-    }
-
-    /// The policy for `profile`; `alpha` is clamped to (0, 1].
-    pub fn with_alpha(profile: &PowerProfile, alpha: f64) -> Self {
-        let alpha = if alpha.is_finite() {
-            alpha.clamp(f64::MIN_POSITIVE, 1.0)
-        } else {
-            Self::DEFAULT_ALPHA
-        };
-        Self {
-            break_even_ms: break_even_ms(profile),
-            alpha,
-            mean_gap_ms: None,
-            last_seen_ms: None,
-        }
-    }
-
-    /// The break-even time in use.
-    pub fn break_even_ms(&self) -> Option<u64> {
-        self.break_even_ms
-    }
-
-    /// The current expected gap between requests.
-    pub fn expected_gap_ms(&self) -> Option<f64> {
-        self.mean_gap_ms
-    }
-}
-
-impl SleepPolicy for BreakEven {
-    fn on_request(&mut self, t_ms: u64) {
-        match self.last_seen_ms {
-            Some(prev) if t_ms <= prev => return,
-            Some(prev) => {
-                let gap = (t_ms - prev) as f64;
-                self.mean_gap_ms = Some(
-                    self.mean_gap_ms
-                        .map_or(gap, |m| self.alpha * gap + (1.0 - self.alpha) * m),
-                );
-            }
-            None => {}
-        }
-        self.last_seen_ms = Some(t_ms);
-    }
-
-    fn decide(&mut self, now_ms: u64, last_request_ms: u64) -> Decision {
-        self.on_request(last_request_ms);
-        let Some(be) = self.break_even_ms else {
-            return Decision::StayAwake {
-                recheck_in_ms: NEVER_RECHECK_MS,
-            };
-        };
-        let idle = now_ms.saturating_sub(last_request_ms);
-        match self.mean_gap_ms {
-            _ if idle >= be => Decision::Sleep,
-            Some(gap) if gap >= be as f64 => Decision::Sleep,
-            _ => Decision::StayAwake {
-                recheck_in_ms: be - idle,
-            },
-        }
-    }
-}
+#[path = "break_even.rs"]
+mod break_even;
+pub use break_even::BreakEven;
 
 /// Randomized ski rental: after each request, sleeps once the host has been
 /// quiet for a timeout drawn afresh from the density

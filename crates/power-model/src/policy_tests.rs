@@ -125,6 +125,7 @@ fn never_sleeps() {
 #[test]
 fn break_even_without_history_waits_the_break_even_time() {
     let mut b = BreakEven::new(&PowerProfile::default());
+    b.on_period_start(0);
     assert_eq!(
         b.decide(0, 0),
         Decision::StayAwake {
@@ -136,16 +137,17 @@ fn break_even_without_history_waits_the_break_even_time() {
         Decision::StayAwake { recheck_in_ms: 755 }
     );
     assert_eq!(b.decide(9_755, 0), Decision::Sleep);
-    assert_eq!(b.expected_gap_ms(), None);
+    assert_eq!(b.streak(), 0);
 }
 
 #[test]
 fn break_even_stays_awake_for_a_burst_and_sleeps_when_it_fails() {
     let mut b = BreakEven::new(&PowerProfile::default());
+    b.on_period_start(0);
     for t in [0, 1_000, 2_000, 3_000] {
         b.on_request(t);
     }
-    assert_eq!(b.expected_gap_ms(), Some(1_000.0));
+    assert_eq!(b.streak(), 0);
     assert_eq!(
         b.decide(3_500, 3_000),
         Decision::StayAwake {
@@ -160,17 +162,30 @@ fn break_even_stays_awake_for_a_burst_and_sleeps_when_it_fails() {
 }
 
 #[test]
-fn break_even_sleeps_at_once_when_requests_are_far_apart() {
-    let mut b = BreakEven::with_alpha(&PowerProfile::default(), 1.0);
-    b.on_request(0);
+fn break_even_sleeps_at_once_only_after_a_streak_of_long_gaps() {
+    let mut b = BreakEven::new(&PowerProfile::default());
+    b.on_period_start(0);
+    // one long gap (60 s awake) is not enough with a streak of 2
+    b.on_request(60_000);
+    assert_eq!(b.streak(), 1);
     assert_eq!(
         b.decide(60_000, 60_000),
-        Decision::Sleep,
-        "the gap was 60 s"
+        Decision::StayAwake {
+            recheck_in_ms: 9_755
+        }
     );
-    b.on_request(61_000);
+    // it sleeps at 69.755 s; the wake's fetch is served at 200 s: the gap
+    // counts as 200 - 8 - 60 = 132 s, long
+    assert_eq!(b.decide(69_755, 60_000), Decision::Sleep);
+    b.on_request(200_000);
+    assert_eq!(b.streak(), 2);
+    assert_eq!(b.decide(200_000, 200_000), Decision::Sleep, "at once");
+    // woken 9 s later, served at the resume's end (17 s: 9 s less L_s + L_r):
+    // a wrong sleep, the streak starts over
+    b.on_request(217_000);
+    assert_eq!(b.streak(), 0);
     assert_eq!(
-        b.decide(61_000, 61_000),
+        b.decide(217_000, 217_000),
         Decision::StayAwake {
             recheck_in_ms: 9_755
         }
@@ -178,20 +193,49 @@ fn break_even_sleeps_at_once_when_requests_are_far_apart() {
 }
 
 #[test]
-fn break_even_learns_from_decide_and_ignores_repeats() {
-    let mut b = BreakEven::with_alpha(&PowerProfile::default(), 0.5);
+fn break_even_forgets_the_gap_before_a_period() {
+    // the bug this replaces: the hours between periods made it sleep at
+    // once into the VM's arrival burst
+    let mut b = BreakEven::with_streak(&PowerProfile::default(), 1);
+    b.on_period_start(0);
+    b.on_request(30_000);
+    assert_eq!(b.streak(), 1);
+    b.on_period_start(5 * 3_600_000);
+    assert_eq!(b.streak(), 0);
+    assert_eq!(
+        b.decide(5 * 3_600_000, 5 * 3_600_000),
+        Decision::StayAwake {
+            recheck_in_ms: 9_755
+        },
+        "the arrival burst is coming"
+    );
+    // without the period start (an agent that does not call it), streak 1
+    // would sleep at once; the default streak of 2 needs a second long gap
+    let mut d = BreakEven::new(&PowerProfile::default());
+    d.on_request(0);
+    d.on_request(5 * 3_600_000);
+    assert!(matches!(
+        d.decide(5 * 3_600_000, 5 * 3_600_000),
+        Decision::StayAwake { .. }
+    ));
+    assert_eq!(
+        BreakEven::with_streak(&PowerProfile::default(), 0).streak_needed(),
+        1
+    );
+}
+
+#[test]
+fn break_even_ignores_repeats_and_decide_learns_the_last_request() {
+    let mut b = BreakEven::new(&PowerProfile::default());
+    b.on_period_start(0);
     b.decide(0, 0);
     b.decide(100, 0);
     b.on_request(0);
-    assert_eq!(b.expected_gap_ms(), None);
-    b.decide(4_000, 4_000);
-    b.on_request(12_000);
-    assert_eq!(
-        b.expected_gap_ms(),
-        Some(6_000.0),
-        "0.5 x 8000 + 0.5 x 4000"
-    );
-    assert!(BreakEven::with_alpha(&PowerProfile::default(), f64::NAN).alpha > 0.0);
+    assert_eq!(b.streak(), 0);
+    b.decide(20_000, 20_000);
+    assert_eq!(b.streak(), 1, "20 s quiet before the request at 20 s");
+    b.on_request(20_000);
+    assert_eq!(b.streak(), 1);
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn main() {
     let config = SimConfig {
         policies: vec![
             PolicySpec::FixedTimeout(60_000),
+            PolicySpec::BreakEvenTimeout,
             PolicySpec::BreakEven,
             PolicySpec::SkiRental(7),
         ],

@@ -1,8 +1,9 @@
 //! What to simulate: the power profile, the online sleep policies, the
 //! prefetch policies, selective resume, and the full-migration baseline.
 
-use jettison_power_model::policy::{BreakEven, FixedTimeout, SkiRental};
-use jettison_power_model::{PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::bound::BoundedPolicy;
+use jettison_power_model::policy::{BreakEven, FixedTimeout, NeverSleep, SkiRental};
+use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
 use serde::{Deserialize, Serialize};
 
 /// An online sleep policy to simulate.
@@ -11,8 +12,12 @@ use serde::{Deserialize, Serialize};
 pub enum PolicySpec {
     /// [`FixedTimeout`] after this many ms.
     FixedTimeout(u64),
-    /// [`BreakEven`] with its default weight.
+    /// [`BreakEven`] with its default streak.
     BreakEven,
+    /// [`FixedTimeout`] after the break-even time of the resume in use
+    /// (the full resume, or the service resume with selective resume):
+    /// the deterministic ski-rental rule on its own.
+    BreakEvenTimeout,
     /// [`SkiRental`], seeded per desktop from this seed.
     SkiRental(u64),
 }
@@ -23,14 +28,30 @@ impl PolicySpec {
         match self {
             Self::FixedTimeout(ms) => format!("fixed-timeout-{}s", ms / 1000),
             Self::BreakEven => "break-even".into(),
+            Self::BreakEvenTimeout => "timeout-at-break-even".into(),
             Self::SkiRental(_) => "ski-rental".into(),
         }
+    }
+
+    /// The policy whose competitive bound
+    /// ([`jettison_power_model::bound::competitive_bound`]) applies.
+    pub fn bounded(&self, profile: &PowerProfile) -> Option<BoundedPolicy> {
+        Some(match self {
+            Self::FixedTimeout(ms) => BoundedPolicy::FixedTimeout(*ms),
+            Self::BreakEven => BoundedPolicy::BreakEven(BreakEven::DEFAULT_STREAK),
+            Self::BreakEvenTimeout => BoundedPolicy::FixedTimeout(break_even_ms(profile)?),
+            Self::SkiRental(_) => BoundedPolicy::SkiRental,
+        })
     }
 
     pub(crate) fn build(&self, profile: &PowerProfile, desktop: u64) -> Box<dyn SleepPolicy> {
         match self {
             Self::FixedTimeout(ms) => Box::new(FixedTimeout { timeout_ms: *ms }),
             Self::BreakEven => Box::new(BreakEven::new(profile)),
+            Self::BreakEvenTimeout => match break_even_ms(profile) {
+                Some(timeout_ms) => Box::new(FixedTimeout { timeout_ms }),
+                None => Box::new(NeverSleep),
+            },
             Self::SkiRental(seed) => Box::new(SkiRental::new(profile, seed ^ desktop)),
         }
     }

@@ -18,12 +18,18 @@ fn span(end_ms: u64) -> Span {
 }
 
 fn online(selective: bool, end_ms: u64, misses: &[u64]) -> (f64, Outcome) {
+    let (j, _, o) = online_wait(selective, end_ms, misses);
+    (j, o)
+}
+
+/// Joules, the return's wait (ms) and the counts.
+fn online_wait(selective: bool, end_ms: u64, misses: &[u64]) -> (f64, u64, Outcome) {
     let p = PowerProfile::default();
     let mut o = Outcome::default();
     let mut pol = FixedTimeout { timeout_ms: 30_000 };
     let w = Wakes::new(&p, selective);
-    let j = run_period(&p, &w, &mut pol, span(end_ms), misses, 250, &mut o);
-    (j, o)
+    let (j, wait) = run_period(&p, &w, &mut pol, span(end_ms), misses, 250, &mut o);
+    (j, wait, o)
 }
 
 fn close(a: f64, b: f64) {
@@ -54,6 +60,11 @@ fn full_resumes_by_hand() {
     let g2 = 60.0 * 30.0 + 180.0 + 400.0 + 3.0 * 497.0;
     close(j, g1 + g2);
     assert_eq!((o.sleeps, o.delayed_requests), (2, 1));
+    // one wake by the miss, which waited for the whole resume
+    assert_eq!(o.page_wakes, 1);
+    assert_eq!(o.stalls.summary().max, 5_000);
+    // asleep at the return: the user waits for the full resume
+    assert_eq!(online_wait(false, 600_000, &[60_000]).1, 5_000);
 }
 
 #[test]
@@ -65,7 +76,12 @@ fn decisions_wait_for_the_tick() {
     let mut o = Outcome::default();
     let mut pol = FixedTimeout { timeout_ms: 10_100 };
     // quiet from the miss at 100 ms: 10.1 s later is 10.2 s, the tick at 10.25 s
-    let j = run_period(&p, &w, &mut pol, span(20_250), &[100], 250, &mut o);
+    let (j, _) = run_period(&p, &w, &mut pol, span(20_250), &[100], 250, &mut o);
+    assert_eq!(
+        (o.stalls.count(), o.stalls.summary().max),
+        (1, 0),
+        "served awake"
+    );
     assert_eq!(o.sleeps, 1);
     close(j, 60.0 * 10.25 + 180.0 + 400.0 + 3.0 * 2.0);
 }
@@ -78,8 +94,10 @@ fn a_miss_during_the_suspend_wakes_it_at_the_suspend_end() {
     let mut pol = FixedTimeout { timeout_ms: 30_000 };
     // sleep at 30 s; a miss at 31 s waits for the suspend (33 s) and the
     // resume (38 s); the user comes back at 38 s + 10 s, awake meanwhile
-    let j = run_period(&p, &w, &mut pol, span(48_000), &[31_000], 250, &mut o);
+    let (j, wait) = run_period(&p, &w, &mut pol, span(48_000), &[31_000], 250, &mut o);
     close(j, 60.0 * 30.0 + 180.0 + 400.0 + 60.0 * 10.0);
+    // it waited from 31 s to 38 s; the user finds the desktop up
+    assert_eq!((o.stalls.summary().max, wait), (7_000, 0));
     assert_eq!((o.sleeps, o.delayed_requests), (1, 1));
 }
 
@@ -102,6 +120,8 @@ fn the_user_returning_to_a_desktop_woken_for_pages_pays_the_rest() {
     let g1 = 60.0 * 30.0 + 180.0 + 3.0 * 27.0 + 200.0;
     close(j, g1 + 60.0 * 17.5 + 200.0 - 60.0 * 2.5);
     assert_eq!(o.sleeps, 1);
+    // the rest of the devices resume when the user is back
+    assert_eq!(online_wait(true, 80_000, &[60_000]).1, 2_500);
     // without selective resume the desktop is fully resumed already
     let (j, _) = online(false, 80_000, &[60_000]);
     close(j, 60.0 * 30.0 + 180.0 + 3.0 * 27.0 + 400.0 + 60.0 * 15.0);
@@ -109,7 +129,7 @@ fn the_user_returning_to_a_desktop_woken_for_pages_pays_the_rest() {
     let p = PowerProfile::default();
     let mut o = Outcome::default();
     let w = Wakes::new(&p, true);
-    let j = run_period(
+    let (j, wait) = run_period(
         &p,
         &w,
         &mut NeverSleep,
@@ -119,6 +139,7 @@ fn the_user_returning_to_a_desktop_woken_for_pages_pays_the_rest() {
         &mut o,
     );
     close(j, 60.0 * 80.0);
+    assert_eq!(wait, 0);
 }
 
 #[test]
@@ -159,7 +180,7 @@ fn the_oracle_bounds_the_online_policy_by_hand() {
                 let mut o = Outcome::default();
                 let misses: Vec<u64> = misses.iter().copied().filter(|&m| m < end).collect();
                 let mut pol = FixedTimeout { timeout_ms: 10_000 };
-                let on = run_period(&p, &w, &mut pol, span(end), &misses, 250, &mut o);
+                let (on, _) = run_period(&p, &w, &mut pol, span(end), &misses, 250, &mut o);
                 let or = oracle_period(&p, &w, span(end), &misses, &mut o);
                 assert!(or <= on + 1e-9, "{selective} {misses:?} {end}: {or} > {on}");
             }

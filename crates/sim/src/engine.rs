@@ -10,8 +10,11 @@
 //! share per partially migrated VM
 //! ([`jettison_power_model::profile::ServerPower::watts_per_partial_vm`]) for the
 //! whole period. One policy instance per combination serves a desktop for
-//! the whole trace, so adaptive policies learn across periods; they are
-//! built from the profile the agent builds them from
+//! the whole trace, told each period's start
+//! ([`jettison_power_model::SleepPolicy::on_period_start`]: break-even
+//! forgets the gaps of earlier periods, so the hours before a departure never
+//! make it sleep into the VM's arrival burst); they are built from the
+//! profile the agent builds them from
 //! ([`jettison_power_model::policy::policy_profile`]: with selective resume, the
 //! service resume).
 //!
@@ -25,7 +28,8 @@
 //! all VM memory over a shared link while the desktop idles, `k` desktops
 //! going idle in the same minute sharing the link; then sleep; a migration
 //! that cannot pay off, or finish, is not made; the way back is not
-//! charged, which favours it; the server's share per fully migrated VM,
+//! charged in energy, which favours it, but counts in its return latency
+//! ([`crate::delay`]); the server's share per fully migrated VM,
 //! [`jettison_power_model::profile::ServerPower::watts_per_vm`]). Outside idle
 //! periods every scheme costs the same: active power while the user works,
 //! idle power otherwise.
@@ -36,6 +40,7 @@ use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, SleepPol
 
 use crate::config::{prefetch_name, SimConfig, Variant};
 use crate::cost::{gap_j, Wakes};
+use crate::delay::{latency_quantiles, return_group, return_groups, Return};
 use crate::fetch::{self, Fetches, History, Present, DEVICE_STATE_BYTES, PAGE_BYTES};
 use crate::online::run_period;
 use crate::oracle::oracle_period;
@@ -52,6 +57,7 @@ struct Setup {
     policies: Vec<crate::PolicySpec>,
     total_pages: u64,
     tick_ms: u64,
+    window_ms: u64,
 }
 
 /// The schemes' running figures.
@@ -113,6 +119,7 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
         tick_ms: config.decision_tick_ms,
         policies: config.distinct_policies(),
         total_pages: config.full_migration.vm_bytes / PAGE_BYTES,
+        window_ms: config.full_migration.window_ms,
         variants,
         prefetch,
         profile: p.clone(),
@@ -145,6 +152,13 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
         for pe in &desk.idle {
             let (len, b) = (pe.span.len_ms(), Bucket::of(pe.span));
             *r.idle_periods.entry(b).or_default() += 1;
+            r.idle_ms += len;
+            let group = return_group(pe.span, fm.window_ms);
+            plain.returns.push(Return {
+                group,
+                bytes: 0,
+                resume_ms: p.resume.latency_ms,
+            });
             r.requests += pe.requests.len() as u64;
             *idle_base.entry(b).or_default() += pi * len as f64 / 1000.0;
             plain.sleeps += 1;
@@ -157,14 +171,35 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
                 full.network_bytes += fm.vm_bytes + DEVICE_STATE_BYTES;
                 let j = pi * mig as f64 / 1000.0 + gap_j(p, len - mig, Some(0), &p.resume);
                 full.add(b, j + server_j, server_j);
+                full.returns.push(Return {
+                    group,
+                    bytes: fm.vm_bytes + DEVICE_STATE_BYTES,
+                    resume_ms: p.resume.latency_ms,
+                });
             } else {
                 full.add(b, pi * len as f64 / 1000.0, 0.0);
+                full.returns.push(Return {
+                    group,
+                    bytes: 0,
+                    resume_ms: 0,
+                });
             }
         }
     }
     r.always_on_j = outside_j + idle_base.values().sum::<f64>();
+    let idle_h = r.idle_ms as f64 / 3_600_000.0;
     let finish = |mut o: Outcome| {
         o.finish(outside_j, r.always_on_j, &idle_base);
+        if idle_h > 0.0 {
+            o.wakes_per_idle_hour = o.page_wakes as f64 / idle_h;
+        }
+        if o.stalls.count() > 0 {
+            o.stall_ms = Some(o.stalls.summary());
+        }
+        if !o.returns.is_empty() {
+            let lat = return_groups(&o.returns, fm.link_bps);
+            o.return_latency_s = Some(latency_quantiles(lat));
+        }
         o
     };
     for (v, row) in setup.variants.iter().zip(tally.online) {
@@ -210,8 +245,9 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                 o.pages_fetched += f.pages;
                 o.network_bytes += f.pages * PAGE_BYTES + 2 * DEVICE_STATE_BYTES;
             };
+            let group = return_group(pe.span, setup.window_ms);
             for (pol, o) in online[vi].iter_mut().zip(&mut tally.online[vi]) {
-                let j = run_period(
+                let (j, resume_ms) = run_period(
                     base,
                     wakes,
                     pol.as_mut(),
@@ -222,6 +258,11 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                 );
                 o.add(b, j + server_j, server_j);
                 count(o);
+                o.returns.push(Return {
+                    group,
+                    bytes: f.pages * PAGE_BYTES + DEVICE_STATE_BYTES,
+                    resume_ms,
+                });
             }
             let o = &mut tally.oracles[vi];
             let j = oracle_period(base, wakes, pe.span, &f.times, o);

@@ -265,7 +265,17 @@ fn report_serializes_with_bucket_names() {
             assert!(b[k].is_number(), "{k} in {b}");
         }
         assert!(v["policies"][key]["savings_pct"].is_number(), "{key}");
+        let o = &v["policies"][key];
+        for k in ["p50", "p99", "max"] {
+            assert!(o["stall_ms"][k].is_u64(), "{key}: stall_ms.{k} in {o}");
+        }
+        assert!(o["wakes_per_idle_hour"].is_number(), "{key}");
+        assert!(o["return_latency_s"]["p99"].is_number(), "{key}");
+        // stalls never exceed the suspend and the full resume
+        assert!(o["stall_ms"]["max"].as_u64().unwrap() <= 8_000, "{o}");
     }
+    assert!(v["full_migration"]["return_latency_s"]["p50"].is_number());
+    assert!(v["idle_ms"].as_u64().unwrap() > 0);
     assert!(v["oracle"]["savings_pct"].is_number());
     assert!(v["oracles"]["combined-8-32-3+selective"]["network_bytes"].is_number());
     let back: Report = serde_json::from_value(v).unwrap();

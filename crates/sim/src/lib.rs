@@ -14,25 +14,34 @@
 //!   (which requests are misses), `cost` (the model of the desktop agent's
 //!   power loop and its charges), `online` (a sleep policy over a period)
 //!   and `oracle` (the offline optimum) are its parts.
-//! * [`report`]: the result ([`Report`]); [`summary`] renders it as tables.
+//! * [`report`]: the result ([`Report`]); [`delay`] its delays (stall per
+//!   miss, wakes, return latency); [`rank`] confidence over seeds, the delay
+//!   budget, the Pareto front and the server-share crossover; [`summary`]
+//!   renders it as tables.
 //! * [`io`]: a thin JSON load and save, the only I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 mod cost;
+pub mod delay;
 pub mod engine;
+pub mod evaluation;
 pub mod fetch;
 pub mod io;
 mod online;
 mod oracle;
 mod par;
+pub mod rank;
 pub mod report;
 pub mod summary;
 pub mod synth;
 pub mod synth_vm;
 pub mod trace;
 mod ws;
+
+#[cfg(test)]
+mod bound_tests;
 
 use thiserror::Error;
 

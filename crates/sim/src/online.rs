@@ -13,8 +13,11 @@ fn tick_at_or_after(phase: u64, tick: u64, t: u64) -> u64 {
 }
 
 /// Runs the online `policy` over a period with fetch events at `misses`
-/// (sorted), asked every `tick_ms`; returns the desktop's joules and counts
-/// sleeps and delayed requests.
+/// (sorted), asked every `tick_ms`; returns the desktop's joules and the
+/// ms from the user's return until the desktop is back in use (its
+/// resume, [`crate::delay`]), and counts sleeps, page wakes, delayed
+/// requests and each miss's stall. The policy is told the period's start
+/// ([`SleepPolicy::on_period_start`]).
 pub(crate) fn run_period(
     p: &PowerProfile,
     wakes: &Wakes,
@@ -23,8 +26,9 @@ pub(crate) fn run_period(
     misses: &[u64],
     tick_ms: u64,
     out: &mut Outcome,
-) -> f64 {
+) -> (f64, u64) {
     let (start, end) = (span.start_ms, span.end_ms);
+    policy.on_period_start(start);
     let tick = tick_ms.max(1);
     let idle_w = p.desktop.idle_w;
     let mut joules = 0.0;
@@ -38,6 +42,7 @@ pub(crate) fn run_period(
         while next < misses.len() && misses[next] <= t.min(end) {
             let r = misses[next].max(up);
             policy.on_request(r);
+            out.stalls.add(0);
             last = r;
             next += 1;
         }
@@ -52,17 +57,25 @@ pub(crate) fn run_period(
                 match misses.get(next).filter(|&&r| r < end) {
                     None => {
                         // asleep until the user comes back
-                        return joules + gap_j(p, end - t, Some(0), &p.resume);
+                        let j = joules + gap_j(p, end - t, Some(0), &p.resume);
+                        // resumed fully at the return (or still suspending)
+                        let wait = (t + p.suspend.latency_ms).saturating_sub(end);
+                        return (j, wait + p.resume.latency_ms);
                     }
                     Some(&r) => {
                         let (j, back) = page_cycle(p, wakes, t, r);
                         joules += j;
                         let waited = misses[next..].partition_point(|&m| m <= back);
                         out.delayed_requests += waited as u64;
+                        out.page_wakes += 1;
+                        for &m in &misses[next..next + waited] {
+                            out.stalls.add(back - m);
+                        }
                         next += waited;
                         if back >= end {
                             // the user came back while it resumed for pages
-                            return joules + wakes.rest_j;
+                            let wait = back - end + wakes.rest.latency_ms;
+                            return (joules + wakes.rest_j, wait);
                         }
                         // the waiting requests are served as it is up
                         policy.on_request(back);
@@ -80,8 +93,12 @@ pub(crate) fn run_period(
         t = tick_at_or_after(phase, tick, want.min(end).max(t + 1));
     }
     joules += idle_w * (end - up) as f64 / 1000.0;
+    let mut wait = 0;
     if let Some(w) = woken_at {
         joules += rest_at_return(p, wakes, end - w);
+        // the rest resumes when the user is back (the energy is charged as
+        // if it had ended then, a convention of the model)
+        wait = wakes.rest.latency_ms;
     }
-    joules
+    (joules, wait)
 }

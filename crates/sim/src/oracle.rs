@@ -23,17 +23,19 @@ use crate::cost::{gap_j, page_cycle, Wakes};
 use crate::report::Outcome;
 use crate::trace::Span;
 
-/// Joules so far, sleeps, delayed requests.
+/// Joules so far, sleeps, wakes by a miss, delayed requests.
 #[derive(Clone, Copy, Debug)]
 struct Best {
     j: f64,
     sleeps: u64,
+    woken: u64,
     delayed: u64,
 }
 
 const NONE: Best = Best {
     j: f64::INFINITY,
     sleeps: 0,
+    woken: 0,
     delayed: 0,
 };
 
@@ -64,17 +66,7 @@ pub(crate) fn oracle_period(
     let mut woken: VecDeque<(u64, Best)> = VecDeque::new();
     let mut done = NONE;
     // the period's start: awake, fully resumed
-    let mut frontier = Some((
-        start,
-        [
-            Best {
-                j: 0.0,
-                sleeps: 0,
-                delayed: 0,
-            },
-            NONE,
-        ],
-    ));
+    let mut frontier = Some((start, [Best { j: 0.0, ..NONE }, NONE]));
     let mut i = 0usize;
     while let Some((a, states)) = frontier.take() {
         let k = misses.partition_point(|&m| m <= a);
@@ -96,6 +88,7 @@ pub(crate) fn oracle_period(
                     let slept = Best {
                         j: b.j + j,
                         sleeps: b.sleeps + 1,
+                        woken: b.woken + 1,
                         delayed: b.delayed + waited,
                     };
                     if back >= end {
@@ -157,6 +150,7 @@ pub(crate) fn oracle_period(
         };
     }
     out.sleeps += done.sleeps;
+    out.page_wakes += done.woken;
     out.delayed_requests += done.delayed;
     done.j
 }

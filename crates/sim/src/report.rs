@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delay::{Return, ReturnLatency, StallMs, Stalls};
+use crate::rank::Ci95;
 use crate::trace::{Span, DAY_MS};
 
 /// Idle-period classes of [`Outcome::savings_by_idle_bucket`].
@@ -66,6 +68,22 @@ pub struct Outcome {
     /// Misses that found their desktop asleep and waited for a resume (the
     /// wakes to serve pages; the oracle too wakes at the requests).
     pub delayed_requests: u64,
+    /// Wakes by a miss (the other sleeps end at the user's return).
+    pub page_wakes: u64,
+    /// Wakes by a miss per hour of idle periods.
+    pub wakes_per_idle_hour: f64,
+    /// The per-miss stall, ms, zeros included (online combinations only;
+    /// [`crate::delay`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<StallMs>,
+    /// From the user's return until the desktop is usable, s
+    /// ([`crate::delay`]); not for the oracles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_latency_s: Option<ReturnLatency>,
+    /// The 95 % confidence interval of `savings_pct` over the seeds
+    /// simulated (filled by [`crate::rank::fill_savings_ci95`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub savings_ci95: Option<Ci95>,
     /// Fetch events: misses, each a request to the desktop.
     pub fetches: u64,
     /// Pages that crossed the network, prefetched ones included.
@@ -79,6 +97,12 @@ pub struct Outcome {
     /// Per bucket, joules spent in idle periods (for the percentages).
     #[serde(skip)]
     pub(crate) by_bucket_j: BTreeMap<Bucket, f64>,
+    /// Every miss's stall.
+    #[serde(skip)]
+    pub(crate) stalls: Stalls,
+    /// Every return, before the link is shared.
+    #[serde(skip)]
+    pub(crate) returns: Vec<Return>,
 }
 
 impl Outcome {
@@ -103,6 +127,9 @@ impl Outcome {
         self.server_j += other.server_j;
         self.sleeps += other.sleeps;
         self.delayed_requests += other.delayed_requests;
+        self.page_wakes += other.page_wakes;
+        self.stalls.absorb(&other.stalls);
+        self.returns.extend_from_slice(&other.returns);
         self.fetches += other.fetches;
         self.pages_fetched += other.pages_fetched;
         self.network_bytes += other.network_bytes;
@@ -147,6 +174,8 @@ pub struct Report {
     pub always_on_j: f64,
     /// Idle periods per class.
     pub idle_periods: BTreeMap<Bucket, u64>,
+    /// Milliseconds of idle periods, all desktops.
+    pub idle_ms: u64,
     /// Requests in the trace (pages the VMs used, first touch per period).
     pub requests: u64,
     /// Online combinations, keyed `POLICY[+PREFETCH][+selective]`
@@ -170,6 +199,16 @@ pub struct Report {
     /// [`crate::simulate`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_with_equal_share: Option<Outcome>,
+    /// The online combination saving the most within a delay budget
+    /// ([`crate::rank::best_under_budget`]); filled by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_under_budget: Option<crate::rank::BudgetPick>,
+    /// `partial_vms_per_server` at which that combination (or, with none
+    /// within the budget, the best online one) saves as much as full
+    /// migration ([`crate::rank::crossover_partial_vms_per_server`]);
+    /// filled by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crossover_partial_vms_per_server: Option<f64>,
 }
 
 impl Report {

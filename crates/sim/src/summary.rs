@@ -53,13 +53,23 @@ fn cell(o: &Outcome, b: Bucket, width: usize, unit: &str) -> String {
 /// The console table.
 pub fn console(r: &Report, all: bool) -> String {
     let mut s = format!(
-        "{:<44} {:>7} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>8}\n",
-        "scheme", "saved %", "10-30m", "30-60m", "1h+", "overnight", "wakes", "delayed", "GiB"
+        "{:<44} {:>7} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}\n",
+        "scheme",
+        "saved %",
+        "10-30m",
+        "30-60m",
+        "1h+",
+        "overnight",
+        "wakes",
+        "delayed",
+        "GiB",
+        "p99 s",
+        "wakes/h"
     );
     for (name, o) in rows(r, all) {
         let _ = writeln!(
             s,
-            "{name:<44} {:>7.1} {} {} {} {} {:>8} {:>8} {:>8.1}",
+            "{name:<44} {:>7.1} {} {} {} {} {:>8} {:>8} {:>8.1} {:>8} {:>7.1}",
             o.savings_pct,
             cell(o, Bucket::Short, 7, ""),
             cell(o, Bucket::Medium, 7, ""),
@@ -68,6 +78,9 @@ pub fn console(r: &Report, all: bool) -> String {
             o.sleeps,
             o.delayed_requests,
             o.network_bytes as f64 / GIB,
+            o.stall_ms
+                .map_or("-".into(), |x| format!("{:.2}", x.p99 as f64 / 1000.0)),
+            o.wakes_per_idle_hour,
         );
     }
     for line in findings(r) {
@@ -79,7 +92,7 @@ pub fn console(r: &Report, all: bool) -> String {
 
 /// The headline comparisons, one sentence each.
 pub fn findings(r: &Report) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = crate::evaluation::findings(r);
     let Some((name, best)) = r
         .policies
         .iter()
@@ -98,7 +111,7 @@ pub fn findings(r: &Report) -> Vec<String> {
     };
     let gap = long(&r.oracle) - long(best);
     out.push(format!(
-        "Best online combination: {name}, {:.1} % saved over the trace, {:.1} % for idle periods {over} \
+        "Against the oracle, on energy alone: {name}, {:.1} % saved over the trace, {:.1} % for idle periods {over} \
          against the oracle's {:.1} % ({}): {gap:.1} points {} the 5-point target.",
         best.savings_pct,
         long(best),
