@@ -125,6 +125,15 @@ impl Server {
                     guest.handover
                 )));
             }
+            // Saving its state leaves QEMU `postmigrate`, out of which only
+            // `cont` leads, and QEMU refuses the next save until then: an
+            // operator's pause must hold, so such a VM is checkpointed once
+            // resumed (or at a planned stop, where its QEMU quits after).
+            if guest.paused && then == Then::Resume {
+                return Err(ServerError::WrongState(format!(
+                    "VM {vm} is paused by the operator: checkpointed once resumed"
+                )));
+            }
             let started = Instant::now();
             guest.vm.stop().await?;
             // Until this one is durable, the pages it takes are nowhere else.
@@ -234,7 +243,7 @@ impl Server {
             for (vm, slot) in self.handovers.slots() {
                 let (due_first, desktop, last) = {
                     let g = slot.lock().await;
-                    if g.handover != ServerState::Running {
+                    if g.handover != ServerState::Running || g.paused {
                         continue;
                     }
                     (
