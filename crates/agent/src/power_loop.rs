@@ -45,6 +45,8 @@ impl Agent {
         // the server waits to fetch: the host stays up until it has served
         // one (or for WAKE_GRACE_MS), whatever the policy predicts.
         let mut woken: Option<(u64, usize)> = None;
+        // Whether every VM has been away since the last tick (an idle period).
+        let mut in_period = false;
         loop {
             tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
             if power.user_input() {
@@ -63,10 +65,23 @@ impl Agent {
                     self.user_away(&power).await;
                 }
             }
-            if !self.all_away().await || !power.backend().state().is_awake() {
+            if !self.all_away().await {
+                in_period = false;
                 continue;
             }
             let now = power.backend().now_ms();
+            if !in_period {
+                // An idle period starts: the policy forgets the user's work.
+                in_period = true;
+                power
+                    .policy
+                    .lock()
+                    .expect("policy lock")
+                    .on_period_start(now);
+            }
+            if !power.backend().state().is_awake() {
+                continue;
+            }
             if let Some((at, served)) = woken {
                 if power.served_count() == served && now < at + WAKE_GRACE_MS {
                     continue;
