@@ -3,13 +3,18 @@
 //! daemons, QEMU, FUSE, TLS) with one fault injected at one persisted step
 //! or message, lets the daemons recover, and reports what it finds: how
 //! many copies of the guest run, the guest's own memory checks, the chat
-//! connection's resets, and whether the VM was rolled back.
+//! connection's resets, whether the VM was rolled back, and whether the
+//! disk it ends with holds every write the guest completed.
 //!
 //! [`cases`] is the matrix and its expected outcomes (pure); [`run`] runs
-//! one case; [`report`] gathers the JSON report.
+//! one case; [`measure`] counts the running copies and asks whether the
+//! daemons settled and the guest lives; [`disk`] says which writes the
+//! final disk must hold and reads it; [`report`] gathers the JSON report.
 
 #![forbid(unsafe_code)]
 
 pub mod cases;
+pub mod disk;
+pub mod measure;
 pub mod report;
 pub mod run;

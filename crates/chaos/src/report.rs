@@ -20,7 +20,7 @@ pub fn summary(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     for o in outcomes {
         s += &format!(
-            "{:<5} {:<36} copies {} at {:<8} checks failed {} resets {} rolled back {:<5} {:>5.0} s {}\n",
+            "{:<5} {:<36} copies {} at {:<8} checks failed {} resets {} rolled back {:<5} disk writes lost {}/{} {:>5.0} s {}\n",
             if o.passed { "ok" } else { "FAIL" },
             o.name,
             o.copies_running,
@@ -28,6 +28,8 @@ pub fn summary(outcomes: &[Outcome]) -> String {
             o.guest_check_failures,
             o.connection_resets,
             o.rolled_back,
+            o.disk_writes_lost.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            o.disk_writes_checked,
             o.seconds,
             o.detail
         );

@@ -10,12 +10,12 @@ use jettison_daemon::fault::{FAULT_ENV, MARK_ENV};
 use jettison_demo::console::summarise;
 use jettison_demo::procs::qemu_pids;
 use jettison_demo::{scenario, Binaries, Cluster, ClusterOptions, GuestImage};
-use jettison_qemu::qmp::QueryStatus;
-use jettison_qemu::{LaunchOptions, QmpClient, RunState};
 use jettison_wire::Message;
 use serde::Serialize;
 
 use crate::cases::{armed_in_agent, fault_spec, qemu_on_desktop, Case, Fault, Op, Side};
+use crate::disk;
+use crate::measure::{alive, copies_running, settled};
 
 /// What every case shares.
 #[derive(Debug, Clone)]
@@ -36,6 +36,10 @@ const PAUSE_MS: u64 = 3_000;
 const LINK_DOWN: Duration = Duration::from_secs(12);
 /// How long the daemons get to settle after the strike.
 const SETTLE: Duration = Duration::from_secs(90);
+/// The VM's disk (a fresh image per case, formatted by the guest).
+const DISK_MIB: u64 = 16;
+/// Seconds between the guest's disk writes.
+const DISK_INTERVAL_S: u32 = 1;
 
 /// One case's outcome: a row of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +65,17 @@ pub struct Outcome {
     pub recovered: bool,
     /// The VM was restarted from its last consistent state.
     pub rolled_back: bool,
+    /// Completed disk writes (distinct `JTS DISK` lines) the disk the VM
+    /// ends with must hold: all the guest reported, but for a rolled-back
+    /// VM what it wrote on the server after the fault's step.
+    pub disk_writes_checked: u64,
+    /// Of those, the ones that disk does not hold (`None`: not read).
+    pub disk_writes_lost: Option<u64>,
+    /// The guest completed a write where it runs after the case settled
+    /// (within 15 s), so the check covers the disk it ends with being
+    /// written; informative (a guest left running by a killed agent writes
+    /// with nobody reading its console).
+    pub disk_written_after_settling: bool,
     /// Every expectation of the case held.
     pub passed: bool,
     /// Seconds the case took.
@@ -83,6 +98,9 @@ pub async fn run_case(setup: &Setup, case: &Case) -> Outcome {
         connection_resets: 0,
         recovered: false,
         rolled_back: false,
+        disk_writes_checked: 0,
+        disk_writes_lost: None,
+        disk_written_after_settling: false,
         passed: false,
         seconds: 0.0,
         detail: String::new(),
@@ -120,6 +138,17 @@ pub fn judge(case: &Case, o: &Outcome) -> Option<String> {
     if o.connection_resets != 0 && case.rolled_back != Some(true) {
         why.push(format!("{} connection resets", o.connection_resets));
     }
+    match o.disk_writes_lost {
+        None => why.push("the disk was not checked".into()),
+        Some(_) if o.disk_writes_checked == 0 => {
+            why.push("the guest reported no completed disk write".into())
+        }
+        Some(0) => {}
+        Some(n) => why.push(format!(
+            "{n} of {} completed disk writes lost",
+            o.disk_writes_checked
+        )),
+    }
     if let Some(expected) = case.rolled_back {
         if expected != o.rolled_back {
             why.push(format!(
@@ -154,11 +183,17 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         lan: true,
         agent_env,
         server_env,
+        disk_mib: Some(DISK_MIB),
+        disk_interval_s: Some(DISK_INTERVAL_S),
         ..ClusterOptions::default()
     };
     let mut cluster = Cluster::start(&setup.bins, &setup.image, &opts).await?;
     cluster
         .wait_console("JTS READY", Duration::from_secs(300))
+        .await?;
+    // At least one completed write before the handover, for the disk check.
+    cluster
+        .wait_console("JTS DISK writes=", Duration::from_secs(60))
         .await?;
     if case.op == Op::Reintegrate {
         scenario::migrate(&cluster)
@@ -176,6 +211,7 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         },
     };
     let socket = cluster.agent_socket.clone();
+    let op_started = ms_since_epoch(std::time::SystemTime::now()).unwrap_or(0);
     let op = tokio::spawn(async move {
         jettison_daemon::request(&socket, &request, Duration::from_secs(300)).await
     });
@@ -183,6 +219,10 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         wait_for(&mark, Duration::from_secs(180)).await?;
         strike(&mut cluster, case).await?;
     }
+    // When the fault's step was reached (for a dropped message, when the
+    // handover began): a rollback may lose what the guest wrote on the
+    // server after it.
+    let fault_ms = mark_ms(&mark).unwrap_or(op_started);
     let _ = tokio::time::timeout(Duration::from_secs(360), op).await;
     // Recovery: a killed daemon comes back, without the fault.
     match case.fault {
@@ -218,7 +258,30 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         .and_then(|s| s.clients.get(&cluster.vm).map(|c| c.resets))
         .unwrap_or(0);
     out.rolled_back = cluster.daemon_log("agent").contains("rolled back");
+    // Last: stops the VM (and the agent, when it runs at home).
+    if let (1, Some(at)) = (out.copies_running, out.runs_at) {
+        let settled_ms = ms_since_epoch(std::time::SystemTime::now()).unwrap_or(0);
+        out.disk_written_after_settling = disk::next_write(&cluster, at, settled_ms).await;
+        let content = disk::read_final(&mut cluster, at)
+            .await
+            .context("checking the disk")?;
+        let logs = cluster.console_logs();
+        let promised = disk::promised(&logs[0], &logs[1], out.rolled_back.then_some(fault_ms));
+        out.disk_writes_checked = promised.len() as u64;
+        out.disk_writes_lost = Some(disk::lost(&content, &promised));
+    }
     Ok(())
+}
+
+/// When the fault's mark was written (host ms).
+fn mark_ms(mark: &Path) -> Option<u64> {
+    ms_since_epoch(std::fs::metadata(mark).ok()?.modified().ok()?)
+}
+
+/// Host ms, as the console logs' lines have them.
+fn ms_since_epoch(t: std::time::SystemTime) -> Option<u64> {
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok()
 }
 
 /// The fault, struck while the armed daemon pauses at its step.
@@ -268,87 +331,59 @@ async fn wait_for(mark: &Path, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Running copies of the guest on both hosts, and where the one is. A
-/// daemon holds its QEMU's QMP connection (QEMU takes one at a time), so
-/// each daemon is asked first (the agent asks its QEMU's QMP status); a QEMU
-/// no daemon manages (left by a killed one) is asked directly.
-async fn copies_running(cluster: &Cluster) -> (u32, Option<Side>) {
-    let mut copies = 0;
-    let mut at = None;
-    // What each daemon says of a guest it runs itself.
-    let sides = [
-        (
-            Side::Desktop,
-            "agent-run",
-            "home (running)",
-            cluster.agent_request(Message::OpStatus).await,
-        ),
-        (
-            Side::Server,
-            "server-run",
-            "consolidated",
-            cluster.server_request(Message::OpStatus).await,
-        ),
-    ];
-    for (side, dir, runs, status) in sides {
-        let running = match status {
-            Ok(Message::OpStatusReply { vms, .. }) => vms
-                .iter()
-                .any(|v| v.vm == cluster.vm && v.state.starts_with(runs)),
-            _ => false,
-        };
-        let running = running || {
-            let qmp = LaunchOptions::new(&cluster.vm, cluster.dir.join(dir)).qmp_socket();
-            qmp_running(&qmp, &cluster.vm).await
-        };
-        if running {
-            copies += 1;
-            at = Some(side);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::ALL;
+
+    fn kept(case: &Case) -> Outcome {
+        Outcome {
+            name: case.name.into(),
+            step: case.step.into(),
+            fault: case.fault,
+            op: case.op,
+            copies_running: 1,
+            runs_at: Some(case.runs_at),
+            guest_check_failures: 0,
+            connection_resets: 0,
+            recovered: true,
+            rolled_back: case.rolled_back.unwrap_or(false),
+            disk_writes_checked: 7,
+            disk_writes_lost: Some(0),
+            disk_written_after_settling: true,
+            passed: false,
+            seconds: 0.0,
+            detail: String::new(),
         }
     }
-    (copies, at)
-}
 
-/// Whether a QEMU answering on `qmp` (and not held by a daemon) runs.
-async fn qmp_running(qmp: &Path, vm: &str) -> bool {
-    let status = async {
-        let q = QmpClient::connect(qmp, vm).await.ok()?;
-        q.execute(&QueryStatus {}).await.ok()
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), status).await,
-        Ok(Some(s)) if s.status == RunState::Running
-    )
-}
-
-/// Whether the agent has nothing left to settle.
-async fn settled(cluster: &Cluster) -> bool {
-    match cluster.agent_request(Message::OpStatus).await {
-        Ok(Message::OpStatusReply { vms, .. }) => vms
-            .iter()
-            .all(|v| !v.state.contains("busy") && !v.state.contains("doubt")),
-        _ => false,
+    #[test]
+    fn a_lost_or_unchecked_disk_write_fails_the_case() {
+        let case = &ALL[0];
+        assert_eq!(judge(case, &kept(case)), None);
+        let lost = Outcome {
+            disk_writes_lost: Some(2),
+            ..kept(case)
+        };
+        assert_eq!(
+            judge(case, &lost).as_deref(),
+            Some("2 of 7 completed disk writes lost")
+        );
+        let unread = Outcome {
+            disk_writes_lost: None,
+            ..kept(case)
+        };
+        assert!(judge(case, &unread).is_some());
+        let nothing = Outcome {
+            disk_writes_checked: 0,
+            ..kept(case)
+        };
+        assert!(judge(case, &nothing).is_some());
+        // Informative only.
+        let quiet = Outcome {
+            disk_written_after_settling: false,
+            ..kept(case)
+        };
+        assert_eq!(judge(case, &quiet), None);
     }
-}
-
-/// Whether the guest is alive after settling: the office peer hears a new
-/// heartbeat on its chat connection within 20 s (the console would not do:
-/// a guest left by a killed agent has nobody reading its console).
-async fn alive(cluster: &Cluster) -> bool {
-    let heartbeats = |c: &Cluster| {
-        c.peer_status()
-            .ok()
-            .and_then(|s| s.clients.get(&c.vm).map(|c| c.heartbeats))
-    };
-    let Some(before) = heartbeats(cluster) else {
-        return false;
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if heartbeats(cluster).is_some_and(|n| n > before) {
-            return true;
-        }
-    }
-    false
 }

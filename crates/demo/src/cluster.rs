@@ -117,6 +117,9 @@ impl Cluster {
                 p.mail
             );
         }
+        if let Some(s) = opts.disk_interval_s {
+            append += &format!(" jettison.disk_interval_s={s}");
+        }
         let mac = lan.as_ref().map(|l| l.vm_mac(0));
         let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
         let tls_dir = dir.join("tls");

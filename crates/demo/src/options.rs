@@ -71,6 +71,9 @@ pub struct ClusterOptions {
     pub lan: bool,
     /// Give the VM a disk image of this size (MiB).
     pub disk_mib: Option<u64>,
+    /// Seconds between the guest's mail-cache writes to its disk (`None`:
+    /// the guest's default, 5 s).
+    pub disk_interval_s: Option<u32>,
     /// Let the desktop sleep while its VM is away (emulated power backend;
     /// LAN runs only).
     pub power: bool,
@@ -112,6 +115,7 @@ impl Default for ClusterOptions {
             keep: false,
             lan: false,
             disk_mib: None,
+            disk_interval_s: None,
             power: false,
             away_after_s: None,
             selective_resume: true,

@@ -71,10 +71,14 @@ async fn main() -> anyhow::Result<()> {
         );
         let o = run::run_case(&setup, case).await;
         println!(
-            "        {}: {} copies running, rolled back {}, {:.0} s {}",
+            "        {}: {} copies running, rolled back {}, disk writes lost {}/{}, {:.0} s {}",
             if o.passed { "ok" } else { "FAILED" },
             o.copies_running,
             o.rolled_back,
+            o.disk_writes_lost
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            o.disk_writes_checked,
             o.seconds,
             o.detail
         );
