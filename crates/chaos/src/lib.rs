@@ -9,12 +9,17 @@
 //! [`cases`] is the matrix and its expected outcomes (pure); [`run`] runs
 //! one case; [`measure`] counts the running copies and asks whether the
 //! daemons settled and the guest lives; [`disk`] says which writes the
-//! final disk must hold and reads it; [`report`] gathers the JSON report.
+//! final disk must hold and reads it; [`restarts`] runs the restart cases
+//! (daemons restarted or killed, the server's host crashing, the desktop
+//! rebooting while its VM is away); [`logs`] reads figures from the
+//! daemons' logs; [`report`] gathers the JSON report.
 
 #![forbid(unsafe_code)]
 
 pub mod cases;
 pub mod disk;
+pub mod logs;
 pub mod measure;
 pub mod report;
+pub mod restarts;
 pub mod run;

@@ -48,10 +48,10 @@ pub struct Outcome {
     pub name: String,
     /// The step or message the fault struck at.
     pub step: String,
-    /// The fault.
-    pub fault: Fault,
-    /// The handover.
-    pub op: Op,
+    /// The fault (snake case).
+    pub fault: String,
+    /// The handover, or `stay_away` for a restart while consolidated.
+    pub op: String,
     /// Guests whose QMP status is `running`, on both hosts.
     pub copies_running: u32,
     /// Where the running copy is.
@@ -76,6 +76,17 @@ pub struct Outcome {
     /// written; informative (a guest left running by a killed agent writes
     /// with nobody reading its console).
     pub disk_written_after_settling: bool,
+    /// How long the guest stood still across a server restart (from the
+    /// checkpoint it resumed from to its resume), ms.
+    pub restart_pause_ms: Option<f64>,
+    /// From the restarted daemon's start to the guest resumed, s.
+    pub recovery_s: Option<f64>,
+    /// The guest's work lost in a crash: from the checkpoint it rolled back
+    /// to until the crash, s.
+    pub work_lost_s: Option<f64>,
+    /// The checkpoints the server took (downtime ms, bytes written).
+    #[serde(skip)]
+    pub checkpoints: Vec<(f64, u64)>,
     /// Every expectation of the case held.
     pub passed: bool,
     /// Seconds the case took.
@@ -84,40 +95,85 @@ pub struct Outcome {
     pub detail: String,
 }
 
+/// What a case promises.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Where the VM runs once the daemons have settled.
+    pub runs_at: Side,
+    /// Whether it was restarted from its last consistent state (`None`:
+    /// either is correct).
+    pub rolled_back: Option<bool>,
+}
+
+/// A value's serde name (an enum variant in snake case).
+pub fn snake(v: impl Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+impl Outcome {
+    /// A row not measured yet.
+    pub fn new(name: &str, step: &str, fault: String, op: String) -> Self {
+        Outcome {
+            name: name.into(),
+            step: step.into(),
+            fault,
+            op,
+            copies_running: 0,
+            runs_at: None,
+            guest_check_failures: 0,
+            connection_resets: 0,
+            recovered: false,
+            rolled_back: false,
+            disk_writes_checked: 0,
+            disk_writes_lost: None,
+            disk_written_after_settling: false,
+            restart_pause_ms: None,
+            recovery_s: None,
+            work_lost_s: None,
+            checkpoints: Vec::new(),
+            passed: false,
+            seconds: 0.0,
+            detail: String::new(),
+        }
+    }
+
+    /// Judges the outcome of a run that ended with `result`.
+    pub fn finish(&mut self, expect: &Expect, result: anyhow::Result<()>, started: Instant) {
+        if let Err(e) = result {
+            self.detail = format!("{e:#}");
+        }
+        self.passed = self.detail.is_empty() && judge(expect, self).is_none();
+        if self.detail.is_empty() {
+            self.detail = judge(expect, self).unwrap_or_default();
+        }
+        self.seconds = started.elapsed().as_secs_f64();
+    }
+}
+
+impl Case {
+    /// What this case promises.
+    pub fn expect(&self) -> Expect {
+        Expect {
+            runs_at: self.runs_at,
+            rolled_back: self.rolled_back,
+        }
+    }
+}
+
 /// Runs one case; a harness failure is a failed case with its reason.
 pub async fn run_case(setup: &Setup, case: &Case) -> Outcome {
     let started = Instant::now();
-    let mut out = Outcome {
-        name: case.name.into(),
-        step: case.step.into(),
-        fault: case.fault,
-        op: case.op,
-        copies_running: 0,
-        runs_at: None,
-        guest_check_failures: 0,
-        connection_resets: 0,
-        recovered: false,
-        rolled_back: false,
-        disk_writes_checked: 0,
-        disk_writes_lost: None,
-        disk_written_after_settling: false,
-        passed: false,
-        seconds: 0.0,
-        detail: String::new(),
-    };
-    if let Err(e) = run(setup, case, &mut out).await {
-        out.detail = format!("{e:#}");
-    }
-    out.passed = out.detail.is_empty() && judge(case, &out).is_none();
-    if out.detail.is_empty() {
-        out.detail = judge(case, &out).unwrap_or_default();
-    }
-    out.seconds = started.elapsed().as_secs_f64();
+    let mut out = Outcome::new(case.name, case.step, snake(case.fault), snake(case.op));
+    let result = run(setup, case, &mut out).await;
+    out.finish(&case.expect(), result, started);
     out
 }
 
 /// Why an outcome breaks the case's promise (`None`: it keeps it).
-pub fn judge(case: &Case, o: &Outcome) -> Option<String> {
+pub fn judge(case: &Expect, o: &Outcome) -> Option<String> {
     let mut why = Vec::new();
     if o.copies_running != 1 {
         why.push(format!("{} copies running", o.copies_running));
@@ -174,27 +230,7 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
     } else {
         (Vec::new(), env)
     };
-    let opts = ClusterOptions {
-        memory_mib: 256,
-        fill_pct: 10,
-        accel: setup.accel.clone(),
-        work_root: setup.work_root.clone(),
-        keep: true,
-        lan: true,
-        agent_env,
-        server_env,
-        disk_mib: Some(DISK_MIB),
-        disk_interval_s: Some(DISK_INTERVAL_S),
-        ..ClusterOptions::default()
-    };
-    let mut cluster = Cluster::start(&setup.bins, &setup.image, &opts).await?;
-    cluster
-        .wait_console("JTS READY", Duration::from_secs(300))
-        .await?;
-    // At least one completed write before the handover, for the disk check.
-    cluster
-        .wait_console("JTS DISK writes=", Duration::from_secs(60))
-        .await?;
+    let mut cluster = start_cluster(setup, agent_env, server_env, |_| {}).await?;
     if case.op == Op::Reintegrate {
         scenario::migrate(&cluster)
             .await
@@ -238,17 +274,65 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         }
         _ => {}
     }
+    settle_and_measure(&mut cluster, out, |_| Some(fault_ms)).await
+}
+
+/// A fresh cluster of test hosts for a case (a 256 MiB guest with a NIC
+/// and a disk, on a LAN with the office peer), once its guest is ready and
+/// has completed a disk write; `tune` adjusts the options.
+pub async fn start_cluster(
+    setup: &Setup,
+    agent_env: Vec<(String, String)>,
+    server_env: Vec<(String, String)>,
+    tune: impl FnOnce(&mut ClusterOptions),
+) -> anyhow::Result<Cluster> {
+    let mut opts = ClusterOptions {
+        memory_mib: 256,
+        fill_pct: 10,
+        accel: setup.accel.clone(),
+        work_root: setup.work_root.clone(),
+        keep: true,
+        lan: true,
+        agent_env,
+        server_env,
+        disk_mib: Some(DISK_MIB),
+        disk_interval_s: Some(DISK_INTERVAL_S),
+        ..ClusterOptions::default()
+    };
+    tune(&mut opts);
+    let cluster = Cluster::start(&setup.bins, &setup.image, &opts).await?;
+    cluster
+        .wait_console("JTS READY", Duration::from_secs(300))
+        .await?;
+    // At least one completed write before the case, for the disk check.
+    cluster
+        .wait_console("JTS DISK writes=", Duration::from_secs(60))
+        .await?;
+    Ok(cluster)
+}
+
+/// Lets the daemons settle, then measures: copies running and where, the
+/// guest alive, its checks, the peer's resets, a rollback (restarted at
+/// home from its snapshot, or on the server from a checkpoint after a
+/// crash), and the disk. `rolled_back_since` gives, for a rolled-back VM,
+/// the host ms after which its writes on the server may be lost (`None`:
+/// none may).
+pub async fn settle_and_measure(
+    cluster: &mut Cluster,
+    out: &mut Outcome,
+    rolled_back_since: impl FnOnce(&Cluster) -> Option<u64>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let (copies, at) = copies_running(&cluster).await;
+        let (copies, at) = copies_running(cluster).await;
         out.copies_running = copies;
         out.runs_at = at;
-        if (copies == 1 && settled(&cluster).await) || Instant::now() > deadline {
+        if (copies == 1 && settled(cluster).await) || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    out.recovered = out.copies_running == 1 && alive(&cluster).await;
+    out.recovered = out.copies_running == 1 && alive(cluster).await;
     let logs = cluster.console_logs();
     let summary = summarise(&logs.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     out.guest_check_failures = summary.check_failures + summary.corrupt_lines;
@@ -257,16 +341,23 @@ async fn run(setup: &Setup, case: &Case, out: &mut Outcome) -> anyhow::Result<()
         .ok()
         .and_then(|s| s.clients.get(&cluster.vm).map(|c| c.resets))
         .unwrap_or(0);
-    out.rolled_back = cluster.daemon_log("agent").contains("rolled back");
+    let server_log = cluster.daemon_log("server");
+    out.rolled_back = cluster.daemon_log("agent").contains("rolled back")
+        || server_log.contains("after a crash: rolled back");
+    out.checkpoints = crate::logs::checkpoints(&server_log);
     // Last: stops the VM (and the agent, when it runs at home).
     if let (1, Some(at)) = (out.copies_running, out.runs_at) {
         let settled_ms = ms_since_epoch(std::time::SystemTime::now()).unwrap_or(0);
-        out.disk_written_after_settling = disk::next_write(&cluster, at, settled_ms).await;
-        let content = disk::read_final(&mut cluster, at)
+        out.disk_written_after_settling = disk::next_write(cluster, at, settled_ms).await;
+        let since = out
+            .rolled_back
+            .then(|| rolled_back_since(cluster))
+            .flatten();
+        let content = disk::read_final(cluster, at)
             .await
             .context("checking the disk")?;
         let logs = cluster.console_logs();
-        let promised = disk::promised(&logs[0], &logs[1], out.rolled_back.then_some(fault_ms));
+        let promised = disk::promised(&logs[0], &logs[1], since);
         out.disk_writes_checked = promised.len() as u64;
         out.disk_writes_lost = Some(disk::lost(&content, &promised));
     }
@@ -279,7 +370,7 @@ fn mark_ms(mark: &Path) -> Option<u64> {
 }
 
 /// Host ms, as the console logs' lines have them.
-fn ms_since_epoch(t: std::time::SystemTime) -> Option<u64> {
+pub fn ms_since_epoch(t: std::time::SystemTime) -> Option<u64> {
     let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
     u64::try_from(ms).ok()
 }
@@ -338,52 +429,50 @@ mod tests {
 
     fn kept(case: &Case) -> Outcome {
         Outcome {
-            name: case.name.into(),
-            step: case.step.into(),
-            fault: case.fault,
-            op: case.op,
             copies_running: 1,
             runs_at: Some(case.runs_at),
-            guest_check_failures: 0,
-            connection_resets: 0,
             recovered: true,
             rolled_back: case.rolled_back.unwrap_or(false),
             disk_writes_checked: 7,
             disk_writes_lost: Some(0),
             disk_written_after_settling: true,
-            passed: false,
-            seconds: 0.0,
-            detail: String::new(),
+            ..Outcome::new(case.name, case.step, snake(case.fault), snake(case.op))
         }
+    }
+
+    #[test]
+    fn fault_and_op_are_named_in_snake_case() {
+        let o = kept(&ALL[0]);
+        assert_eq!((o.fault.as_str(), o.op.as_str()), ("kill_agent", "migrate"));
     }
 
     #[test]
     fn a_lost_or_unchecked_disk_write_fails_the_case() {
         let case = &ALL[0];
-        assert_eq!(judge(case, &kept(case)), None);
+        assert_eq!(judge(&case.expect(), &kept(case)), None);
         let lost = Outcome {
             disk_writes_lost: Some(2),
             ..kept(case)
         };
         assert_eq!(
-            judge(case, &lost).as_deref(),
+            judge(&case.expect(), &lost).as_deref(),
             Some("2 of 7 completed disk writes lost")
         );
         let unread = Outcome {
             disk_writes_lost: None,
             ..kept(case)
         };
-        assert!(judge(case, &unread).is_some());
+        assert!(judge(&case.expect(), &unread).is_some());
         let nothing = Outcome {
             disk_writes_checked: 0,
             ..kept(case)
         };
-        assert!(judge(case, &nothing).is_some());
+        assert!(judge(&case.expect(), &nothing).is_some());
         // Informative only.
         let quiet = Outcome {
             disk_written_after_settling: false,
             ..kept(case)
         };
-        assert_eq!(judge(case, &quiet), None);
+        assert_eq!(judge(&case.expect(), &quiet), None);
     }
 }

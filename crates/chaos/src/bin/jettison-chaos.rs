@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use jettison_chaos::{cases, report, run};
+use jettison_chaos::{cases, report, restarts, run};
 use jettison_demo::{Binaries, GuestImage};
 
 /// Runs real migrations and reintegrations with a fault injected at each
@@ -44,44 +44,44 @@ async fn main() -> anyhow::Result<()> {
         work_root: work_root.canonicalize()?,
         accel: args.accel.clone(),
     };
-    let selected: Vec<_> = cases::select(args.quick)
+    let matches = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+    let handovers: Vec<_> = cases::select(args.quick)
         .into_iter()
-        .filter(|c| {
-            args.only
-                .as_ref()
-                .is_none_or(|o| c.name.contains(o.as_str()))
-        })
+        .filter(|c| matches(c.name))
         .collect();
-    anyhow::ensure!(!selected.is_empty(), "no case matches {:?}", args.only);
+    let restart_cases: Vec<_> = restarts::select(args.quick)
+        .into_iter()
+        .filter(|c| matches(c.name))
+        .collect();
+    let total = handovers.len() + restart_cases.len();
+    anyhow::ensure!(total > 0, "no case matches {:?}", args.only);
     println!(
-        "jettison chaos: {} cases, logs in {}",
-        selected.len(),
+        "jettison chaos: {total} cases, logs in {}",
         work_root.display()
     );
     let mut outcomes = Vec::new();
-    for (i, case) in selected.iter().enumerate() {
+    for case in &handovers {
         println!(
-            "  [{}/{}] {} ({:?} during {:?} at {})",
-            i + 1,
-            selected.len(),
+            "  [{}/{total}] {} ({:?} during {:?} at {})",
+            outcomes.len() + 1,
             case.name,
             case.fault,
             case.op,
             case.step
         );
         let o = run::run_case(&setup, case).await;
+        print_outcome(&o);
+        outcomes.push(o);
+    }
+    for case in &restart_cases {
         println!(
-            "        {}: {} copies running, rolled back {}, disk writes lost {}/{}, {:.0} s {}",
-            if o.passed { "ok" } else { "FAILED" },
-            o.copies_running,
-            o.rolled_back,
-            o.disk_writes_lost
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into()),
-            o.disk_writes_checked,
-            o.seconds,
-            o.detail
+            "  [{}/{total}] {} ({:?} while consolidated)",
+            outcomes.len() + 1,
+            case.name,
+            case.fault
         );
+        let o = restarts::run_case(&setup, case).await;
+        print_outcome(&o);
         outcomes.push(o);
     }
     let value = report::build(&outcomes, args.quick);
@@ -91,4 +91,19 @@ async fn main() -> anyhow::Result<()> {
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     anyhow::ensure!(failed == 0, "{failed} of {} cases failed", outcomes.len());
     Ok(())
+}
+
+fn print_outcome(o: &run::Outcome) {
+    println!(
+        "        {}: {} copies running, rolled back {}, disk writes lost {}/{}, {:.0} s {}",
+        if o.passed { "ok" } else { "FAILED" },
+        o.copies_running,
+        o.rolled_back,
+        o.disk_writes_lost
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        o.disk_writes_checked,
+        o.seconds,
+        o.detail
+    );
 }

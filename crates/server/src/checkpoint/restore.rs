@@ -21,14 +21,16 @@ impl Server {
     pub(crate) async fn restore(self: &Arc<Self>, vm: &str, record: Record) {
         match self.try_restore(vm, &record).await {
             // paused_ms: from that checkpoint's pause to now.
-            Ok((paused_ms, true)) => tracing::warn!(
+            Ok((paused_ms, true, checkpoint_unix_ms)) => tracing::warn!(
                 vm,
                 paused_ms,
+                checkpoint_unix_ms,
                 "resumed from its last checkpoint, taken at the server's stop: nothing lost"
             ),
-            Ok((paused_ms, false)) => tracing::warn!(
+            Ok((paused_ms, false, checkpoint_unix_ms)) => tracing::warn!(
                 vm,
                 paused_ms,
+                checkpoint_unix_ms,
                 "resumed from its last checkpoint after a crash: rolled back to it"
             ),
             Err(e) => {
@@ -47,12 +49,13 @@ impl Server {
     }
 
     /// Returns how long the guest stood still (from its checkpoint's pause
-    /// to now), and whether that checkpoint was taken at a planned stop.
+    /// to now), whether that checkpoint was taken at a planned stop, and
+    /// when (Unix ms).
     async fn try_restore(
         self: &Arc<Self>,
         vm: &str,
         record: &Record,
-    ) -> Result<(f64, bool), ServerError> {
+    ) -> Result<(f64, bool, u64), ServerError> {
         let started = Instant::now();
         let machine = record
             .machine
@@ -122,6 +125,7 @@ impl Server {
         Ok((
             now.saturating_sub(manifest.taken_unix_ms) as f64,
             manifest.at_stop,
+            manifest.taken_unix_ms,
         ))
     }
 }
