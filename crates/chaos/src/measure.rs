@@ -76,9 +76,9 @@ pub async fn settled(cluster: &Cluster) -> bool {
 }
 
 /// Whether the guest is alive after settling: the office peer hears a new
-/// heartbeat on its chat connection within 20 s (the console would not do:
-/// a guest left by a killed agent has nobody reading its console).
-pub async fn alive(cluster: &Cluster) -> bool {
+/// heartbeat on its chat connection within `within` (the console would not
+/// do: a guest left by a killed agent has nobody reading its console).
+pub async fn alive(cluster: &Cluster, within: Duration) -> bool {
     let heartbeats = |c: &Cluster| {
         c.peer_status()
             .ok()
@@ -87,7 +87,7 @@ pub async fn alive(cluster: &Cluster) -> bool {
     let Some(before) = heartbeats(cluster) else {
         return false;
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if heartbeats(cluster).is_some_and(|n| n > before) {

@@ -137,6 +137,10 @@ async fn run(setup: &Setup, case: &RestartCase, out: &mut Outcome) -> anyhow::Re
     let mut cluster = run::start_cluster(setup, Vec::new(), Vec::new(), |o| {
         o.checkpoint_interval_s = Some(CHECKPOINT_S);
         o.power = power;
+        if power {
+            // Misses in groups, so that the desktop gets to sleep.
+            o.prefetch = Some(jettison_power_model::PrefetchConfig::Neighbourhood { pages: 64 });
+        }
     })
     .await?;
     scenario::migrate(&cluster).await?;
@@ -201,6 +205,7 @@ async fn run(setup: &Setup, case: &RestartCase, out: &mut Outcome) -> anyhow::Re
         .await?;
         // The user comes back: the VM comes home from the rebooted desktop.
         cluster.user_returns()?;
+        wait_log(&cluster, "agent", "VM is home", Duration::from_secs(180)).await?;
     }
     run::settle_and_measure(&mut cluster, out, |c| {
         logs::resumed(&c.daemon_log("server"), "after a crash").map(|(_, at)| at)

@@ -332,7 +332,18 @@ pub async fn settle_and_measure(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    out.recovered = out.copies_running == 1 && alive(cluster).await;
+    let server_log = cluster.daemon_log("server");
+    out.rolled_back = cluster.daemon_log("agent").contains("rolled back")
+        || server_log.contains("after a crash: rolled back");
+    // A guest rolled back to an older state finds its chat connection out
+    // of step with the peer's: it reconnects after the silence its client
+    // allows, so it gets that long to be heard.
+    let within = if out.rolled_back {
+        jettison_guest::net::SILENCE + Duration::from_secs(20)
+    } else {
+        Duration::from_secs(20)
+    };
+    out.recovered = out.copies_running == 1 && alive(cluster, within).await;
     let logs = cluster.console_logs();
     let summary = summarise(&logs.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     out.guest_check_failures = summary.check_failures + summary.corrupt_lines;
@@ -341,9 +352,6 @@ pub async fn settle_and_measure(
         .ok()
         .and_then(|s| s.clients.get(&cluster.vm).map(|c| c.resets))
         .unwrap_or(0);
-    let server_log = cluster.daemon_log("server");
-    out.rolled_back = cluster.daemon_log("agent").contains("rolled back")
-        || server_log.contains("after a crash: rolled back");
     out.checkpoints = crate::logs::checkpoints(&server_log);
     // Last: stops the VM (and the agent, when it runs at home).
     if let (1, Some(at)) = (out.copies_running, out.runs_at) {
