@@ -205,7 +205,12 @@ impl DesktopState {
     }
 
     /// Whether the desktop may serve the VM's memory to its server: the
-    /// guest at home is stopped and the server may run or load it.
+    /// guest at home is stopped and the server may run or load it. That
+    /// includes a return until it is settled (`Ready` too): a server that
+    /// gave the return up resumes its guest, which may need pages it never
+    /// fetched, and they are unchanged at home (only pages the server has
+    /// were written there, and the guest at home runs only once the
+    /// return is committed).
     pub fn serves_memory(&self) -> bool {
         matches!(
             self,
@@ -213,10 +218,7 @@ impl DesktopState {
                 step: OutStep::Transferring,
                 ..
             } | DesktopState::Away { .. }
-                | DesktopState::Returning {
-                    step: InStep::Receiving,
-                    ..
-                }
+                | DesktopState::Returning { .. }
         )
     }
 

@@ -232,7 +232,7 @@ fn memory_is_served_only_while_the_home_guest_is_stopped() {
     assert!(migrating(OutStep::Transferring).serves_memory());
     assert!(away().serves_memory());
     assert!(returning(InStep::Receiving).serves_memory());
-    assert!(!returning(InStep::Ready).serves_memory());
+    assert!(returning(InStep::Ready).serves_memory());
 }
 
 #[test]

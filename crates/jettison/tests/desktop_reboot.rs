@@ -7,28 +7,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use jettison_demo::procs::tail;
 use jettison_demo::scenario::{digest_server_view, migrate, reintegrate};
-use jettison_demo::{Cluster, ClusterOptions};
+use jettison_demo::ClusterOptions;
 use jettison_power_model::PrefetchConfig;
-
-async fn log_has(cluster: &Cluster, which: &str, needle: &str, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let log = cluster.daemon_log(which);
-        if log.matches(needle).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{needle:?} x{n} in the {which} log within {timeout:?}:\n{}",
-            tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_away_vm_survives_a_reboot_of_its_desktop() {

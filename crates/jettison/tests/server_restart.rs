@@ -8,28 +8,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jettison_demo::procs::{qemu_pids, tail};
 use jettison_demo::scenario::{digest_server_view, migrate, reintegrate};
 use jettison_demo::{Cluster, ClusterOptions};
-
-/// Waits until the server's log contains `needle` `n` times.
-async fn server_log_has(cluster: &Cluster, needle: &str, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let log = cluster.daemon_log("server");
-        if log.matches(needle).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{needle:?} x{n} in the server log within {timeout:?}:\n{}",
-            tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The `paused_ms` the restarted server logged for its resumed VM.
 fn paused_ms(log: &str) -> f64 {
@@ -86,8 +69,7 @@ async fn a_planned_restart_of_the_server_resumes_the_guest() {
     );
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    server_log_has(
-        &cluster,
+    common::wait_log(&cluster, "server",
         "resumed from its last checkpoint",
         1,
         Duration::from_secs(60),
@@ -109,7 +91,7 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     .await;
     let before = common::next_heartbeat(&cluster, 0, Duration::from_secs(30)).await;
     migrate(&cluster).await.unwrap();
-    server_log_has(&cluster, "why=\"periodic\"", 1, Duration::from_secs(120)).await;
+    common::wait_log(&cluster, "server", "why=\"periodic\"", 1, Duration::from_secs(120)).await;
     // The host crashes: every process of the server host dies, and what the
     // last complete checkpoint does not cover is gone (the replicas).
     let vm = cluster.vm.clone();
@@ -127,8 +109,7 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     let hb_at_crash = common::last_heartbeat(&cluster);
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    server_log_has(
-        &cluster,
+    common::wait_log(&cluster, "server",
         "resumed from its last checkpoint",
         1,
         Duration::from_secs(60),

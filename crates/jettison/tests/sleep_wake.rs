@@ -11,24 +11,6 @@ use jettison_demo::scenario::{migrate, power_record};
 use jettison_demo::ClusterOptions;
 use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
 
-async fn wait_log(
-    cluster: &jettison_demo::Cluster,
-    which: &str,
-    needle: &str,
-    count: usize,
-    timeout: Duration,
-) {
-    let deadline = Instant::now() + timeout;
-    while cluster.daemon_log(which).matches(needle).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{which} log never said {needle:?} {count} times"
-        );
-        // finely: a test acts within the 3 s of a suspend
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A cluster with power whose VM is consolidated, once the server has heard
 /// that the desktop goes to sleep (the working set is on the server).
 async fn consolidated_until_sleep() -> jettison_demo::Cluster {
@@ -41,7 +23,7 @@ async fn consolidated_until_sleep() -> jettison_demo::Cluster {
     };
     let cluster = common::ready_cluster_with(opts).await;
     migrate(&cluster).await.unwrap();
-    wait_log(
+    common::wait_log(
         &cluster,
         "server",
         "desktop goes to sleep",
@@ -55,7 +37,7 @@ async fn consolidated_until_sleep() -> jettison_demo::Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
     let cluster = consolidated_until_sleep().await;
-    wait_log(
+    common::wait_log(
         &cluster,
         "agent",
         "asleep (frozen)",
@@ -82,7 +64,7 @@ async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
         took >= Duration::from_secs(2),
         "the read waited for the resume ({took:?})"
     );
-    wait_log(
+    common::wait_log(
         &cluster,
         "server",
         "desktop woke up",

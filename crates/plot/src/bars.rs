@@ -83,17 +83,13 @@ pub fn render_bars(
     height: u32,
 ) -> Result<(), PlotError> {
     prepare(chart, width, height)?;
-    let png = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    if png {
-        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
-        draw(&root, chart)?;
-        root.present().map_err(draw_err)
-    } else {
-        let svg = render_bars_svg_string(chart, width, height)?;
-        std::fs::write(path, svg).map_err(|e| PlotError::Draw(format!("{}: {e}", path.display())))
-    }
+    crate::write_file(
+        path,
+        width,
+        height,
+        |root| draw(root, chart),
+        || render_bars_svg_string(chart, width, height),
+    )
 }
 
 /// Renders `chart` as an SVG document held in memory.

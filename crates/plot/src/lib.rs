@@ -79,6 +79,28 @@ pub fn render_svg_string(
     svg_string(width, height, |root| draw::draw_timeline(root, input))
 }
 
+/// Writes a chart to `path`: a PNG drawn by `png` for a `.png` file, else
+/// the SVG document `svg` makes.
+pub(crate) fn write_file(
+    path: &Path,
+    width: u32,
+    height: u32,
+    png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), PlotError>,
+    svg: impl FnOnce() -> Result<String, PlotError>,
+) -> Result<(), PlotError> {
+    let is_png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+        png(&root)?;
+        root.present().map_err(draw::draw_err)
+    } else {
+        let svg = svg()?;
+        std::fs::write(path, svg).map_err(|e| PlotError::Draw(format!("{}: {e}", path.display())))
+    }
+}
+
 /// Draws with `draw` on an in-memory SVG document of `width` x `height`.
 pub(crate) fn svg_string(
     width: u32,

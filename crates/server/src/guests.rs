@@ -282,7 +282,11 @@ impl<V, F> Handovers<V, F> {
     /// What this server holds of `vm`, for a desktop settling a handover.
     pub(crate) async fn custody(&self, vm: &str) -> Custody {
         let slot = self.map().get(vm).cloned();
-        match slot {
+        // A guest busy in a step (e.g. resuming, which may wait on pages the
+        // desktop serves) is answered from its record, which is written
+        // before a state is in force: never wait on it.
+        let busy = slot.as_ref().is_some_and(|s| s.try_lock().is_err());
+        match slot.filter(|_| !busy) {
             Some(slot) => slot.lock().await.handover.custody(),
             None => match self.records.load(vm) {
                 Ok(Some(r)) => r.state.custody(),

@@ -108,3 +108,22 @@ pub async fn checks_after(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Waits until `which` daemon's log (`agent`, `server`) says `needle` at
+/// least `n` times; fails with the log's tail otherwise. Polls finely: a
+/// test may have to act within the seconds of a suspend.
+pub async fn wait_log(cluster: &Cluster, which: &str, needle: &str, n: usize, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let log = cluster.daemon_log(which);
+        if log.matches(needle).count() >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} x{n} in the {which} log within {timeout:?}:\n{}",
+            jettison_demo::procs::tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
