@@ -26,6 +26,9 @@ pub enum Restart {
     /// QEMU, and whatever the last checkpoint does not cover is lost (the
     /// replicas are deleted), then a new process.
     HostCrash,
+    /// SIGKILL of the guest's QEMU on the server (a QEMU crash): the
+    /// server resumes the VM from its last checkpoint.
+    KillServerQemu,
     /// `systemctl restart jettison-agent` while the VM is away.
     StopAgent,
     /// SIGKILL of the agent while the VM is away, then a new one.
@@ -145,7 +148,7 @@ async fn run(setup: &Setup, case: &RestartCase, out: &mut Outcome) -> anyhow::Re
     .await?;
     scenario::migrate(&cluster).await?;
     match case.fault {
-        Restart::KillServer | Restart::HostCrash => {
+        Restart::KillServer | Restart::HostCrash | Restart::KillServerQemu => {
             // A periodic checkpoint, then a moment of work that it does not
             // hold (a different moment each run).
             wait_log(
@@ -171,11 +174,14 @@ async fn run(setup: &Setup, case: &RestartCase, out: &mut Outcome) -> anyhow::Re
     }
     let struck_ms = ms_since_epoch(std::time::SystemTime::now()).unwrap_or(0);
     let restarted = strike(&mut cluster, case.fault)?;
-    if matches!(
+    let server_side = matches!(
         case.fault,
-        Restart::StopServer | Restart::KillServer | Restart::HostCrash
-    ) {
-        cluster.wait_ready(false).await?;
+        Restart::StopServer | Restart::KillServer | Restart::HostCrash | Restart::KillServerQemu
+    );
+    if server_side {
+        if case.fault != Restart::KillServerQemu {
+            cluster.wait_ready(false).await?;
+        }
         let needle = if case.fault == Restart::StopServer {
             "nothing lost"
         } else {
@@ -224,15 +230,13 @@ fn strike(cluster: &mut Cluster, fault: Restart) -> anyhow::Result<Instant> {
             );
         }
         Restart::KillServer => cluster.kill_server(),
+        Restart::KillServerQemu => {
+            kill_server_qemu(cluster)?;
+            return Ok(Instant::now());
+        }
         Restart::HostCrash => {
             cluster.kill_server();
-            let needle = cluster.mount_dir.join(format!("{}.mem", cluster.vm));
-            for pid in qemu_pids(&needle.display().to_string()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            kill_server_qemu(cluster)?;
             // What no checkpoint covers is gone with the host.
             for entry in std::fs::read_dir(cluster.dir.join("replica"))? {
                 std::fs::remove_file(entry?.path())?;
@@ -253,6 +257,20 @@ fn strike(cluster: &mut Cluster, fault: Restart) -> anyhow::Result<Instant> {
         _ => cluster.start_server()?,
     }
     Ok(at)
+}
+
+/// SIGKILL of the guest's QEMU on the server.
+fn kill_server_qemu(cluster: &Cluster) -> anyhow::Result<()> {
+    let needle = cluster.mount_dir.join(format!("{}.mem", cluster.vm));
+    let pids = qemu_pids(&needle.display().to_string());
+    anyhow::ensure!(!pids.is_empty(), "no QEMU on {}", needle.display());
+    for pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    Ok(())
 }
 
 async fn wait_log(
@@ -288,6 +306,7 @@ mod tests {
             Restart::StopServer,
             Restart::KillServer,
             Restart::HostCrash,
+            Restart::KillServerQemu,
             Restart::StopAgent,
             Restart::KillAgent,
             Restart::RebootDesktop,
@@ -298,7 +317,10 @@ mod tests {
         for c in ALL {
             assert_eq!(
                 c.rolled_back,
-                matches!(c.fault, Restart::KillServer | Restart::HostCrash),
+                matches!(
+                    c.fault,
+                    Restart::KillServer | Restart::HostCrash | Restart::KillServerQemu
+                ),
                 "{c:?}"
             );
         }

@@ -24,7 +24,7 @@ async fn an_away_vm_survives_a_reboot_of_its_desktop() {
     })
     .await;
     migrate(&cluster).await.unwrap();
-    log_has(
+    common::wait_log(
         &cluster,
         "agent",
         "memory made durable on disk",
@@ -32,7 +32,7 @@ async fn an_away_vm_survives_a_reboot_of_its_desktop() {
         Duration::from_secs(120),
     )
     .await;
-    log_has(
+    common::wait_log(
         &cluster,
         "agent",
         "asleep (frozen)",
@@ -44,7 +44,7 @@ async fn an_away_vm_survives_a_reboot_of_its_desktop() {
 
     cluster.reboot_desktop().unwrap();
     cluster.wait_ready(true).await.unwrap();
-    log_has(
+    common::wait_log(
         &cluster,
         "agent",
         "put back from its durable copy",

@@ -69,7 +69,9 @@ async fn a_planned_restart_of_the_server_resumes_the_guest() {
     );
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    common::wait_log(&cluster, "server",
+    common::wait_log(
+        &cluster,
+        "server",
         "resumed from its last checkpoint",
         1,
         Duration::from_secs(60),
@@ -91,7 +93,14 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     .await;
     let before = common::next_heartbeat(&cluster, 0, Duration::from_secs(30)).await;
     migrate(&cluster).await.unwrap();
-    common::wait_log(&cluster, "server", "why=\"periodic\"", 1, Duration::from_secs(120)).await;
+    common::wait_log(
+        &cluster,
+        "server",
+        "why=\"periodic\"",
+        1,
+        Duration::from_secs(120),
+    )
+    .await;
     // The host crashes: every process of the server host dies, and what the
     // last complete checkpoint does not cover is gone (the replicas).
     let vm = cluster.vm.clone();
@@ -109,7 +118,9 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     let hb_at_crash = common::last_heartbeat(&cluster);
     cluster.start_server().unwrap();
     cluster.wait_ready(false).await.unwrap();
-    common::wait_log(&cluster, "server",
+    common::wait_log(
+        &cluster,
+        "server",
         "resumed from its last checkpoint",
         1,
         Duration::from_secs(60),

@@ -79,6 +79,20 @@ impl GuestFiles for LazyFiles {
     }
 }
 
+impl Server {
+    /// Removes `vm`'s lazy files (memory, and disk if any) and replicas.
+    pub(crate) fn remove_lazy_files(&self, vm: &str) {
+        if let Err(e) = self.mount.remove_vm(vm) {
+            tracing::warn!(vm, "removing the memory file: {e}");
+        }
+        if self.mount.vm(&disk_name(vm)).is_some() {
+            if let Err(e) = self.mount.remove_vm(&disk_name(vm)) {
+                tracing::warn!(vm, "removing the disk file: {e}");
+            }
+        }
+    }
+}
+
 impl Host for Server {
     type Vm = Qemu;
     type Files = LazyFiles;
@@ -178,14 +192,7 @@ impl Host for Server {
 
     fn release_files(&self, vm: &str) {
         self.forget_checkpoints(vm);
-        if let Err(e) = self.mount.remove_vm(vm) {
-            tracing::warn!(vm, "removing the memory file: {e}");
-        }
-        if self.mount.vm(&disk_name(vm)).is_some() {
-            if let Err(e) = self.mount.remove_vm(&disk_name(vm)) {
-                tracing::warn!(vm, "removing the disk file: {e}");
-            }
-        }
+        self.remove_lazy_files(vm);
     }
 
     async fn watch_exit(self: Arc<Self>, vm: String, slot: Slot<Qemu, LazyFiles>) {
@@ -195,6 +202,9 @@ impl Host for Server {
         tokio::spawn(async move {
             let status = exit.wait().await;
             let status = format!("{status:?}");
+            if self.recover_crashed(&vm, &slot, &status).await {
+                return;
+            }
             crate::settle::guest_exited(&*self, &vm, slot, &status).await;
         });
     }

@@ -109,6 +109,12 @@ pub struct Server {
     checkpoint_logs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<checkpoint::Checkpoints>>>>,
     /// Desktops that announced sleep, whose VMs are checkpointed next.
     sleepers: Mutex<HashSet<String>>,
+    /// How often each VM was resumed from its checkpoint after its QEMU
+    /// died.
+    recoveries: Mutex<HashMap<String, u32>>,
+    /// VMs whose QEMU died, to resume from their checkpoints.
+    recover: tokio::sync::mpsc::UnboundedSender<(String, records::Record)>,
+    to_recover: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, records::Record)>>>,
 }
 
 impl Server {
@@ -135,6 +141,7 @@ impl Server {
         };
         let mount =
             LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
+        let (recover, to_recover) = tokio::sync::mpsc::unbounded_channel();
         Ok(Server {
             config,
             tls,
@@ -146,6 +153,9 @@ impl Server {
             to_restore: Mutex::new(to_restore),
             checkpoint_logs: Mutex::new(HashMap::new()),
             sleepers: Mutex::new(HashSet::new()),
+            recoveries: Mutex::new(HashMap::new()),
+            recover,
+            to_recover: Mutex::new(Some(to_recover)),
         })
     }
 
@@ -191,6 +201,8 @@ impl Server {
             server.restore(&vm, record).await;
         }
         let checkpoints = tokio::spawn(server.clone().checkpoint_loop());
+        let to_recover = server.to_recover.lock().expect("recover lock").take();
+        let recovery = to_recover.map(|rx| tokio::spawn(server.clone().recovery_loop(rx)));
         let agents = tokio::spawn(serve_tls(
             listener,
             server.tls.clone(),
@@ -203,6 +215,9 @@ impl Server {
         agents.abort();
         ctl.abort();
         checkpoints.abort();
+        if let Some(r) = recovery {
+            r.abort();
+        }
         for (vm, _) in server.handovers.slots() {
             server.stop_for_restart(&vm).await;
         }

@@ -2,17 +2,86 @@
 //! planned stop (the guest paused at its last checkpoint, so it resumes
 //! with nothing lost) or a crash (it rolls back to its last checkpoint).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use jettison_handover::ServerState;
+use jettison_qemu::Qemu;
 
 use super::CheckpointStore;
-use crate::guests::Host;
+use crate::guests::{Guest, Host};
+use crate::host::LazyFiles;
 use crate::records::Record;
 use crate::{Server, ServerError};
 
+/// How often one VM is resumed from its checkpoint after its QEMU died
+/// before the server gives it up (a guest that crashes its QEMU again and
+/// again).
+const MAX_RECOVERIES: u32 = 3;
+
 impl Server {
+    /// A guest's QEMU died while it ran here: if it has a checkpoint, it is
+    /// resumed from it (a rollback of at most one checkpoint interval)
+    /// instead of being forgotten. Returns whether it was taken care of.
+    pub(crate) async fn recover_crashed(
+        self: &Arc<Self>,
+        vm: &str,
+        slot: &Weak<tokio::sync::Mutex<Guest<Qemu, LazyFiles>>>,
+        status: &str,
+    ) -> bool {
+        let Some(current) = slot.upgrade() else {
+            return false;
+        };
+        if !self.handovers.is_current(vm, &current)
+            || current.lock().await.handover != ServerState::Running
+        {
+            return false;
+        }
+        drop(current);
+        let record = match self.handovers.records.load(vm) {
+            Ok(Some(r)) if r.machine.is_some() => r,
+            _ => return false,
+        };
+        if !matches!(
+            CheckpointStore::existing(&self.checkpoint_root(), vm),
+            Ok(Some(_))
+        ) {
+            return false;
+        }
+        {
+            let mut counts = self.recoveries.lock().expect("recoveries lock");
+            let n = counts.entry(vm.to_owned()).or_default();
+            if *n >= MAX_RECOVERIES {
+                tracing::error!(
+                    vm,
+                    "its QEMU died {n} times after resuming from a checkpoint; giving it up"
+                );
+                return false;
+            }
+            *n += 1;
+        }
+        tracing::error!(vm, %status, "the VM's QEMU died; resuming it from its last checkpoint");
+        // The dead guest goes (its tap with it), its files are made anew.
+        drop(self.handovers.take(vm));
+        self.remove_lazy_files(vm);
+        // Resumed by `recovery_loop` (a task of its own: a restore watches
+        // the new QEMU, whose watcher may come back here).
+        self.recover
+            .send((vm.to_owned(), record))
+            .map_err(|e| tracing::error!(vm, "no recovery task: {e}"))
+            .is_ok()
+    }
+
+    /// Resumes, one after the other, the VMs whose QEMU died.
+    pub(crate) async fn recovery_loop(
+        self: Arc<Self>,
+        mut todo: tokio::sync::mpsc::UnboundedReceiver<(String, Record)>,
+    ) {
+        while let Some((vm, record)) = todo.recv().await {
+            self.restore(&vm, record).await;
+        }
+    }
+
     /// Runs `vm` again from its last checkpoint: its files rebuilt from the
     /// checkpoint's pages (every other page comes from the desktop, as
     /// before), a new QEMU loaded with the checkpoint's device state. On
