@@ -83,6 +83,12 @@ pub const ALL: &[RestartCase] = &[
         Side::Server,
     ),
     case(
+        "kill-server-qemu-while-away",
+        Restart::KillServerQemu,
+        true,
+        Side::Server,
+    ),
+    case(
         "restart-agent-while-away",
         Restart::StopAgent,
         false,
