@@ -66,7 +66,9 @@ pub struct MachineDesc {
     pub initrd: Option<BootFile>,
     /// Kernel command line.
     pub append: Option<String>,
-    /// Further QEMU arguments, identical on both hosts.
+    /// Further QEMU arguments, identical on both hosts (at most
+    /// [`crate::MAX_EXTRA_ARGS`]).
+    #[serde(deserialize_with = "crate::bounded::extra_args")]
     pub extra_args: Vec<String>,
     /// MAC address of the VM's NIC (it keeps it on every host).
     pub nic_mac: Option<String>,
@@ -214,7 +216,9 @@ pub enum Message {
     DirtyPages {
         /// Which file.
         file: FileKind,
-        /// The pages; each chunk is exactly one page.
+        /// The pages; each chunk is exactly one page (at most
+        /// [`crate::DIRTY_BATCH_PAGES`]).
+        #[serde(deserialize_with = "crate::bounded::pages")]
         pages: Vec<Chunk>,
     },
     /// Server -> agent: all dirty pages were sent.
@@ -242,12 +246,15 @@ pub enum Message {
         vm: String,
         /// Which file.
         file: FileKind,
-        /// Ranges, page-aligned, within the file.
+        /// Ranges, page-aligned, within the file (at most
+        /// [`crate::MAX_RANGES`]).
+        #[serde(deserialize_with = "crate::bounded::ranges")]
         ranges: Vec<Range>,
     },
     /// State server -> server: the content of the ranges asked for, in order.
     Chunks {
-        /// One chunk per requested range.
+        /// One chunk per requested range (at most [`crate::MAX_RANGES`]).
+        #[serde(deserialize_with = "crate::bounded::ranges")]
         chunks: Vec<Chunk>,
     },
 
@@ -273,7 +280,8 @@ pub enum Message {
     OpStatusReply {
         /// Daemon role and host, for display.
         host: String,
-        /// One entry per VM.
+        /// One entry per VM (at most [`crate::MAX_STATUS_VMS`]).
+        #[serde(deserialize_with = "crate::bounded::vms")]
         vms: Vec<VmStatus>,
     },
     /// Operator -> server: pause a consolidated VM and flush its dirty pages

@@ -392,3 +392,74 @@ async fn a_closed_transport_ends_cleanly_at_the_peer() {
     assert_eq!(right.recv().await.unwrap(), Some(Message::OpOk));
     assert_eq!(right.recv().await.unwrap(), None);
 }
+
+#[test]
+fn sequences_over_their_bound_are_malformed() {
+    let page = Chunk {
+        offset: 0,
+        data: vec![],
+    };
+    let at_most = Message::DirtyPages {
+        file: FileKind::Memory,
+        pages: vec![page.clone(); DIRTY_BATCH_PAGES],
+    };
+    assert_eq!(decode(&encode(&at_most).unwrap()).unwrap(), at_most);
+    let over = Message::DirtyPages {
+        file: FileKind::Memory,
+        pages: vec![page; DIRTY_BATCH_PAGES + 1],
+    };
+    assert!(matches!(
+        decode(&encode(&over).unwrap()),
+        Err(WireError::Malformed(_))
+    ));
+    let ranges = |n| Message::Fetch {
+        vm: "vm".into(),
+        file: FileKind::Disk,
+        ranges: vec![Range { offset: 0, len: 0 }; n],
+    };
+    assert!(decode(&encode(&ranges(MAX_RANGES)).unwrap()).is_ok());
+    assert!(decode(&encode(&ranges(MAX_RANGES + 1)).unwrap()).is_err());
+    // A count claimed but not followed by its elements.
+    let mut bytes = encode(&Message::Chunks { chunks: vec![] }).unwrap();
+    bytes.pop();
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert!(matches!(decode(&bytes), Err(WireError::Malformed(_))));
+}
+
+#[tokio::test]
+async fn a_claimed_length_is_not_reserved_before_it_arrives() {
+    // The prefix claims the frame limit; a few bytes come, then nothing.
+    let (mut a, b) = tokio::io::duplex(1 << 16);
+    a.write_all(&(MAX_FRAME_BYTES as u32).to_be_bytes())
+        .await
+        .unwrap();
+    a.write_all(&[0; 100]).await.unwrap();
+    let mut t = Transport::new(b);
+    let waited = t.recv_within(std::time::Duration::from_millis(50)).await;
+    assert!(matches!(waited, Err(WireError::Timeout(_))), "{waited:?}");
+    assert!(t.read_capacity() < 1 << 20);
+}
+
+#[tokio::test]
+async fn frames_cut_anywhere_arrive_whole() {
+    let msgs = sample_messages();
+    let mut bytes = Vec::new();
+    for m in &msgs {
+        let p = encode(m).unwrap();
+        bytes.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&p);
+    }
+    let (mut a, b) = tokio::io::duplex(1 << 20);
+    let writer = tokio::spawn(async move {
+        for piece in bytes.chunks(3) {
+            a.write_all(piece).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut t = Transport::new(b);
+    for m in &msgs {
+        assert_eq!(&t.recv().await.unwrap().unwrap(), m);
+    }
+    writer.await.unwrap();
+    assert!(t.recv().await.unwrap().is_none());
+}

@@ -7,19 +7,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
+
+use crate::codec::FrameCodec;
 
 use crate::messages::Message;
 use crate::WireError;
 
 /// Largest frame either side accepts (64 MiB). Larger frames are refused
-/// before their payload is read.
+/// before their payload is read, and a frame's buffer grows with the bytes
+/// that arrive, not with the length its prefix claims.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// A framed, typed connection. Counts the bytes it moves, framing included.
 #[derive(Debug)]
 pub struct Transport<S> {
-    framed: Framed<S, LengthDelimitedCodec>,
+    framed: Framed<S, FrameCodec>,
     bytes_sent: u64,
     bytes_received: u64,
     minor: u16,
@@ -28,13 +31,8 @@ pub struct Transport<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     /// Wraps a connected byte stream.
     pub fn new(stream: S) -> Self {
-        let codec = LengthDelimitedCodec::builder()
-            .length_field_length(4)
-            .big_endian()
-            .max_frame_length(MAX_FRAME_BYTES)
-            .new_codec();
         Transport {
-            framed: Framed::new(stream, codec),
+            framed: Framed::new(stream, FrameCodec::default()),
             bytes_sent: 0,
             bytes_received: 0,
             minor: crate::PROTOCOL_MINOR,
@@ -45,10 +43,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     pub async fn send(&mut self, msg: &Message) -> Result<(), WireError> {
         let payload = encode(msg)?;
         let len = payload.len() as u64;
-        self.framed
-            .send(Bytes::from(payload))
-            .await
-            .map_err(WireError::Io)?;
+        self.framed.send(Bytes::from(payload)).await?;
         self.bytes_sent += len + 4;
         Ok(())
     }
@@ -57,7 +52,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     pub async fn recv(&mut self) -> Result<Option<Message>, WireError> {
         match self.framed.next().await {
             None => Ok(None),
-            Some(Err(e)) => Err(classify_io(e)),
+            Some(Err(e)) => Err(e),
             Some(Ok(frame)) => {
                 self.bytes_received += frame.len() as u64 + 4;
                 decode(&frame).map(Some)
@@ -92,9 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     /// Flushes and shuts the stream down (over TLS: sends `close_notify`),
     /// so that the peer sees a clean end rather than a lost connection.
     pub async fn close(&mut self) -> Result<(), WireError> {
-        SinkExt::<Bytes>::close(&mut self.framed)
-            .await
-            .map_err(WireError::Io)
+        SinkExt::<Bytes>::close(&mut self.framed).await
     }
 
     /// Bytes written so far, framing included.
@@ -116,6 +109,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     /// Records the minor version the handshake agreed on.
     pub(crate) fn set_minor(&mut self, minor: u16) {
         self.minor = minor;
+    }
+
+    /// Capacity of the read buffer (what a half-read frame holds).
+    #[cfg(test)]
+    pub(crate) fn read_capacity(&self) -> usize {
+        self.framed.read_buffer().capacity()
     }
 
     /// The underlying stream.
@@ -143,18 +142,4 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
         )));
     }
     Ok(msg)
-}
-
-fn classify_io(e: std::io::Error) -> WireError {
-    // The codec reports oversized frames and truncated streams as io errors.
-    let text = e.to_string();
-    if text.contains("frame size too big") {
-        WireError::Malformed(format!(
-            "frame longer than the {MAX_FRAME_BYTES}-byte limit"
-        ))
-    } else if text.contains("bytes remaining on stream") {
-        WireError::Malformed("stream ended in the middle of a frame".into())
-    } else {
-        WireError::Io(e)
-    }
 }
