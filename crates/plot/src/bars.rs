@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::draw::draw_err;
-use crate::font::{self, FAMILY};
+use crate::font::FAMILY;
 use crate::PlotError;
 
 /// Series colours, in order (repeated beyond six series).
@@ -82,14 +82,7 @@ pub fn render_bars(
     width: u32,
     height: u32,
 ) -> Result<(), PlotError> {
-    prepare(chart, width, height)?;
-    crate::write_file(
-        path,
-        width,
-        height,
-        |root| draw(root, chart),
-        || render_bars_svg_string(chart, width, height),
-    )
+    crate::render_file(chart, path, width, height)
 }
 
 /// Renders `chart` as an SVG document held in memory.
@@ -98,14 +91,20 @@ pub fn render_bars_svg_string(
     width: u32,
     height: u32,
 ) -> Result<String, PlotError> {
-    prepare(chart, width, height)?;
-    crate::svg_string(width, height, |root| draw(root, chart))
+    crate::render_svg_of(chart, width, height)
 }
 
-fn prepare(chart: &BarChart, width: u32, height: u32) -> Result<(), PlotError> {
-    crate::check_size(width, height)?;
-    chart.validate()?;
-    font::ensure_registered()
+impl crate::Chart for BarChart {
+    fn check(&self) -> Result<(), PlotError> {
+        self.validate()
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self)
+    }
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &BarChart) -> Result<(), PlotError>

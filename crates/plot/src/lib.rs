@@ -79,9 +79,56 @@ pub fn render_svg_string(
     svg_string(width, height, |root| draw::draw_timeline(root, input))
 }
 
+/// A chart drawn on any backend (bars, scatter): rendered to a file or an
+/// SVG string by [`render_file`] and [`render_svg_of`].
+pub(crate) trait Chart {
+    /// Refuses a chart that cannot be drawn.
+    fn check(&self) -> Result<(), PlotError>;
+    /// Draws the chart on `root`.
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Renders `chart` as a PNG (`.png`) or SVG (any other extension) file.
+pub(crate) fn render_file<C: Chart>(
+    chart: &C,
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
+    prepare_chart(chart, width, height)?;
+    write_file(
+        path,
+        width,
+        height,
+        |root| chart.draw_on(root),
+        || render_svg_of(chart, width, height),
+    )
+}
+
+/// Renders `chart` as an SVG document held in memory.
+pub(crate) fn render_svg_of<C: Chart>(
+    chart: &C,
+    width: u32,
+    height: u32,
+) -> Result<String, PlotError> {
+    prepare_chart(chart, width, height)?;
+    svg_string(width, height, |root| chart.draw_on(root))
+}
+
+fn prepare_chart<C: Chart>(chart: &C, width: u32, height: u32) -> Result<(), PlotError> {
+    check_size(width, height)?;
+    chart.check()?;
+    font::ensure_registered()
+}
+
 /// Writes a chart to `path`: a PNG drawn by `png` for a `.png` file, else
 /// the SVG document `svg` makes.
-pub(crate) fn write_file(
+fn write_file(
     path: &Path,
     width: u32,
     height: u32,

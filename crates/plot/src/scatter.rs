@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::draw::draw_err;
-use crate::font::{self, FAMILY};
+use crate::font::FAMILY;
 use crate::PlotError;
 
 /// A scatter plot.
@@ -84,14 +84,7 @@ pub fn render_scatter(
     width: u32,
     height: u32,
 ) -> Result<(), PlotError> {
-    prepare(chart, width, height)?;
-    crate::write_file(
-        path,
-        width,
-        height,
-        |root| draw(root, chart),
-        || render_scatter_svg_string(chart, width, height),
-    )
+    crate::render_file(chart, path, width, height)
 }
 
 /// Renders `chart` as an SVG document held in memory.
@@ -100,14 +93,20 @@ pub fn render_scatter_svg_string(
     width: u32,
     height: u32,
 ) -> Result<String, PlotError> {
-    prepare(chart, width, height)?;
-    crate::svg_string(width, height, |root| draw(root, chart))
+    crate::render_svg_of(chart, width, height)
 }
 
-fn prepare(chart: &ScatterChart, width: u32, height: u32) -> Result<(), PlotError> {
-    crate::check_size(width, height)?;
-    chart.validate()?;
-    font::ensure_registered()
+impl crate::Chart for ScatterChart {
+    fn check(&self) -> Result<(), PlotError> {
+        self.validate()
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self)
+    }
 }
 
 fn draw<DB: DrawingBackend>(
