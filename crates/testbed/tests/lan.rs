@@ -13,8 +13,20 @@ use std::time::Duration;
 use jettison_testbed::{clean_leftovers, is_root, Host, Lan, LanSpec, Role};
 
 /// The cleanup tests run one at a time (each would clean the other's
-/// simulated dead run).
-static CLEANING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// simulated dead run), also across processes: nextest runs each test in
+/// a process of its own. Held until dropped.
+fn cleaning() -> nix::fcntl::Flock<std::fs::File> {
+    let path = std::env::temp_dir().join("jettison-testbed-clean-tests.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap()
+}
 
 const ECHO_ENV: &str = "JT_TESTBED_ECHO_ON";
 const CONNECT_ENV: &str = "JT_TESTBED_CONNECT_TO";
@@ -247,7 +259,7 @@ fn clean_leftovers_removes_dead_runs() {
     if !root() {
         return;
     }
-    let _one = CLEANING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cleaning();
     // A pid that is certainly dead: a child we started and reaped.
     let mut c = std::process::Command::new("true").spawn().unwrap();
     c.wait().unwrap();
@@ -280,7 +292,7 @@ fn clean_leftovers_spares_live_runs() {
     if !root() {
         return;
     }
-    let _one = CLEANING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = cleaning();
     let lan = Lan::create(&LanSpec::default()).unwrap();
     let report = clean_leftovers(false).unwrap();
     assert!(
