@@ -4,7 +4,8 @@
 //! and of the guest's QEMU, and the loss of everything its last checkpoint
 //! does not cover) rolls the guest back to that checkpoint, memory and disk
 //! together. In both, the guest's own checks pass and it comes home with
-//! the pages it wrote.
+//! the pages it wrote, after which the server keeps no copy of its memory
+//! or disk (no lazy file, replica or checkpoint).
 
 mod common;
 
@@ -34,12 +35,49 @@ async fn runs_on_and_comes_home(cluster: &Cluster) {
     let summary = common::checks_after(cluster, checks, Duration::from_secs(180)).await;
     assert_eq!(summary.check_failures, 0, "{summary:?}");
     assert_eq!(summary.corrupt_lines, 0, "{summary:?}");
+    let checkpoints = cluster
+        .dir
+        .join("server-state/checkpoints")
+        .join(&cluster.vm);
+    assert!(
+        checkpoints.join("manifest.json").is_file(),
+        "a checkpoint on the server"
+    );
     let (server_digest, _) = digest_server_view(cluster).await.unwrap();
     let r = reintegrate(cluster, true).await.unwrap();
     assert_eq!(r.image_digest.as_deref(), Some(server_digest.as_str()));
+    nothing_left_on_the_server(cluster).await;
     let checks = common::console(cluster).checks;
     let summary = common::checks_after(cluster, checks, Duration::from_secs(180)).await;
     assert_eq!(summary.check_failures, 0, "at home: {summary:?}");
+}
+
+/// Once the VM is home, the server keeps no copy of its memory or disk:
+/// no lazy file, no replica, no checkpoint.
+async fn nothing_left_on_the_server(cluster: &Cluster) {
+    let vm = &cluster.vm;
+    let copies = [
+        cluster.mount_dir.join(format!("{vm}.mem")),
+        cluster.mount_dir.join(format!("{vm}-disk.mem")),
+        cluster.dir.join("replica").join(format!("{vm}.replica")),
+        cluster
+            .dir
+            .join("replica")
+            .join(format!("{vm}-disk.replica")),
+        cluster.dir.join("server-state/checkpoints").join(vm),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = copies.iter().filter(|p| p.exists()).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left on the server once the VM is home: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
