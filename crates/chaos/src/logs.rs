@@ -39,17 +39,6 @@ pub fn resumed(server_log: &str, needle: &str) -> Option<(f64, u64)> {
         .next_back()
 }
 
-/// The `p`-th percentile (0-100, nearest rank) of `values`.
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    Some(v[rank.min(v.len()) - 1])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,14 +60,5 @@ mod tests {
             Some((568.0, 1_764_654_497_000))
         );
         assert_eq!(resumed(LOG, "nothing lost"), None);
-    }
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
-        assert_eq!(percentile(&[], 50.0), None);
     }
 }

@@ -8,8 +8,8 @@
 
 use serde_json::{json, Value};
 
-use crate::logs::percentile;
 use crate::run::Outcome;
+use jettison_bench::stats::summarize;
 
 /// The report of these outcomes.
 pub fn build(outcomes: &[Outcome], quick: bool) -> Value {
@@ -19,6 +19,7 @@ pub fn build(outcomes: &[Outcome], quick: bool) -> Value {
         .flat_map(|o| o.checkpoints.clone())
         .collect();
     let downtimes: Vec<f64> = checkpoints.iter().map(|c| c.0).collect();
+    let downtime = (!downtimes.is_empty()).then(|| summarize(&downtimes));
     let bytes: u64 = checkpoints.iter().map(|c| c.1).sum();
     let restarts: Vec<&Outcome> = by("stop_server").collect();
     let crashes: Vec<&Outcome> = by("host_crash").collect();
@@ -32,8 +33,8 @@ pub fn build(outcomes: &[Outcome], quick: bool) -> Value {
         "checkpoint": {
             "count": checkpoints.len(),
             "downtime_ms": {
-                "p50": percentile(&downtimes, 50.0),
-                "p99": percentile(&downtimes, 99.0),
+                "p50": downtime.as_ref().map(|d| d.p50),
+                "p99": downtime.as_ref().map(|d| d.p99),
             },
             "bytes": {
                 "total": bytes,
