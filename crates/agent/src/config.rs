@@ -30,7 +30,7 @@
 //! kernel = "/var/lib/jettison/images/vmlinuz"   # optional direct boot
 //! initrd = "/var/lib/jettison/images/initrd.img"
 //! append = "console=ttyS0"
-//! extra_args = []
+//! extra_args = []                       # this desktop's QEMU only, never sent to the server
 //! autostart = true
 //! mac = "52:54:00:12:34:56"              # NIC on `bridge`; the VM keeps it on the server
 //! disk = "/var/lib/jettison/disks/desk-17.img"  # raw image, served lazily while away
@@ -57,6 +57,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use jettison_qemu::{Accel, MachineSpec};
+use jettison_wire::MacAddr;
 use serde::Deserialize;
 
 /// Errors reading the configuration.
@@ -165,14 +166,17 @@ pub struct VmConfig {
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
     pub append: Option<String>,
-    /// More QEMU arguments (identical on the server).
+    /// More QEMU arguments for this VM's QEMU on this desktop only: they
+    /// are not part of the machine sent to the server (whose operator adds
+    /// its own), so they must not change its device state.
     #[serde(default)]
     pub extra_args: Vec<String>,
     /// Boot the VM when the agent starts (unless it is consolidated).
     #[serde(default = "yes")]
     pub autostart: bool,
     /// MAC address of the VM's NIC (a tap on `bridge`); no NIC if absent.
-    pub mac: Option<String>,
+    /// Six hex pairs, unicast (checked while parsing).
+    pub mac: Option<MacAddr>,
     /// Raw disk image of the VM (created sparse, `disk_mib` large, if
     /// missing); no disk if absent.
     pub disk: Option<PathBuf>,
@@ -251,19 +255,11 @@ impl AgentConfig {
                     vm.name
                 ));
             }
-            if let Some(mac) = &vm.mac {
-                if !valid_mac(mac) {
-                    return Err(format!(
-                        "vm {:?}: mac {mac:?} is not a unicast MAC like 52:54:00:12:34:56",
-                        vm.name
-                    ));
-                }
-                if cfg.bridge.is_none() {
-                    return Err(format!(
-                        "vm {:?} has a mac but no `bridge` is configured for its tap",
-                        vm.name
-                    ));
-                }
+            if vm.mac.is_some() && cfg.bridge.is_none() {
+                return Err(format!(
+                    "vm {:?} has a mac but no `bridge` is configured for its tap",
+                    vm.name
+                ));
             }
         }
         Ok(cfg)
@@ -282,16 +278,6 @@ impl AgentConfig {
     }
 }
 
-/// Whether a MAC address is six hex pairs, unicast.
-pub fn valid_mac(mac: &str) -> bool {
-    let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-        && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
-}
-
 impl VmConfig {
     /// The machine QEMU runs for this VM.
     pub fn machine(&self) -> MachineSpec {
@@ -301,8 +287,7 @@ impl VmConfig {
             kernel: self.kernel.clone(),
             initrd: self.initrd.clone(),
             append: self.append.clone(),
-            extra_args: self.extra_args.clone(),
-            nic_mac: self.mac.clone(),
+            nic_mac: self.mac,
             disk_bytes: self.disk.as_ref().map(|d| match std::fs::metadata(d) {
                 Ok(m) => m.len(),
                 Err(_) => self.disk_mib << 20,
@@ -375,6 +360,13 @@ mod tests {
                 "unicast",
             ),
             (
+                text(
+                    "bridge = \"br0\"",
+                    &format!("{VM}mac = \"52:54:00:00:00:01,romfile=/x\""),
+                ),
+                "six hex pairs",
+            ),
+            (
                 text("", &format!("{VM}mac = \"52:54:00:00:00:01\"")),
                 "bridge",
             ),
@@ -401,7 +393,10 @@ mod tests {
     fn the_packaged_example_parses() {
         let cfg = AgentConfig::parse(include_str!("../../../packaging/agent.toml")).unwrap();
         assert_eq!(cfg.accel, Accel::Kvm);
-        assert_eq!(cfg.vms[0].mac.as_deref(), Some("52:54:00:12:34:17"));
+        assert_eq!(
+            cfg.vms[0].mac.map(|m| m.to_string()).as_deref(),
+            Some("52:54:00:12:34:17")
+        );
         assert_eq!(cfg.on_stop, OnStop::Leave);
     }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use jettison_qemu::VmControl;
-use jettison_wire::{Message, MigrateReport, Transport, HANDOVER_MINOR};
+use jettison_wire::{Message, MigrateReport, Transport, HANDOVER_MINOR, MACHINE_MINOR};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::record::VmRecord;
@@ -69,6 +69,14 @@ pub async fn migrate_out<V: VmControl, S: AsyncRead + AsyncWrite + Unpin>(
     timeouts: OutTimeouts,
 ) -> Result<MigrateReport, AgentError> {
     require_handover_minor(t)?;
+    if t.minor() < MACHINE_MINOR {
+        return Err(AgentError::Server(format!(
+            "the server speaks protocol {}.{}, which takes a VM with free-form QEMU arguments \
+             and boot paths (1.{MACHINE_MINOR} or later is needed): upgrade jettison-server",
+            jettison_wire::PROTOCOL_MAJOR,
+            t.minor()
+        )));
+    }
     record.advance(|s| s.begin_migration(&req.server))?;
     // The latency counts from the guest's stop (after the server is ready).
     let mut started = Instant::now();

@@ -282,6 +282,7 @@ impl VmSlot {
             deny_hugepage_advice: false,
             tap: None,
             disk_path: self.config.disk.clone(),
+            extra_args: self.config.extra_args.clone(),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! one consolidation server, as real processes on a test LAN; torn down on
 //! drop (processes, mount, memory files, namespaces), also on failure.
 //!
-//! Each VM gets a second QMP monitor (through the agent's `extra_args`) so
-//! that QEMU's own full migration can be run on the very guest jettison
-//! migrates. It listens on an abstract unix socket, which lives in the
-//! host's network namespace: the desktop's and the server's QEMU each have
-//! their own, and neither removes the other's on exit.
+//! Each VM gets a second QMP monitor (through the agent's `extra_args` at
+//! home, the server's `extra_qemu_args` with `{vm}` there: QEMU arguments
+//! never travel with the VM) so that QEMU's own full migration can be run on
+//! the very guest jettison migrates. It listens on an abstract unix socket,
+//! which lives in the host's network namespace: the desktop's and the
+//! server's QEMU each have their own, and neither removes the other's on
+//! exit.
 
 use std::os::linux::net::SocketAddrExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,20 @@ use jettison_demo::{Binaries, GuestImage};
 use jettison_qemu::QmpClient;
 use jettison_testbed::{Lan, LanSpec};
 use jettison_wire::{Message, MigrateReport, ReintegrateReport, VmStatus};
+
+/// The abstract socket of VM `vm`'s second QMP monitor.
+fn bench_qmp_name(vm: &str) -> String {
+    format!("jettison-bench-{vm}")
+}
+
+/// QEMU arguments (a TOML array) for that monitor; `vm` may be the
+/// server's `{vm}` placeholder.
+fn bench_monitor_args(vm: &str) -> String {
+    format!(
+        "[\"-chardev\", \"socket,id=benchmon,path={},abstract=on,server=on,wait=off\", \"-mon\", \"chardev=benchmon,mode=control\"]",
+        bench_qmp_name(vm)
+    )
+}
 
 /// Agent-facing port of the server.
 const SERVER_PORT: u16 = 7400;
@@ -121,7 +137,13 @@ impl Fleet {
             tls: Some((tls_section(&tls_dir, "server", "desktop"), String::new())),
             agent_power: None,
         };
-        let toml = server_toml(&server_layout, &image.dir, 0, spec.fetch_pages);
+        // The same second monitor on the server's QEMU of each VM: the
+        // server's own arguments (none come from the desktop).
+        let toml = format!(
+            "extra_qemu_args = {}\n{}",
+            bench_monitor_args("{vm}"),
+            server_toml(&server_layout, &image.dir, 0, spec.fetch_pages)
+        );
         std::fs::write(fleet.server_dir.join("server.toml"), toml)?;
         fleet.server = Some(spawn(
             fleet.lan.server().command(&bins.server),
@@ -152,7 +174,7 @@ impl Fleet {
         let dir = self.root.join(format!("d{i}"));
         std::fs::create_dir_all(&dir)?;
         let state_addr = format!("{}:{STATE_PORT}", self.lan.desktop(i).ip);
-        let bench_qmp = format!("jettison-bench-{vm}");
+        let bench_qmp = bench_qmp_name(&vm);
         let layout = Layout {
             dir: &dir,
             server_addr,
@@ -176,9 +198,7 @@ impl Fleet {
             disk: None,
         };
         let mut toml = agent_toml(&layout, &vm_layout);
-        toml += &format!(
-            "extra_args = [\"-chardev\", \"socket,id=benchmon,path={bench_qmp},abstract=on,server=on,wait=off\", \"-mon\", \"chardev=benchmon,mode=control\"]\n"
-        );
+        toml += &format!("extra_args = {}\n", bench_monitor_args(&vm));
         std::fs::write(dir.join("agent.toml"), toml)?;
         let agent = spawn(self.lan.desktop(i).command(&bins.agent), &dir, "agent")?;
         Ok(Desktop {

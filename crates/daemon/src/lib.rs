@@ -1,14 +1,17 @@
 //! Plumbing shared by the desktop agent and the consolidation server:
 //! listeners that run the handshake on every connection, the operator's
 //! control socket, crash-safe files (`durable`), and the translation between a VM's machine description on
-//! the wire and a QEMU launch.
+//! the wire and a QEMU launch (boot files found by digest in a server's
+//! image directories: `images`).
 
 pub mod durable;
 pub mod fault;
+pub mod images;
 pub mod listen;
 pub mod machine;
 
 pub use control::{hostname, request, ControlError};
+pub use images::BootIndex;
 pub use listen::{bind_control, next_request};
 pub use listen::{dial, serve_tls, serve_unix, ConnectionHandler, DialError, Peer};
 pub use machine::{describe_machine, resolve_machine, MachineError};

@@ -167,14 +167,22 @@ pub struct MountOptions {
     /// the aligned group of [`PrefetchConfig::group_pages`] around it (only
     /// the absent ones), and at a VM's first miss its recorded working set.
     pub prefetch: PrefetchConfig,
+    /// Allocate each replica's blocks when the VM is added (`fallocate`),
+    /// instead of leaving it sparse: then a full filesystem refuses a new
+    /// VM (`add_vm` fails, nothing kept) and never fails a running VM's
+    /// page store or write later. Needs a filesystem with `fallocate`
+    /// (ext4, xfs, btrfs, tmpfs).
+    pub reserve_replicas: bool,
 }
 
 impl Default for MountOptions {
-    /// No readahead, no prefetching: a miss fetches its page only.
+    /// No readahead, no prefetching: a miss fetches its page only; sparse
+    /// replicas.
     fn default() -> Self {
         Self {
             max_readahead: 0,
             prefetch: PrefetchConfig::None,
+            reserve_replicas: false,
         }
     }
 }

@@ -72,11 +72,14 @@ impl LazyMemMount {
         &self.mountpoint
     }
 
-    /// Serves a new VM as `<name>.mem` of `size` bytes, with a fresh sparse
-    /// replica at `replica` (created or truncated) and pages from `source`.
+    /// Serves a new VM as `<name>.mem` of `size` bytes, with a fresh
+    /// replica at `replica` (created or truncated; sparse, or allocated
+    /// whole with [`crate::MountOptions::reserve_replicas`]) and pages from
+    /// `source`.
     ///
     /// Errors: name not 1-64 of `[A-Za-z0-9_-]`, size zero or not a multiple
-    /// of [`PAGE_SIZE`], name already served, replica not creatable.
+    /// of [`PAGE_SIZE`], name already served, replica not creatable (or
+    /// its space not reservable: the replica is removed again).
     pub fn add_vm(
         &self,
         name: &str,
@@ -121,6 +124,7 @@ impl LazyMemMount {
             source,
             self.opts.prefetch.group_pages(),
             working_set,
+            self.opts.reserve_replicas,
         )?);
         self.registry.insert(vm.clone());
         info!(vm = name, size, replica = %replica.display(), working_set = ws_pages, "VM memory added");

@@ -71,7 +71,9 @@ impl fmt::Debug for VmMemory {
 }
 
 impl VmMemory {
-    /// Creates the VM's state with a fresh sparse replica at `replica_path`.
+    /// Creates the VM's state with a fresh replica at `replica_path`:
+    /// sparse, or with all its blocks allocated if `reserve`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: &str,
         ino: u64,
@@ -80,6 +82,7 @@ impl VmMemory {
         source: Arc<dyn PageSource>,
         group: u64,
         working_set: Vec<u64>,
+        reserve: bool,
     ) -> Result<Self, LazyMemError> {
         let ctx = || format!("replica {}", replica_path.display());
         let replica = OpenOptions::new()
@@ -93,6 +96,18 @@ impl VmMemory {
         replica
             .set_len(size)
             .map_err(|e| LazyMemError::io(ctx(), e))?;
+        if reserve {
+            if let Err(e) = reserve_blocks(&replica, size) {
+                let _ = std::fs::remove_file(replica_path);
+                return Err(LazyMemError::io(
+                    format!(
+                        "reserving {size} bytes for replica {}",
+                        replica_path.display()
+                    ),
+                    e,
+                ));
+            }
+        }
         let npages = usize::try_from(size / PAGE_SIZE).map_err(|_| LazyMemError::BadSize(size))?;
         Ok(Self {
             name: name.to_owned(),
@@ -335,6 +350,19 @@ pub(crate) fn page_range(offset: u64, len: u64) -> std::ops::Range<u64> {
     offset / PAGE_SIZE..(offset + len).div_ceil(PAGE_SIZE)
 }
 
+/// Allocates every block of `file` up to `size` (reads still give zeros).
+fn reserve_blocks(file: &File, size: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = i64::try_from(size).map_err(std::io::Error::other)?;
+    nix::fcntl::fallocate(
+        file.as_raw_fd(),
+        nix::fcntl::FallocateFlags::empty(),
+        0,
+        len,
+    )
+    .map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +388,7 @@ mod tests {
             Arc::new(NoSource),
             1,
             vec![],
+            false,
         )
         .unwrap()
     }

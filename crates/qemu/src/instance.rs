@@ -54,7 +54,7 @@ impl Qemu {
         for p in [&qmp_path, &serial_path] {
             remove_stale(p)?;
         }
-        for d in crate::spec::option_rom_devices(spec) {
+        for d in crate::spec::option_rom_devices(opts) {
             tracing::warn!(vm = %opts.name, device = %d, "device adds an option ROM to the migration stream; add `romfile=`");
         }
         let args = command_line(spec, opts);

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use jettison_wire::MacAddr;
+
 use crate::error::{QemuError, Result};
 
 /// QEMU accelerator. `tcg` works everywhere (and is the only one that boots guests on the
@@ -65,12 +67,10 @@ pub struct MachineSpec {
     pub initrd: Option<PathBuf>,
     /// Kernel command line (`-append`).
     pub append: Option<String>,
-    /// Further arguments appended verbatim (devices, netdevs...).
-    pub extra_args: Vec<String>,
     /// MAC address of the VM's virtio NIC, if it has one; the host side is
     /// the tap in [`LaunchOptions::tap`].
     #[serde(default)]
-    pub nic_mac: Option<String>,
+    pub nic_mac: Option<MacAddr>,
     /// Size of the VM's virtio disk, if it has one; its image is
     /// [`LaunchOptions::disk_path`] on each host.
     #[serde(default)]
@@ -85,7 +85,6 @@ impl Default for MachineSpec {
             kernel: None,
             initrd: None,
             append: None,
-            extra_args: Vec::new(),
             nic_mac: None,
             disk_bytes: None,
         }
@@ -123,6 +122,12 @@ pub struct LaunchOptions {
     pub tap: Option<String>,
     /// Raw disk image on this host (required when the machine has a disk).
     pub disk_path: Option<PathBuf>,
+    /// This host's own further QEMU arguments, appended verbatim: from its
+    /// operator's configuration only (the agent's `extra_args` of a VM, the
+    /// server's `extra_qemu_args`), never from the other host. Not part of
+    /// the [`MachineSpec`], so they must not change the machine's device
+    /// state (e.g. a second monitor, `-no-reboot`).
+    pub extra_args: Vec<String>,
 }
 
 impl LaunchOptions {
@@ -141,6 +146,7 @@ impl LaunchOptions {
             deny_hugepage_advice: false,
             tap: None,
             disk_path: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -243,7 +249,7 @@ pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
             "virtio-blk-pci,drive=disk0,cyls={cyls},heads=16,secs=63"
         ));
     }
-    a.extend(spec.extra_args.iter().cloned());
+    a.extend(opts.extra_args.iter().cloned());
     if opts.incoming {
         a.extend(["-incoming".into(), "defer".into()]);
     }
@@ -253,8 +259,8 @@ pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
 /// `-device` arguments in `extra_args` that would add an option ROM: a NIC without
 /// `romfile=` loads e.g. `efi-virtio.rom`, a non-shared RAM block carried in every
 /// migration stream (and the ROM must then exist on both hosts).
-pub fn option_rom_devices(spec: &MachineSpec) -> Vec<String> {
-    spec.extra_args
+pub fn option_rom_devices(opts: &LaunchOptions) -> Vec<String> {
+    opts.extra_args
         .windows(2)
         .filter(|w| w[0] == "-device")
         .map(|w| &w[1])

@@ -16,6 +16,7 @@ fn opts() -> LaunchOptions {
         deny_hugepage_advice: false,
         tap: None,
         disk_path: None,
+        extra_args: vec![],
     }
 }
 
@@ -76,12 +77,12 @@ fn kernel_extra_incoming_kvm() {
         kernel: Some(PathBuf::from("/k/vmlinuz")),
         initrd: Some(PathBuf::from("/k/initrd")),
         append: Some("console=ttyS0 quiet".into()),
-        extra_args: vec!["-device".into(), "virtio-net-pci,netdev=n0".into()],
         ..MachineSpec::default()
     };
     let o = LaunchOptions {
         incoming: true,
         accel: Accel::Kvm,
+        extra_args: vec!["-device".into(), "virtio-net-pci,netdev=n0".into()],
         ..opts()
     };
     let a = command_line(&spec, &o);
@@ -126,6 +127,7 @@ fn accel_parse_display_serde() {
 fn machine_spec_roundtrips() {
     let spec = MachineSpec {
         append: Some("x".into()),
+        nic_mac: Some("02:00:00:00:00:01".parse().unwrap()),
         ..Default::default()
     };
     let s = serde_json::to_string(&spec).unwrap();
@@ -152,7 +154,7 @@ fn mem_file_created_checked_and_kept() {
 
 #[test]
 fn nic_without_romfile_is_flagged() {
-    let spec = MachineSpec {
+    let o = LaunchOptions {
         extra_args: vec![
             "-device".into(),
             "virtio-net-pci,netdev=n0".into(),
@@ -161,10 +163,10 @@ fn nic_without_romfile_is_flagged() {
             "-device".into(),
             "virtio-serial-pci".into(),
         ],
-        ..Default::default()
+        ..opts()
     };
     assert_eq!(
-        option_rom_devices(&spec),
+        option_rom_devices(&o),
         vec!["virtio-net-pci,netdev=n0".to_string()]
     );
 }
@@ -172,7 +174,7 @@ fn nic_without_romfile_is_flagged() {
 #[test]
 fn nic_on_a_tap_and_disk_with_a_fixed_geometry() {
     let spec = MachineSpec {
-        nic_mac: Some("52:54:00:00:00:07".into()),
+        nic_mac: Some("52:54:00:00:00:07".parse().unwrap()),
         disk_bytes: Some(32 << 20),
         ..MachineSpec::default()
     };

@@ -278,12 +278,13 @@ async fn shutdown_returns_when_qemu_exits_by_itself() {
         cpus: 1,
         kernel: Some(common::guest_kernel()),
         append: Some("console=ttyS0 panic=-1".into()),
-        extra_args: vec!["-no-reboot".into()],
         ..Default::default()
     };
-    let vm = Qemu::launch(&spec, &common::options(dir.path(), "pwroff"))
-        .await
-        .unwrap();
+    let opts = jettison_qemu::LaunchOptions {
+        extra_args: vec!["-no-reboot".into()],
+        ..common::options(dir.path(), "pwroff")
+    };
+    let vm = Qemu::launch(&spec, &opts).await.unwrap();
     let started = Instant::now();
     let outcome = vm.shutdown(Duration::from_secs(120)).await.unwrap();
     assert!(

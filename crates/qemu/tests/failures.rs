@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jettison_qemu::{LaunchOptions, MachineSpec, Qemu, QemuError};
+use jettison_qemu::{LaunchOptions, Qemu, QemuError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -67,11 +67,11 @@ async fn missing_binary_is_a_spawn_error() {
 async fn bad_argument_reports_qemu_stderr() {
     common::init_tracing();
     let dir = common::shm_dir("badarg");
-    let spec = MachineSpec {
+    let opts = LaunchOptions {
         extra_args: vec!["-no-such-option".into()],
-        ..common::bios_only(16)
+        ..common::options(dir.path(), "badarg")
     };
-    let err = Qemu::launch(&spec, &common::options(dir.path(), "badarg"))
+    let err = Qemu::launch(&common::bios_only(16), &opts)
         .await
         .unwrap_err();
     let text = err.to_string();

@@ -8,7 +8,8 @@
 //! replica_dir = "/var/lib/jettison/replica" # fetched and dirty pages, per VM
 //! state_dir = "/var/lib/jettison/server"    # handover records and recorded working sets, per VM
 //! run_dir = "/run/jettison/server"          # QEMU sockets, console logs
-//! image_dirs = ["/var/lib/jettison/images"] # where boot files are looked up
+//! image_dirs = ["/var/lib/jettison/images"] # boot files, found by digest
+//! max_boot_file_mib = 1024                  # larger files there are not indexed
 //! qemu_binary = "qemu-system-x86_64"
 //! accel = "kvm"                             # or "tcg"
 //! max_readahead = 0                         # FUSE readahead, bytes
@@ -16,6 +17,15 @@
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
+//! extra_qemu_args = []                      # added to every VM's QEMU; `{vm}`: its name
+//!
+//! [limits]                                  # checked before a VM is prepared
+//! max_vm_memory_mib = 65536                 # per VM
+//! max_vm_cpus = 64                          # per VM
+//! max_vms = 128                             # VMs here, in any state
+//! # max_total_memory_mib = 65536            # all guests; default: twice this host's RAM
+//! max_total_replica_mib = 1048576           # all replicas (memory + disk), reserved on disk
+//! min_free_mib = 1024                       # kept free where replicas and state live
 //!
 //! [tls]                                     # mutual TLS (see `jettison certs`)
 //! ca = "/etc/jettison/tls/ca.pem"
@@ -36,11 +46,32 @@
 //! (seconds of resume and hundreds of joules), whereas fetching a few hundred
 //! KiB more with a miss costs milliseconds on a LAN. `none` suits a desktop
 //! that never sleeps, where only latency matters.
+//!
+//! Boot files: a desktop names a VM's kernel and initramfs by BLAKE3 digest;
+//! the server boots only a regular file with that digest directly in one of
+//! its `image_dirs` (symlinks, FIFOs and devices there are skipped, files
+//! over `max_boot_file_mib` not hashed), indexed at start-up and again when
+//! a digest is not found. QEMU arguments never come from the desktop:
+//! `extra_qemu_args` are the operator's, added to every VM's command line
+//! (`{vm}` replaced by the VM's name), and must not change the machine's
+//! device state (a second monitor, say).
+//!
+//! `[limits]`: a VM beyond a per-VM limit, or that does not fit beside the
+//! VMs here (their number, guest memory and replica bytes, counted from
+//! `MigratePrepare` on, and the free space of the replica and state
+//! filesystems less `min_free_mib`), is refused before anything of it is
+//! made, with the limit it hit (see `crate::admission`). Each VM's replicas
+//! are allocated whole when it arrives, so a disk that fills later never
+//! fails a running VM. The default total guest memory is twice the host's
+//! RAM: guest RAM here is a file whose pages the kernel writes back to the
+//! replica, so idle guests may overcommit it, busy ones thrash.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use jettison_power_model::PrefetchConfig;
+
+pub use crate::admission::Limits;
 use jettison_qemu::Accel;
 use serde::Deserialize;
 
@@ -69,9 +100,13 @@ pub struct ServerConfig {
     /// Runtime files: QEMU sockets and console logs.
     #[serde(default = "default_run_dir")]
     pub run_dir: PathBuf,
-    /// Directories searched for boot files (by name, checked by digest).
+    /// Directories whose regular files are the boot files VMs may boot,
+    /// found by digest.
     #[serde(default)]
     pub image_dirs: Vec<PathBuf>,
+    /// Files in `image_dirs` larger than this (MiB) are not indexed.
+    #[serde(default = "default_max_boot_file_mib")]
+    pub max_boot_file_mib: u64,
     /// QEMU binary.
     #[serde(default = "default_qemu")]
     pub qemu_binary: PathBuf,
@@ -93,6 +128,13 @@ pub struct ServerConfig {
     /// of a guest's work.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_s: u64,
+    /// The operator's further QEMU arguments for every VM, `{vm}` replaced
+    /// by its name.
+    #[serde(default)]
+    pub extra_qemu_args: Vec<String>,
+    /// What VMs this server takes.
+    #[serde(default)]
+    pub limits: Limits,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -117,6 +159,9 @@ fn default_qemu() -> PathBuf {
 }
 fn default_checkpoint_interval() -> u64 {
     60
+}
+fn default_max_boot_file_mib() -> u64 {
+    1024
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/jettison/server")
@@ -144,7 +189,29 @@ impl ServerConfig {
         cfg.prefetch
             .validate()
             .map_err(|e| format!("prefetch: {e}"))?;
+        let l = &cfg.limits;
+        if l.max_vm_memory_mib == 0 || l.max_vm_cpus == 0 || l.max_vms == 0 {
+            return Err(
+                "limits: max_vm_memory_mib, max_vm_cpus and max_vms must be at least 1".into(),
+            );
+        }
+        for arg in &cfg.extra_qemu_args {
+            let rest = arg.replace("{vm}", "");
+            if rest.contains('{') || rest.contains('}') {
+                return Err(format!(
+                    "extra_qemu_args: {arg:?}: the only placeholder is {{vm}}"
+                ));
+            }
+        }
         Ok(cfg)
+    }
+
+    /// The operator's QEMU arguments for `vm`.
+    pub fn qemu_args(&self, vm: &str) -> Vec<String> {
+        self.extra_qemu_args
+            .iter()
+            .map(|a| a.replace("{vm}", vm))
+            .collect()
     }
 }
 
@@ -165,6 +232,30 @@ mod tests {
         assert_eq!(cfg.accel, Accel::Tcg);
         assert_eq!(cfg.bridge, None);
         assert_eq!(cfg.checkpoint_interval_s, 60);
+        assert_eq!(cfg.limits, Limits::default());
+        assert_eq!(cfg.limits.max_vm_memory_mib, 65536);
+        assert_eq!(cfg.limits.max_total_memory_mib, None);
+        assert_eq!(cfg.max_boot_file_mib, 1024);
+        assert!(cfg.extra_qemu_args.is_empty());
+    }
+
+    #[test]
+    fn limits_and_qemu_args_parse_and_are_checked() {
+        let cfg = ServerConfig::parse(&format!(
+            "extra_qemu_args = [\"-mon\", \"chardev=m-{{vm}}\"]\n[limits]\nmax_vms = 3\n\
+             max_total_memory_mib = 512\n{TLS}"
+        ))
+        .unwrap();
+        assert_eq!(cfg.limits.max_vms, 3);
+        assert_eq!(cfg.limits.max_total_memory_mib, Some(512));
+        assert_eq!(cfg.qemu_args("vm1"), ["-mon", "chardev=m-vm1"]);
+        let err =
+            ServerConfig::parse(&format!("extra_qemu_args = [\"{{name}}\"]\n{TLS}")).unwrap_err();
+        assert!(err.contains("only placeholder"), "{err}");
+        let err = ServerConfig::parse(&format!("[limits]\nmax_vms = 0\n{TLS}")).unwrap_err();
+        assert!(err.contains("at least 1"), "{err}");
+        let err = ServerConfig::parse(&format!("[limits]\nmax_vcpus = 2\n{TLS}")).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use jettison_handover::{ServerState, TransitionError};
 use jettison_qemu::VmControl;
 use jettison_wire::{Chunk, Custody, FileKind, MachineDesc, VmMemStats};
 
+use crate::admission::{Admission, Filesystem};
 use crate::records::{Record, Records};
 use crate::ServerError;
 
@@ -83,6 +84,10 @@ pub(crate) trait Host: Send + Sync + 'static {
 
     /// Removes `vm`'s lazy files and their replicas.
     fn release_files(&self, vm: &str);
+
+    /// The filesystems of the replicas and of the state directory, with
+    /// their free space now (for `crate::admission`).
+    fn filesystems(&self) -> std::io::Result<Vec<Filesystem>>;
 
     /// Watches the VM of `slot`: once it dies unasked,
     /// [`crate::settle::guest_exited`].
@@ -210,14 +215,19 @@ pub(crate) struct Handovers<V, F> {
     guests: Mutex<HashMap<String, Slot<V, F>>>,
     /// Each VM's durable handover record.
     pub(crate) records: Records,
+    /// What the VMs here take, and the limits (see `crate::admission`):
+    /// a VM is entered before it is prepared and leaves with
+    /// [`Handovers::take`].
+    pub(crate) admission: Admission,
 }
 
 impl<V, F> Handovers<V, F> {
     /// No guests yet; records kept in `records`.
-    pub(crate) fn new(records: Records) -> Self {
+    pub(crate) fn new(records: Records, admission: Admission) -> Self {
         Handovers {
             guests: Mutex::new(HashMap::new()),
             records,
+            admission,
         }
     }
 
@@ -253,9 +263,12 @@ impl<V, F> Handovers<V, F> {
         slot
     }
 
-    /// Takes `vm`'s guest out of the table.
+    /// Takes `vm`'s guest out of the table (and out of the admission
+    /// ledger).
     pub(crate) fn take(&self, vm: &str) -> Option<Slot<V, F>> {
-        self.map().remove(vm)
+        let slot = self.map().remove(vm);
+        self.admission.release(vm);
+        slot
     }
 
     /// Whether `slot` is still `vm`'s guest (not discarded meanwhile).

@@ -108,7 +108,13 @@ impl Host for Server {
         state_server: &str,
         desktop: &str,
     ) -> Result<Guest<Qemu, LazyFiles>, ServerError> {
-        let spec = resolve_machine(machine, &self.config.image_dirs)?;
+        // Boot files by digest, only in image_dirs, off the runtime's
+        // threads; before anything is made.
+        let images = self.images.clone();
+        let desc = machine.clone();
+        let spec = tokio::task::spawn_blocking(move || resolve_machine(&desc, &images))
+            .await
+            .map_err(|e| ServerError::Protocol(format!("boot file lookup task: {e}")))??;
         let tls = &self.tls;
         let waker = self.waker(desktop);
         let source = Arc::new(StateClient::new(
@@ -165,6 +171,7 @@ impl Host for Server {
                 deny_hugepage_advice: true,
                 tap: tap.as_ref().map(|t| t.name().to_string()),
                 disk_path: disk.as_ref().map(|d| d.1.clone()),
+                extra_args: self.config.qemu_args(vm),
             };
             let qemu = Qemu::launch(&spec, &opts).await?;
             let files = LazyFiles {
@@ -193,6 +200,10 @@ impl Host for Server {
     fn release_files(&self, vm: &str) {
         self.forget_checkpoints(vm);
         self.remove_lazy_files(vm);
+    }
+
+    fn filesystems(&self) -> std::io::Result<Vec<crate::admission::Filesystem>> {
+        crate::admission::probe(&self.config.replica_dir, &self.config.state_dir)
     }
 
     async fn watch_exit(self: Arc<Self>, vm: String, slot: Slot<Qemu, LazyFiles>) {

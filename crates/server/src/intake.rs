@@ -11,7 +11,9 @@ use std::time::Instant;
 use jettison_daemon::{next_request, Peer};
 use jettison_handover::ServerState;
 use jettison_qemu::VmControl;
-use jettison_wire::{ErrorCode, MachineDesc, Message, Transport, HANDOVER_MINOR, PROTOCOL_MAJOR};
+use jettison_wire::{
+    ErrorCode, MachineDesc, Message, Transport, HANDOVER_MINOR, MACHINE_MINOR, PROTOCOL_MAJOR,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::guests::{discard, Host};
@@ -34,15 +36,7 @@ pub(crate) async fn serve_agent<H: Host, S: AsyncRead + AsyncWrite + Unpin + Sen
             // A desktop that talks is awake.
             host.desktop_talks(&desktop);
         }
-        if needs_handover_minor(&req) && minor < HANDOVER_MINOR {
-            let reply = Message::error(
-                ErrorCode::VersionMismatch,
-                format!(
-                    "this server needs protocol {PROTOCOL_MAJOR}.{HANDOVER_MINOR} or later for a \
-                     handover (it has a commit step); the agent speaks {PROTOCOL_MAJOR}.{minor}: \
-                     upgrade jettison-agent"
-                ),
-            );
+        if let Some(reply) = version_gate(&req, minor) {
             if t.send(&reply).await.is_err() {
                 break;
             }
@@ -120,8 +114,36 @@ pub(crate) async fn serve_agent<H: Host, S: AsyncRead + AsyncWrite + Unpin + Sen
 fn needs_handover_minor(req: &Message) -> bool {
     matches!(
         req,
-        Message::MigratePrepare { .. } | Message::Reintegrate { .. }
+        Message::MigratePrepare { .. }
+            | Message::MigratePrepareV1 { .. }
+            | Message::Reintegrate { .. }
     )
+}
+
+/// The refusal of a request this server no longer serves, or that needs a
+/// newer minor than the connection's: a handover without the commit step
+/// (below minor 1), and a prepare without the typed machine description
+/// (`MigratePrepareV1`, or `MigratePrepare` below minor 2).
+fn version_gate(req: &Message, minor: u16) -> Option<Message> {
+    let why = if needs_handover_minor(req) && minor < HANDOVER_MINOR {
+        format!(
+            "this server needs protocol {PROTOCOL_MAJOR}.{HANDOVER_MINOR} or later for a \
+             handover (it has a commit step); the agent speaks {PROTOCOL_MAJOR}.{minor}: \
+             upgrade jettison-agent"
+        )
+    } else if matches!(req, Message::MigratePrepareV1 { .. })
+        || (matches!(req, Message::MigratePrepare { .. }) && minor < MACHINE_MINOR)
+    {
+        format!(
+            "this server takes a VM only with the typed machine description of protocol \
+             {PROTOCOL_MAJOR}.{MACHINE_MINOR} (no QEMU arguments, boot files by digest); the \
+             agent sent {} on a {PROTOCOL_MAJOR}.{minor} connection: upgrade jettison-agent",
+            req.kind()
+        )
+    } else {
+        return None;
+    };
+    Some(Message::error(ErrorCode::VersionMismatch, why))
 }
 
 /// Prepares to take `vm` from `desktop`: its files and a VM waiting for
@@ -152,6 +174,8 @@ pub(crate) async fn prepare<H: Host>(
             )));
         }
     }
+    // Within the limits, beside the VMs here, before anything is made.
+    let ticket = crate::admission::admit(host, vm, machine)?;
     let guest = host.launch(vm, machine, state_server, desktop).await?;
     if let Err(e) = handovers
         .records
@@ -163,6 +187,7 @@ pub(crate) async fn prepare<H: Host>(
     }
     jettison_daemon::fault::point("server:Preparing");
     handovers.insert(vm, guest);
+    ticket.keep();
     tracing::info!(vm, desktop, "prepared: QEMU waits for the device state");
     Ok(())
 }

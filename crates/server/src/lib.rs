@@ -2,6 +2,9 @@
 //! device state, runs them on a lazy memory file whose pages come from the
 //! desktop on demand, and sends them home with the pages they wrote.
 
+pub mod admission;
+#[cfg(test)]
+mod admission_intake_tests;
 mod checkpoint;
 pub mod config;
 mod control;
@@ -62,6 +65,9 @@ pub enum ServerError {
     /// A boot file problem.
     #[error(transparent)]
     Machine(#[from] jettison_daemon::MachineError),
+    /// The VM is not admitted here (a limit, or no room).
+    #[error("refused: {0}")]
+    Refused(#[from] admission::Refusal),
     /// The VM's tap could not be set up.
     #[error(transparent)]
     Tap(#[from] jettison_daemon::tap::TapError),
@@ -80,6 +86,7 @@ impl ServerError {
             ServerError::UnknownVm(_) => ErrorCode::UnknownVm,
             ServerError::WrongState(_) => ErrorCode::WrongState,
             ServerError::NotAllowed(_) => ErrorCode::NotAllowed,
+            ServerError::Refused(admission::Refusal::Busy(_)) => ErrorCode::WrongState,
             _ => ErrorCode::Failed,
         }
     }
@@ -93,6 +100,8 @@ pub struct Server {
     config: ServerConfig,
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
+    /// The boot files of `image_dirs`, by digest.
+    images: Arc<jettison_daemon::BootIndex>,
     /// The guests and their durable handover records.
     pub(crate) handovers: guests::Handovers<Qemu, host::LazyFiles>,
     /// Power state of each desktop that brought a VM, by certificate name.
@@ -138,7 +147,17 @@ impl Server {
         let opts = MountOptions {
             max_readahead: config.max_readahead,
             prefetch: config.prefetch,
+            // A full disk refuses new VMs, never fails a running one.
+            reserve_replicas: true,
         };
+        let images = Arc::new(jettison_daemon::BootIndex::new(
+            config.image_dirs.clone(),
+            config.max_boot_file_mib.saturating_mul(1 << 20),
+        ));
+        let mut limits = config.limits;
+        limits
+            .max_total_memory_mib
+            .get_or_insert_with(|| 2 * host_ram_mib());
         let mount =
             LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
         let (recover, to_recover) = tokio::sync::mpsc::unbounded_channel();
@@ -146,7 +165,8 @@ impl Server {
             config,
             tls,
             mount,
-            handovers: guests::Handovers::new(records),
+            images,
+            handovers: guests::Handovers::new(records, admission::Admission::new(limits)),
             desktops: Mutex::new(HashMap::new()),
             working_sets,
             lost: Mutex::new(lost),
@@ -187,6 +207,16 @@ impl Server {
         let control = bind_control(&server.config.control_socket)?;
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
+        let images = server.images.clone();
+        match tokio::task::spawn_blocking(move || images.scan()).await {
+            Ok(report) => {
+                for (path, why) in &report.skipped {
+                    tracing::warn!(path = %path.display(), "not a boot file: {why}");
+                }
+                tracing::info!(files = report.files, "boot files indexed");
+            }
+            Err(e) => tracing::error!("indexing the boot files: {e}"),
+        }
         let lost = std::mem::take(&mut *server.lost.lock().expect("lost lock"));
         let to_restore = std::mem::take(&mut *server.to_restore.lock().expect("restore lock"));
         for vm in lost.iter().chain(to_restore.iter().map(|(vm, _)| vm)) {
@@ -238,6 +268,18 @@ impl ConnectionHandler<jettison_tls::TlsConn> for Server {
     ) {
         intake::serve_agent(self, peer, t).await;
     }
+}
+
+/// This host's RAM in MiB (`MemTotal`), or 64 GiB if it cannot be read.
+fn host_ram_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(64 << 10, |kib| kib >> 10)
 }
 
 /// Flushes a lazy memory file's dirty pages to the daemon (stop the VM first).

@@ -21,9 +21,22 @@ pub struct Record {
     /// The desktop's state server, as the server dials it.
     pub state_server: String,
     /// The VM's virtual hardware, to run it again from a checkpoint after a
-    /// restart (absent in records written before checkpoints).
-    #[serde(default)]
+    /// restart (absent in records written before checkpoints; one this
+    /// version cannot use reads as absent, so the record still answers
+    /// for its state).
+    #[serde(default, deserialize_with = "usable_machine")]
     pub machine: Option<MachineDesc>,
+}
+
+fn usable_machine<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MachineDesc>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| match serde_json::from_value(v) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!("a recorded machine description is not usable here: {e}");
+            None
+        }
+    }))
 }
 
 /// The directory of records.
@@ -115,5 +128,22 @@ mod tests {
         .unwrap();
         let rec = r.load("old").unwrap().unwrap();
         assert_eq!((rec.state, rec.machine), (ServerState::Running, None));
+    }
+
+    /// A record whose description this version refuses (a MAC with a
+    /// comma) still answers for its state, without a machine.
+    #[test]
+    fn a_record_with_an_unusable_machine_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("tomb.json"),
+            r#"{"state":"Released","desktop":"d","state_server":"s:1","machine":
+            {"memory_mib":64,"cpus":1,"kernel":null,"initrd":null,"append":null,
+            "extra_args":["-S"],"nic_mac":"52:54:00:00:00:01,romfile=x","disk_bytes":null}}"#,
+        )
+        .unwrap();
+        let rec = r.load("tomb").unwrap().unwrap();
+        assert_eq!((rec.state, rec.machine), (ServerState::Released, None));
     }
 }

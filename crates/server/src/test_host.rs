@@ -16,6 +16,7 @@ use jettison_wire::{
 };
 use tokio::io::DuplexStream;
 
+use crate::admission::{Admission, Filesystem, Limits};
 pub(crate) use crate::guests::Host;
 use crate::guests::{Guest, GuestFiles, Handovers, Slot, Timeouts};
 use crate::records::{Record, Records};
@@ -98,6 +99,8 @@ pub(crate) struct FakeHost {
     pub(crate) fail_launch: AtomicBool,
     /// Every VM launched, by name (clones share the fake).
     pub(crate) launched: Mutex<HashMap<String, FakeVm>>,
+    /// What the host's filesystems report (free space, or an error).
+    pub(crate) disks: Mutex<Result<Vec<Filesystem>, String>>,
     /// Names whose files were released, in order.
     pub(crate) released: Mutex<Vec<String>>,
     /// The desktop's next answers (`None`: unreachable; unreachable once
@@ -145,10 +148,24 @@ impl FakeHost {
         next
     }
 
+    /// A fresh host enforcing `limits`.
+    pub(crate) fn limited(limits: Limits) -> Arc<Self> {
+        Self::with(Arc::new(tempfile::tempdir().unwrap()), limits)
+    }
+
     fn on(dir: Arc<tempfile::TempDir>) -> Arc<Self> {
+        Self::with(dir, Limits::default())
+    }
+
+    fn with(dir: Arc<tempfile::TempDir>, limits: Limits) -> Arc<Self> {
         let records = Records::open(&dir.path().join("handover")).unwrap();
         Arc::new(FakeHost {
-            handovers: Handovers::new(records),
+            handovers: Handovers::new(records, Admission::new(limits)),
+            disks: Mutex::new(Ok(vec![Filesystem {
+                path: "/fake/replicas".into(),
+                available: u64::MAX / 4,
+                replicas: true,
+            }])),
             dir,
             dead: AtomicBool::new(false),
             oracle: Mutex::new(None),
@@ -265,6 +282,14 @@ impl Host for FakeHost {
         self.released.lock().unwrap().push(vm.into());
     }
 
+    fn filesystems(&self) -> std::io::Result<Vec<Filesystem>> {
+        self.disks
+            .lock()
+            .unwrap()
+            .clone()
+            .map_err(std::io::Error::other)
+    }
+
     async fn watch_exit(self: Arc<Self>, vm: String, slot: Slot<FakeVm, FakeFiles>) {
         let fake = slot.lock().await.vm.clone();
         let slot = Arc::downgrade(&slot);
@@ -364,7 +389,6 @@ pub(crate) fn machine() -> MachineDesc {
         kernel: None,
         initrd: None,
         append: None,
-        extra_args: vec![],
         nic_mac: None,
         disk_bytes: None,
     }

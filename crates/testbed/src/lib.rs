@@ -14,6 +14,7 @@
 pub mod clean;
 pub mod host;
 pub mod lan;
+pub mod loopfs;
 pub mod names;
 mod sys;
 
@@ -24,6 +25,7 @@ use thiserror::Error;
 pub use clean::{clean_leftovers, Report};
 pub use host::{Host, Role};
 pub use lan::{Lan, LanSpec, STATE_DIR};
+pub use loopfs::LoopFs;
 pub use names::RunId;
 
 /// Testbed errors.

@@ -12,8 +12,9 @@ use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
 use crate::{DIRTY_BATCH_PAGES, MAX_FETCH_BYTES, PAGE_SIZE};
 
-/// Most QEMU arguments in a `MachineDesc`.
-pub const MAX_EXTRA_ARGS: usize = 1024;
+/// Most QEMU arguments in the retired [`crate::LegacyMachineDesc`], decoded
+/// only to be refused (the current `MachineDesc` has none).
+pub const MAX_LEGACY_EXTRA_ARGS: usize = 1024;
 /// Most ranges in a `Fetch`, and chunks in its answer: every range is at
 /// least a page, and a fetch at most [`MAX_FETCH_BYTES`].
 pub const MAX_RANGES: usize = (MAX_FETCH_BYTES / PAGE_SIZE) as usize;
@@ -61,12 +62,12 @@ where
     })
 }
 
-pub(crate) fn extra_args<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+pub(crate) fn legacy_extra_args<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    bounded(d, MAX_EXTRA_ARGS, "QEMU arguments")
+    bounded(d, MAX_LEGACY_EXTRA_ARGS, "QEMU arguments")
 }
 
 pub(crate) fn ranges<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>

@@ -17,9 +17,13 @@
 //! [`Message`] encoded with postcard. Frames over [`MAX_FRAME_BYTES`] are
 //! refused before their payload is read, and a frame's buffer grows with the
 //! bytes that arrive, not with the length its prefix claims. The sequences in
-//! messages have most-element bounds ([`MAX_EXTRA_ARGS`], [`MAX_RANGES`],
-//! [`DIRTY_BATCH_PAGES`], [`MAX_STATUS_VMS`]), checked while decoding, so a
-//! frame decodes into little more than its own size. A frame that does not decode, has
+//! messages have most-element bounds ([`MAX_RANGES`], [`DIRTY_BATCH_PAGES`],
+//! [`MAX_STATUS_VMS`]), checked while decoding, so a frame decodes into
+//! little more than its own size. A machine description is checked while
+//! decoding too (module [`machine`]): a MAC is six bytes, unicast; a kernel
+//! command line at most [`MAX_APPEND_BYTES`] without control characters; a
+//! boot file a BLAKE3 digest and a display name, never a path; and there
+//! are no QEMU arguments. A frame that does not decode, has
 //! trailing bytes, or ends early gets an `Error { BadRequest }` reply (when the
 //! socket still takes one) and the connection is closed; the daemon and its
 //! other connections carry on. The framing only needs a byte stream, so TLS
@@ -114,6 +118,7 @@
 //! |-------|------|
 //! | 0 | the first protocol: `MigrateIn` runs the guest on arrival, `ReintegrateDone` after the agent resumed |
 //! | 1 | the handover's commit step: `MigrateLoad`, `MigrateLoaded`, `MigrateCommit`, `MigrateCommitted`, `MigrateAbort`, `ReintegrateReady`, `ReintegrateCommitted`, `HandoverQuery`, `HandoverState`; `ReintegrateDone` now follows `ReintegrateCommitted`; the operator's `OpStart` (boot a VM at home) |
+//! | 2 | the typed machine description: `MigratePrepare` (appended) carries a [`MachineDesc`] with no QEMU arguments, boot files by digest and a six-byte MAC; the old request, renamed `MigratePrepareV1` (same index, same encoding), is retired |
 //!
 //! Minor 1 changes what a handover needs, not what a message means: a
 //! minor-1 server refuses `MigratePrepare` and `Reintegrate` on a connection
@@ -124,16 +129,28 @@
 //! upgrades with its VMs at home (a server's restart loses the VMs it runs,
 //! and a VM that left under minor 0 has no snapshot to restart from):
 //! bring them home, then upgrade servers and desktops in either order.
+//!
+//! Minor 2 retires `MigratePrepareV1`, whose description let a desktop put
+//! any argument on the server's QEMU command line (run as root) and name any
+//! path for the server to read: a minor-2 server refuses it on every
+//! connection (`Error { VersionMismatch }`: "upgrade jettison-agent"), and
+//! `MigratePrepare` on a connection below minor 2 the same way; a minor-2
+//! agent refuses to migrate to a server below minor 2 ("upgrade
+//! jettison-server"). Reintegration, fetches, sleep announcements and
+//! operator requests work across minors 1 and 2, so a VM that left under
+//! minor 1 comes home from a minor-2 server.
 
 mod bounded;
 mod codec;
 pub mod handshake;
+pub mod machine;
 pub mod messages;
 pub mod reports;
 pub mod stats;
 pub mod transport;
 
-pub use bounded::{MAX_EXTRA_ARGS, MAX_RANGES, MAX_STATUS_VMS};
+pub use bounded::{MAX_LEGACY_EXTRA_ARGS, MAX_RANGES, MAX_STATUS_VMS};
+pub use machine::{MacError, MAX_APPEND_BYTES, MAX_BOOT_NAME_BYTES};
 pub use messages::*;
 pub use stats::{LatencySummary, VmMemStats};
 pub use transport::{decode, encode, Transport, MAX_FRAME_BYTES};
@@ -145,11 +162,14 @@ pub const MAGIC: [u8; 8] = *b"JETTISON";
 /// Protocol major version.
 pub const PROTOCOL_MAJOR: u16 = 1;
 /// Protocol minor version.
-pub const PROTOCOL_MINOR: u16 = 1;
+pub const PROTOCOL_MINOR: u16 = 2;
 /// The first minor with the handover's commit step ([`Message::MigrateLoad`]
 /// and the messages after it). Migration and reintegration need it on both
 /// sides: a daemon refuses them on a connection of a lower minor.
 pub const HANDOVER_MINOR: u16 = 1;
+/// The first minor with the typed machine description
+/// ([`Message::MigratePrepare`]): a migration needs it on both sides.
+pub const MACHINE_MINOR: u16 = 2;
 /// Page size of guest memory.
 pub const PAGE_SIZE: u64 = 4096;
 /// Most bytes one `Fetch` may ask for.
@@ -249,5 +269,7 @@ pub fn validate_fetch(ranges: &[Range], file_size: u64) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(test)]
+mod machine_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::machine::{BootFile, LegacyBootFile, LegacyMachineDesc, MacAddr, MachineDesc};
 pub use crate::reports::{MigrateReport, ReintegrateReport, VmStatus};
 use crate::stats::VmMemStats;
 
@@ -40,40 +41,6 @@ pub struct Welcome {
     pub minor: u16,
     /// The accepting host's name, for logs.
     pub host: String,
-}
-
-/// A boot file named by path, with its BLAKE3 digest so that the other host can
-/// check it boots the very same file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootFile {
-    /// Path on the sending host; the receiver resolves its own copy.
-    pub path: String,
-    /// Hex BLAKE3 digest of the file's content.
-    pub blake3: String,
-}
-
-/// Everything about a VM's virtual hardware that must be identical on both
-/// hosts for its device state to load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MachineDesc {
-    /// Guest memory in MiB (the size of the memory file).
-    pub memory_mib: u64,
-    /// Number of vCPUs.
-    pub cpus: u32,
-    /// Direct-boot kernel, if the VM boots one.
-    pub kernel: Option<BootFile>,
-    /// Direct-boot initramfs.
-    pub initrd: Option<BootFile>,
-    /// Kernel command line.
-    pub append: Option<String>,
-    /// Further QEMU arguments, identical on both hosts (at most
-    /// [`crate::MAX_EXTRA_ARGS`]).
-    #[serde(deserialize_with = "crate::bounded::extra_args")]
-    pub extra_args: Vec<String>,
-    /// MAC address of the VM's NIC (it keeps it on every host).
-    pub nic_mac: Option<String>,
-    /// Size of the VM's disk image, if it has one (served lazily like memory).
-    pub disk_bytes: Option<u64>,
 }
 
 /// Which of a VM's files a request is about.
@@ -155,13 +122,16 @@ pub enum Message {
     /// A refusal or failure.
     Error(ErrorReply),
 
-    /// Agent -> server: get ready to take this VM (start its QEMU, waiting).
-    MigratePrepare {
+    /// Agent -> server (minor 0 and 1 only): get ready to take this VM,
+    /// described with free-form QEMU arguments and boot files by path. A
+    /// server of minor 2 or later refuses it (`VersionMismatch`: upgrade
+    /// jettison-agent); see [`Message::MigratePrepare`].
+    MigratePrepareV1 {
         /// VM name.
         vm: String,
-        /// Its virtual hardware.
-        machine: MachineDesc,
-        /// Address of the desktop's state server, as the server should dial it.
+        /// Its virtual hardware, in the retired layout.
+        machine: LegacyMachineDesc,
+        /// Address of the desktop's state server.
         state_server: String,
     },
     /// Server -> agent: ready for [`Message::MigrateIn`].
@@ -385,6 +355,20 @@ pub enum Message {
         /// VM name.
         vm: String,
     },
+
+    // Minor 2: the typed machine description.
+    /// Agent -> server (minor 2): get ready to take this VM (start its
+    /// QEMU, waiting for the state). The description is typed and checked
+    /// while decoding; the server adds its own QEMU arguments and finds the
+    /// boot files by digest in its image directories.
+    MigratePrepare {
+        /// VM name.
+        vm: String,
+        /// Its virtual hardware.
+        machine: MachineDesc,
+        /// Address of the desktop's state server, as the server should dial it.
+        state_server: String,
+    },
 }
 
 /// What one side holds of a VM, as it answers a [`Message::HandoverQuery`].
@@ -409,7 +393,7 @@ impl Message {
             Message::Hello(_) => "Hello",
             Message::Welcome(_) => "Welcome",
             Message::Error(_) => "Error",
-            Message::MigratePrepare { .. } => "MigratePrepare",
+            Message::MigratePrepareV1 { .. } => "MigratePrepareV1",
             Message::Prepared { .. } => "Prepared",
             Message::MigrateIn { .. } => "MigrateIn",
             Message::MigrateInDone { .. } => "MigrateInDone",
@@ -443,6 +427,7 @@ impl Message {
             Message::HandoverQuery { .. } => "HandoverQuery",
             Message::HandoverState { .. } => "HandoverState",
             Message::OpStart { .. } => "OpStart",
+            Message::MigratePrepare { .. } => "MigratePrepare",
         }
     }
 

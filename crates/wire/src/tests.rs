@@ -314,6 +314,40 @@ fn minor_zero_encodings_are_unchanged() {
         encode(&Message::OpStart { vm: "a".into() }).unwrap(),
         [36, 1, b'a']
     );
+    // Minor 2 renamed minor 0's `MigratePrepare` (still index 3) and
+    // appended the typed one.
+    let v1 = Message::MigratePrepareV1 {
+        vm: "a".into(),
+        machine: LegacyMachineDesc {
+            memory_mib: 1,
+            cpus: 1,
+            kernel: None,
+            initrd: None,
+            append: None,
+            extra_args: vec![],
+            nic_mac: None,
+            disk_bytes: None,
+        },
+        state_server: String::new(),
+    };
+    assert_eq!(
+        encode(&v1).unwrap(),
+        [3, 1, b'a', 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    );
+    let typed = Message::MigratePrepare {
+        vm: "a".into(),
+        machine: MachineDesc {
+            memory_mib: 1,
+            cpus: 1,
+            kernel: None,
+            initrd: None,
+            append: None,
+            nic_mac: None,
+            disk_bytes: None,
+        },
+        state_server: String::new(),
+    };
+    assert_eq!(encode(&typed).unwrap()[0], 37);
 }
 
 #[test]

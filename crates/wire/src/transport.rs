@@ -131,8 +131,15 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
 /// Decodes a frame payload. Trailing bytes are an error: a frame holds exactly
 /// one message.
 pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+    crate::machine::take_refusal();
     let (msg, rest) = postcard::take_from_bytes::<Message>(frame).map_err(|e| {
-        WireError::Malformed(format!("undecodable frame of {} bytes: {e}", frame.len()))
+        // postcard keeps no text of a check's error: the check left it.
+        match crate::machine::take_refusal() {
+            Some(why) => WireError::Malformed(format!("refused while decoding: {why}")),
+            None => {
+                WireError::Malformed(format!("undecodable frame of {} bytes: {e}", frame.len()))
+            }
+        }
     })?;
     if !rest.is_empty() {
         return Err(WireError::Malformed(format!(

@@ -20,7 +20,7 @@ use std::alloc::System;
 use std::time::Duration;
 
 use cap::Cap;
-use jettison_wire::{decode, encode, FileKind, MachineDesc, Message, Transport, WireError};
+use jettison_wire::{decode, encode, FileKind, LegacyMachineDesc, Message, Transport, WireError};
 use jettison_wire::{MAX_FRAME_BYTES, PROTOCOL_MAJOR};
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use tokio::io::AsyncWriteExt;
@@ -65,9 +65,9 @@ fn inflate(msg: &Message, at: usize, n: u64, elem: &[u8]) -> Vec<u8> {
 /// Payloads of `n` minimal elements in each sequence of `Message`: every
 /// element takes a few bytes on the wire and more in memory.
 fn amplifiers(n: u64) -> Vec<(&'static str, Vec<u8>)> {
-    let prepare = Message::MigratePrepare {
+    let prepare = Message::MigratePrepareV1 {
         vm: "a".into(),
-        machine: MachineDesc {
+        machine: LegacyMachineDesc {
             memory_mib: 0,
             cpus: 0,
             kernel: None,
@@ -95,7 +95,8 @@ fn amplifiers(n: u64) -> Vec<(&'static str, Vec<u8>)> {
         vms: vec![],
     };
     vec![
-        // extra_args: then nic_mac, disk_bytes, state_server follow.
+        // The retired layout's extra_args (decoded only to be refused):
+        // then nic_mac, disk_bytes, state_server follow.
         ("extra_args", inflate(&prepare, last(&prepare) - 3, n, &[0])),
         ("ranges", inflate(&fetch, last(&fetch), n, &[0, 0])),
         ("pages", inflate(&pages, last(&pages), n, &[0, 0])),
@@ -145,7 +146,7 @@ fn hostile_input_allocates_within_the_frame_limit() {
     for (name, bytes) in amplifiers(3) {
         let m = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let n = match &m {
-            Message::MigratePrepare { machine, .. } => machine.extra_args.len(),
+            Message::MigratePrepareV1 { machine, .. } => machine.extra_args.len(),
             Message::Fetch { ranges, .. } => ranges.len(),
             Message::DirtyPages { pages, .. } => pages.len(),
             Message::Chunks { chunks } => chunks.len(),

@@ -54,7 +54,6 @@ fn request() -> OutRequest {
                 kernel: None,
                 initrd: None,
                 append: None,
-                extra_args: vec![],
                 nic_mac: None,
                 disk_bytes: None,
             },

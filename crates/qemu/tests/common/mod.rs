@@ -38,6 +38,7 @@ pub fn options(dir: &Path, name: &str) -> LaunchOptions {
         deny_hugepage_advice: false,
         tap: None,
         disk_path: None,
+        extra_args: vec![],
     }
 }
 

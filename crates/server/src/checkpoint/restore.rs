@@ -143,6 +143,9 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Protocol(format!("checkpoint task: {e}")))??;
+        // Counted again (it was admitted before: no limit applies).
+        let usage = crate::admission::usage(&machine).unwrap_or_default();
+        let ticket = self.handovers.admission.reserve_restored(vm, usage);
         let mut guest =
             Host::launch(&**self, vm, &machine, &record.state_server, &record.desktop).await?;
         let memory = guest.files.memory.clone();
@@ -183,6 +186,7 @@ impl Server {
         guest.mark_running();
         guest.last_checkpoint_ms = Some(manifest.taken_unix_ms);
         let slot = self.handovers.insert(vm, guest);
+        ticket.keep();
         Host::watch_exit(self.clone(), vm.to_owned(), slot).await;
         let now = jettison_qemu::unix_ms() as u64;
         tracing::info!(

@@ -16,7 +16,10 @@
 //! manifest names removed. A crash at any instruction leaves the previous
 //! manifest and everything it names intact; [`CheckpointStore::clean`] drops
 //! the rest. Segments pile up; past [`MAX_SEGMENTS`] they are merged into
-//! one (latest version of each page), off the guest's pause.
+//! one (latest version of each page), off the guest's pause. A checkpoint
+//! that fails to write (a full disk) removes what it wrote and leaves the
+//! previous one complete; the caller logs it and copies every written page
+//! the next time (the pages it took are nowhere else).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -119,7 +122,27 @@ impl CheckpointStore {
     /// one (with `full`, every page written on the server, and the older
     /// segments are dropped). Returns the new manifest and the bytes
     /// written.
+    ///
+    /// A failure (a full disk, say) leaves the previous checkpoint complete
+    /// and removes what this one had written, so that it holds no space.
     pub fn commit(
+        &self,
+        taken_unix_ms: u64,
+        at_stop: bool,
+        device_state: &[u8],
+        pages: &[Page],
+        full: bool,
+    ) -> io::Result<(Manifest, u64)> {
+        let done = self.try_commit(taken_unix_ms, at_stop, device_state, pages, full);
+        if done.is_err() {
+            if let Err(e) = self.clean() {
+                tracing::warn!(dir = %self.dir.display(), "cleaning a failed checkpoint: {e}");
+            }
+        }
+        done
+    }
+
+    fn try_commit(
         &self,
         taken_unix_ms: u64,
         at_stop: bool,

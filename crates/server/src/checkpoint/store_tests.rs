@@ -145,3 +145,43 @@ fn removing_takes_every_file() {
     assert!(!root.path().join("vm").exists());
     CheckpointStore::remove(root.path(), "vm").unwrap();
 }
+
+/// A checkpoint onto a full disk (root: a loop-mounted ext4) fails with
+/// ENOSPC, leaves the previous checkpoint complete and loadable, and holds
+/// no space afterwards; once there is room the next one succeeds.
+#[test]
+fn a_full_disk_fails_a_checkpoint_cleanly() {
+    if !jettison_testbed::is_root() {
+        eprintln!("skipped: needs root (loop mount)");
+        return;
+    }
+    let disk = jettison_testbed::LoopFs::create("ckpt", 32).unwrap();
+    let s = CheckpointStore::open(disk.path(), "vm").unwrap();
+    let first = [page(FileKind::Memory, 3, 3)];
+    s.commit(10, false, b"state0", &first, true).unwrap();
+    let before = files(&disk.path().join("vm"));
+    // Something else fills the disk.
+    let filler = disk.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![1u8; 1 << 20];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    while std::io::Write::write_all(&mut f, &block[..4096]).is_ok() {}
+    let _ = f.sync_all();
+    let many: Vec<Page> = (0..64).map(|p| page(FileKind::Disk, p, 9)).collect();
+    let err = s.commit(20, false, b"state1", &many, false).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    assert_eq!(
+        files(&disk.path().join("vm")),
+        before,
+        "the failed one left files"
+    );
+    let restored = s.load().unwrap().unwrap();
+    assert_eq!(restored.device_state, b"state0");
+    assert_eq!(restored.memory.keys().copied().collect::<Vec<_>>(), [3]);
+    assert!(restored.disk.is_empty());
+    drop(f);
+    std::fs::remove_file(&filler).unwrap();
+    let (m, _) = s.commit(30, false, b"state2", &many, true).unwrap();
+    assert_eq!(m.seq, 1);
+    assert_eq!(s.load().unwrap().unwrap().disk.len(), 64);
+}

@@ -67,15 +67,37 @@ pub fn every_variant(p: &Params) -> Vec<Message> {
         offset: p.n,
         data: p.bytes.clone(),
     };
+    // Valid descriptions only: an invalid one is refused while decoding
+    // (the mutations below produce those).
     let boot = || jettison_wire::BootFile {
-        path: p.text.clone(),
-        blake3: "ab".repeat(usize::from(p.pick % 5)),
+        name: if jettison_wire::machine::check_boot_name(&p.text).is_ok() {
+            p.text.clone()
+        } else {
+            "vmlinuz".into()
+        },
+        blake3: "ab".repeat(32),
     };
     let machine = MachineDesc {
         memory_mib: p.n,
         cpus: p.small.into(),
         kernel: (p.pick % 2 == 0).then(boot),
         initrd: (p.pick % 3 == 0).then(boot),
+        append: jettison_wire::machine::check_append(&p.text)
+            .is_ok()
+            .then(|| p.text.clone()),
+        nic_mac: (p.pick % 4 == 0)
+            .then(|| jettison_wire::MacAddr::new([0x52, 0x54, 0, 0x12, 0x34, p.pick]).unwrap()),
+        disk_bytes: (p.pick % 5 == 0).then_some(p.n),
+    };
+    let legacy_boot = || jettison_wire::LegacyBootFile {
+        path: p.text.clone(),
+        blake3: "ab".repeat(usize::from(p.pick % 5)),
+    };
+    let legacy = jettison_wire::LegacyMachineDesc {
+        memory_mib: p.n,
+        cpus: p.small.into(),
+        kernel: (p.pick % 2 == 0).then(legacy_boot),
+        initrd: (p.pick % 3 == 0).then(legacy_boot),
         append: Some(p.text.clone()),
         extra_args: vec![p.text.clone(); usize::from(p.pick % 3)],
         nic_mac: (p.pick % 4 == 0).then(|| "52:54:00:12:34:56".into()),
@@ -95,9 +117,9 @@ pub fn every_variant(p: &Params) -> Vec<Message> {
             host: vm(),
         }),
         Message::error(ErrorCode::OutOfRange, vm()),
-        Message::MigratePrepare {
+        Message::MigratePrepareV1 {
             vm: vm(),
-            machine,
+            machine: legacy,
             state_server: "10.0.0.1:7000".into(),
         },
         Message::Prepared { vm: vm() },
@@ -212,11 +234,16 @@ pub fn every_variant(p: &Params) -> Vec<Message> {
             ][usize::from(p.pick % 4)],
         },
         Message::OpStart { vm: vm() },
+        Message::MigratePrepare {
+            vm: vm(),
+            machine,
+            state_server: "10.0.0.1:7000".into(),
+        },
     ]
 }
 
 /// How many variants [`every_variant`] builds (one per variant of `Message`).
-pub const VARIANTS: usize = 37;
+pub const VARIANTS: usize = 38;
 
 /// Any valid message.
 pub fn message() -> impl Strategy<Value = Message> {
