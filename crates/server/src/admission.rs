@@ -14,7 +14,7 @@
 //! another, must have `min_free_mib` free. The check and the entry are made
 //! under one lock, so two concurrent prepares cannot both squeeze into the
 //! last room. The entry lives from then until the VM leaves the guest table
-//! (or its prepare fails: [`Ticket`] drops it). A VM resumed from a
+//! (or its prepare fails: its `Ticket` drops it). A VM resumed from a
 //! checkpoint is entered without the checks: it was admitted before.
 
 use std::collections::HashMap;

@@ -7,7 +7,8 @@
 //! (also while unwinding from a panic) stops every process left in its
 //! namespaces and deletes them. A state record per LAN under
 //! [`STATE_DIR`] lets [`clean_leftovers`] find what a killed run left.
-//! Naming and addressing rules are in [`names`].
+//! Naming and addressing rules are in [`names`]. [`LoopFs`] is a small
+//! loop-mounted filesystem for tests that fill a disk.
 
 #![forbid(unsafe_code)]
 
