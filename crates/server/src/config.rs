@@ -16,6 +16,7 @@
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
+//! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
 //!
 //! [tls]                                     # mutual TLS (see `jettison certs`)
 //! ca = "/etc/jettison/tls/ca.pem"
@@ -93,6 +94,12 @@ pub struct ServerConfig {
     /// of a guest's work.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_s: u64,
+    /// Record, per VM, the page numbers it used in its last periods here
+    /// (not their contents), for the prefetch policy's working-set part.
+    /// False: nothing of a VM stays once it is home, and the files of
+    /// earlier runs are removed at start-up.
+    #[serde(default = "default_true")]
+    pub keep_working_sets: bool,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -114,6 +121,9 @@ fn default_run_dir() -> PathBuf {
 }
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
+}
+fn default_true() -> bool {
+    true
 }
 fn default_checkpoint_interval() -> u64 {
     60

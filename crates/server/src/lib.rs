@@ -128,6 +128,7 @@ impl Server {
         let tls = jettison_tls::TlsContext::load(&config.tls)?;
         let working_sets = Arc::new(working_set::WorkingSets::load(
             &config.state_dir.join("working-sets"),
+            config.keep_working_sets,
         )?);
         let records = records::Records::open(&config.state_dir.join("handover"))?;
         let (lost, to_restore) = sort_left_vms(
