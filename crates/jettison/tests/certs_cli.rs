@@ -71,12 +71,12 @@ fn certs_init_and_issue() {
     forced.push("--force");
     assert!(jettison(&forced).status.success());
 
-    let ctx = jettison_tls::TlsContext::load(&jettison_tls::TlsSettings {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("consol-1.pem"),
-        key: dir.join("consol-1.key"),
-        allowed_peers: vec!["desk-17".into()],
-    })
+    let ctx = jettison_tls::TlsContext::load(&jettison_tls::TlsSettings::new(
+        dir.join("ca.pem"),
+        dir.join("consol-1.pem"),
+        dir.join("consol-1.key"),
+        vec!["desk-17".into()],
+    ))
     .unwrap();
     assert_eq!(ctx.host_name(), "consol-1");
 }
