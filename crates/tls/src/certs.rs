@@ -23,8 +23,8 @@ use crate::{validate_host_name, TlsError};
 
 pub use crate::crl::serial_hex;
 pub use crate::revoke::{
-    crl_path, host_serials, issued, parse_serial, revoke, serial_of, Issued, Revocation,
-    RevokedCert, CRL_FILE, ISSUED_FILE,
+    crl_path, file_serial, host_serials, issued, parse_serial, revoke, serial_of, Issued,
+    Revocation, RevokedCert, CRL_FILE, ISSUED_FILE,
 };
 
 /// Certificates start this long before "now", for clocks slightly behind.

@@ -64,6 +64,16 @@ pub fn serial_of(cert_der: &[u8]) -> Result<(String, i64), String> {
     ))
 }
 
+/// The serial (hex) of the first certificate of a PEM file.
+pub fn file_serial(path: &Path) -> Result<String, TlsError> {
+    let bad = |reason: String| TlsError::BadPem {
+        path: path.to_owned(),
+        reason,
+    };
+    let der = CertificateDer::from_pem_file(path).map_err(|e| bad(e.to_string()))?;
+    Ok(serial_of(&der).map_err(bad)?.0)
+}
+
 /// Appends a certificate to the CA's index (`<ca_dir>/issued.txt`).
 pub(crate) fn record_issued(
     ca_dir: &Path,
@@ -175,21 +185,9 @@ pub fn host_serials(ca_dir: &Path, host: &str) -> Result<Vec<String>, TlsError> 
         .collect();
     let file = host_files(ca_dir, host).cert;
     if file.is_file() {
-        for der in CertificateDer::pem_file_iter(&file)
-            .map_err(|e| TlsError::BadPem {
-                path: file.clone(),
-                reason: e.to_string(),
-            })?
-            .take(1)
-        {
-            let der = der.map_err(|e| TlsError::BadPem {
-                path: file.clone(),
-                reason: e.to_string(),
-            })?;
-            let (serial, _) = serial_of(&der).map_err(TlsError::Config)?;
-            if !serials.contains(&serial) {
-                serials.push(serial);
-            }
+        let serial = file_serial(&file)?;
+        if !serials.contains(&serial) {
+            serials.push(serial);
         }
     }
     if serials.is_empty() {

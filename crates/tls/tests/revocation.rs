@@ -186,12 +186,7 @@ fn crl_grows_and_keeps_its_entries() {
     .unwrap();
     assert_eq!(first, second);
     let d18 = pki.issue("desk-18");
-    let serial_of = |f: &certs::CertFiles| {
-        let pem = std::fs::read(&f.cert).unwrap();
-        let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
-        let der: rustls::pki_types::CertificateDer = der;
-        certs::serial_of(&der).unwrap().0
-    };
+    let serial_of = |f: &certs::CertFiles| certs::file_serial(&f.cert).unwrap();
     assert_eq!(certs::host_serials(dir, "desk-17").unwrap().len(), 2);
     let crl = certs::crl_path(dir);
     let now = std::time::SystemTime::now();
