@@ -92,10 +92,7 @@ impl TlsContext {
             match material.recheck(&entry.peer, &entry.side, &entry.chain) {
                 Ok(()) => outcome.kept += 1,
                 Err(e) => {
-                    tracing::warn!(
-                        "tls: closing the established connection of {}: {e}",
-                        entry.peer
-                    );
+                    tracing::warn!("tls: closing an established connection: {e}");
                     if let Err(io) = entry.close() {
                         tracing::warn!(peer = %entry.peer, "tls: closing failed: {io}");
                     }

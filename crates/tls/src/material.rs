@@ -204,7 +204,10 @@ impl Material {
             }
             Side::Dialed { name } => {
                 if !self.is_allowed(name) {
-                    return Err(TlsError::PeerNotAllowed { name: name.clone() });
+                    return Err(TlsError::NotAuthorized {
+                        peer: peer.to_owned(),
+                        names: vec![name.clone()],
+                    });
                 }
                 let server_name =
                     ServerName::try_from(name.clone()).map_err(|e| TlsError::BadHostName {

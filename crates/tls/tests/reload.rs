@@ -90,7 +90,8 @@ async fn a_reload_applies_allowed_peers_without_restart() {
     let files = pki.issue("consol-1");
     let server = TlsContext::load(&pki.settings(&files, &["desk-17"])).unwrap();
     let d17 = pki.context("desk-17", &["consol-1"]);
-    let d18 = pki.context("desk-18", &["consol-1"]);
+    let d18_files = pki.issue("desk-18");
+    let d18 = TlsContext::load(&pki.settings(&d18_files, &["consol-1"])).unwrap();
     let (addr, mut rx) = serve_many(server.clone()).await;
 
     let err = dial(&d18, addr, "consol-1").await.unwrap_err();
@@ -129,6 +130,19 @@ async fn a_reload_applies_allowed_peers_without_restart() {
         outcome(&mut rx).await,
         Err(TlsError::NotAuthorized { .. })
     ));
+
+    // The dialling side: desk-18 no longer lists consol-1.
+    let r = d18
+        .reload(&pki.settings(&d18_files, &["consol-2"]))
+        .unwrap();
+    assert_eq!((r.closed.len(), r.kept), (1, 0), "{r:?}");
+    assert!(
+        r.closed[0].contains("[\"consol-1\"] is not authorized"),
+        "{r:?}"
+    );
+    assert!(!alive(&mut c18).await);
+    let err = dial(&d18, addr, "consol-1").await.unwrap_err();
+    assert!(matches!(err, TlsError::PeerNotAllowed { .. }), "{err:?}");
 }
 
 #[tokio::test]
