@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use jettison_daemon::reload::{warn_if_other_settings_changed, ReadSettings};
+use jettison_daemon::reload::{from_config_file, ReadSettings};
 
 use crate::{Agent, AgentConfig};
 
@@ -18,28 +18,26 @@ impl Agent {
 
     /// Reads the `[tls]` settings of the configuration file anew.
     pub(crate) fn tls_reader(&self) -> ReadSettings {
-        let Some(path) = self.config_file.clone() else {
-            return Box::new(|| {
-                Err("the agent was started without a configuration file to re-read".into())
-            });
-        };
-        let in_force = self.config.clone();
+        let read = from_config_file(
+            self.config_file.clone(),
+            self.config.clone(),
+            |p| AgentConfig::load(p).map_err(|e| e.to_string()),
+            |c| &mut c.tls,
+        );
+        let server = self.config.server_name.clone();
         Box::new(move || {
-            let new = AgentConfig::load(&path).map_err(|e| e.to_string())?;
-            warn_if_other_settings_changed(&in_force, &new, |c| c.tls = in_force.tls.clone());
-            let server = &in_force.server_name;
-            if !new
-                .tls
+            let settings = read()?;
+            if !settings
                 .allowed_peers
                 .iter()
-                .any(|p| p.eq_ignore_ascii_case(server))
+                .any(|p| p.eq_ignore_ascii_case(&server))
             {
                 return Err(format!(
                     "server_name {server:?} is not in the new tls.allowed_peers: \
                      this desktop would refuse its own server"
                 ));
             }
-            Ok(new.tls)
+            Ok(settings)
         })
     }
 }

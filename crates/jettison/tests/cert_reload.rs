@@ -52,6 +52,36 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// Starts `binary` with the configuration `text` as `<dir>/<what>.toml`,
+    /// its control socket `<dir>/<what>.sock` and its log `<dir>/<what>.log`;
+    /// waits until it answers.
+    async fn start(
+        binary: &str,
+        dir: &Path,
+        what: &str,
+        text: &str,
+        port: u16,
+        mount: Option<PathBuf>,
+    ) -> Daemon {
+        let config = dir.join(format!("{what}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config").arg(&config);
+        let log = dir.join(format!("{what}.log"));
+        let mut d = Daemon {
+            child: Some(spawn_logged(cmd, &log).unwrap()),
+            log,
+            config,
+            control: dir.join(format!("{what}.sock")),
+            addr: format!("127.0.0.1:{port}"),
+            mount,
+        };
+        wait_for_socket(&d.control, d.child.as_mut(), what)
+            .await
+            .unwrap();
+        d
+    }
+
     fn hup(&self) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         nix::sys::signal::kill(
@@ -222,22 +252,15 @@ async fn server_reloads_on_sighup_and_refuses_a_revoked_desktop() {
             tls_section(&pki, "consol-1", &["desk-a", "desk-b"], crl)
         )
     };
-    let path = dir.join("server.toml");
-    std::fs::write(&path, config(None)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jettison-server"));
-    cmd.arg("--config").arg(&path);
-    let log = dir.join("server.log");
-    let mut d = Daemon {
-        child: Some(spawn_logged(cmd, &log).unwrap()),
-        log,
-        config: path,
-        control: dir.join("server.sock"),
-        addr: format!("127.0.0.1:{port}"),
-        mount: Some(dir.join("mem")),
-    };
-    wait_for_socket(&d.control, d.child.as_mut(), "server")
-        .await
-        .unwrap();
+    let d = Daemon::start(
+        env!("CARGO_BIN_EXE_jettison-server"),
+        dir,
+        "server",
+        &config(None),
+        port,
+        Some(dir.join("mem")),
+    )
+    .await;
     revoke_and_reload(d, &pki, "consol-1", Role::Agent, "desk-a", "desk-b", config).await;
 }
 
@@ -259,22 +282,15 @@ async fn agent_reloads_on_sighup_and_refuses_a_revoked_server() {
             tls_section(&pki, "desk-a", &["consol-1", "consol-2"], crl)
         )
     };
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, config(None)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jettison-agent"));
-    cmd.arg("--config").arg(&path);
-    let log = dir.join("agent.log");
-    let mut d = Daemon {
-        child: Some(spawn_logged(cmd, &log).unwrap()),
-        log,
-        config: path,
-        control: dir.join("agent.sock"),
-        addr: format!("127.0.0.1:{port}"),
-        mount: None,
-    };
-    wait_for_socket(&d.control, d.child.as_mut(), "agent")
-        .await
-        .unwrap();
+    let d = Daemon::start(
+        env!("CARGO_BIN_EXE_jettison-agent"),
+        dir,
+        "agent",
+        &config(None),
+        port,
+        None,
+    )
+    .await;
     revoke_and_reload(
         d,
         &pki,

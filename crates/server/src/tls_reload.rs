@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use jettison_daemon::reload::{warn_if_other_settings_changed, ReadSettings};
+use jettison_daemon::reload::{from_config_file, ReadSettings};
 
 use crate::{Server, ServerConfig};
 
@@ -17,16 +17,11 @@ impl Server {
 
     /// Reads the `[tls]` settings of the configuration file anew.
     pub(crate) fn tls_reader(&self) -> ReadSettings {
-        let Some(path) = self.config_file.clone() else {
-            return Box::new(|| {
-                Err("the server was started without a configuration file to re-read".into())
-            });
-        };
-        let in_force = self.config.clone();
-        Box::new(move || {
-            let new = ServerConfig::load(&path)?;
-            warn_if_other_settings_changed(&in_force, &new, |c| c.tls = in_force.tls.clone());
-            Ok(new.tls)
-        })
+        from_config_file(
+            self.config_file.clone(),
+            self.config.clone(),
+            ServerConfig::load,
+            |c| &mut c.tls,
+        )
     }
 }

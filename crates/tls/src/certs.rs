@@ -175,16 +175,7 @@ pub fn issue_request(ca_dir: &Path, req: &IssueRequest<'_>) -> Result<CertFiles,
     let files = host_files(req.out_dir, req.host);
     refuse_existing(&files, req.overwrite)?;
 
-    let ca = ca_files(ca_dir);
-    let ca_pem = read_text(&ca.cert)?;
-    let ca_key = KeyPair::from_pem(&read_text(&ca.key)?).map_err(|e| TlsError::BadPem {
-        path: ca.key.clone(),
-        reason: format!("not a usable CA key: {e}"),
-    })?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| TlsError::BadPem {
-        path: ca.cert.clone(),
-        reason: format!("not a usable CA certificate: {e}"),
-    })?;
+    let (ca_pem, issuer) = ca_issuer(ca_dir)?;
     warn_if_outliving_ca(&ca_pem, req.not_after);
 
     let mut params = CertificateParams::default();
@@ -208,6 +199,21 @@ pub fn issue_request(ca_dir: &Path, req: &IssueRequest<'_>) -> Result<CertFiles,
     write_files(&files, &cert.pem(), &key.serialize_pem(), req.overwrite)?;
     tracing::info!(host = req.host, cert = %files.cert.display(), "issued host certificate");
     Ok(files)
+}
+
+/// The CA of `ca_dir` as a signer: its certificate (PEM) and key.
+pub(crate) fn ca_issuer(ca_dir: &Path) -> Result<(String, Issuer<'static, KeyPair>), TlsError> {
+    let ca = ca_files(ca_dir);
+    let ca_pem = read_text(&ca.cert)?;
+    let ca_key = KeyPair::from_pem(&read_text(&ca.key)?).map_err(|e| TlsError::BadPem {
+        path: ca.key.clone(),
+        reason: format!("not a usable CA key: {e}"),
+    })?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| TlsError::BadPem {
+        path: ca.cert.clone(),
+        reason: format!("not a usable CA certificate: {e}"),
+    })?;
+    Ok((ca_pem, issuer))
 }
 
 /// Checks a name for a new host certificate: a valid host name

@@ -17,18 +17,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::certs::{ca_files, host_files};
+use crate::certs::{ca_files, ca_issuer, host_files};
 use crate::crl::serial_hex;
-use crate::files::read_text;
 use crate::TlsError;
 
 /// The CRL's file name in the CA directory.
@@ -212,21 +209,13 @@ pub fn revoke(
     now: SystemTime,
 ) -> Result<Revocation, TlsError> {
     let ca = ca_files(ca_dir);
-    let ca_pem = read_text(&ca.cert)?;
+    let (ca_pem, issuer) = ca_issuer(ca_dir)?;
     let ca_der =
         CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| TlsError::BadPem {
             path: ca.cert.clone(),
             reason: e.to_string(),
         })?;
     let (_, ca_not_after) = crate::names::validity(&ca_der).map_err(TlsError::Config)?;
-    let ca_key = KeyPair::from_pem(&read_text(&ca.key)?).map_err(|e| TlsError::BadPem {
-        path: ca.key.clone(),
-        reason: format!("not a usable CA key: {e}"),
-    })?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| TlsError::BadPem {
-        path: ca.cert.clone(),
-        reason: format!("not a usable CA certificate: {e}"),
-    })?;
 
     let (mut entries, number) = existing_entries(existing, &ca_der)?;
     let index = issued(ca_dir)?;
