@@ -1,12 +1,13 @@
 //! Plumbing shared by the desktop agent and the consolidation server:
 //! listeners that run the handshake on every connection, the operator's
-//! control socket, crash-safe files (`durable`), and the translation between a VM's machine description on
-//! the wire and a QEMU launch.
+//! control socket, crash-safe files (`durable`), the translation between a VM's machine description on
+//! the wire and a QEMU launch, and the TLS settings' reload on SIGHUP (`reload`).
 
 pub mod durable;
 pub mod fault;
 pub mod listen;
 pub mod machine;
+pub mod reload;
 
 pub use control::{hostname, request, ControlError};
 pub use listen::{bind_control, next_request};

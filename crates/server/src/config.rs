@@ -18,11 +18,13 @@
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
 //! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
 //!
-//! [tls]                                     # mutual TLS (see `jettison certs`)
+//! [tls]                                     # mutual TLS (see `jettison certs`); SIGHUP reloads it
 //! ca = "/etc/jettison/tls/ca.pem"
 //! cert = "/etc/jettison/tls/consol-1.pem"
 //! key = "/etc/jettison/tls/consol-1.key"
 //! allowed_peers = ["desk-17", "desk-18"]    # desktops whose VMs this server takes
+//! crl = "/etc/jettison/tls/ca.crl"          # optional: the CA's revocation list
+//! expiry_warning_days = 30                  # warn this long before an expiry
 //! ```
 //!
 //! `prefetch` is a [`PrefetchConfig`]: `"none"` (the missing page only),

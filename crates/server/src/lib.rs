@@ -20,6 +20,7 @@ pub mod records;
 mod settle;
 #[cfg(test)]
 mod test_host;
+mod tls_reload;
 pub mod waker;
 pub mod working_set;
 
@@ -91,6 +92,8 @@ type GuestSlot = guests::Slot<Qemu, host::LazyFiles>;
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    /// The file a reload (SIGHUP) re-reads the `[tls]` settings from.
+    config_file: Option<PathBuf>,
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
     /// The guests and their durable handover records.
@@ -145,6 +148,7 @@ impl Server {
         let (recover, to_recover) = tokio::sync::mpsc::unbounded_channel();
         Ok(Server {
             config,
+            config_file: None,
             tls,
             mount,
             handovers: guests::Handovers::new(records),
@@ -181,11 +185,14 @@ impl Server {
         self.config.replica_dir.join(format!("{vm}.replica"))
     }
 
-    /// Serves agents and the control socket until SIGINT/SIGTERM.
+    /// Serves agents and the control socket until SIGINT/SIGTERM; reloads
+    /// the TLS settings on SIGHUP (see `jettison_daemon::reload`).
     pub async fn run(self) -> Result<(), ServerError> {
         let server = Arc::new(self);
         let listener = tokio::net::TcpListener::bind(server.config.listen).await?;
         let control = bind_control(&server.config.control_socket)?;
+        let upkeep =
+            jettison_daemon::reload::spawn_tls_upkeep(server.tls.clone(), server.tls_reader())?;
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
         let lost = std::mem::take(&mut *server.lost.lock().expect("lost lock"));
@@ -213,6 +220,7 @@ impl Server {
         ));
         let ctl = tokio::spawn(serve_unix(control, host, server.clone()));
         jettison_daemon::shutdown_signal().await;
+        upkeep.abort();
         agents.abort();
         ctl.abort();
         checkpoints.abort();
