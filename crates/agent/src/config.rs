@@ -17,11 +17,13 @@
 //!                                        # the VMs running at home (see below)
 //! stop_timeout_s = 60                    # "shutdown": how long the guests get to power off
 //!
-//! [tls]                                  # mutual TLS (see `jettison certs`)
+//! [tls]                                  # mutual TLS (see `jettison certs`); SIGHUP reloads it
 //! ca = "/etc/jettison/tls/ca.pem"
 //! cert = "/etc/jettison/tls/desk-17.pem"
 //! key = "/etc/jettison/tls/desk-17.key"
 //! allowed_peers = ["consol-1"]           # servers that may take this desktop's VMs
+//! crl = "/etc/jettison/tls/ca.crl"       # optional: the CA's revocation list
+//! expiry_warning_days = 30               # warn this long before an expiry
 //!
 //! [[vm]]
 //! name = "desk-17"

@@ -69,7 +69,7 @@ impl Agent {
         }
         vms.sort_by(|a, b| a.vm.cmp(&b.vm));
         Message::OpStatusReply {
-            host: format!("agent {}", self.config.host),
+            host: format!("agent {} ({})", self.config.host, self.tls.status_text()),
             vms,
         }
     }

@@ -20,6 +20,7 @@ mod reintegrate;
 mod settle;
 mod state_server;
 mod takeover;
+mod tls_reload;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ pub enum AgentError {
 #[derive(Debug)]
 pub struct Agent {
     config: AgentConfig,
+    /// The file a reload (SIGHUP) re-reads the `[tls]` settings from.
+    config_file: Option<std::path::PathBuf>,
     tls: Arc<jettison_tls::TlsContext>,
     power: Option<Arc<power::Power>>,
     slots: BTreeMap<String, Arc<VmSlot>>,
@@ -123,6 +126,7 @@ impl Agent {
         };
         Ok(Agent {
             config,
+            config_file: None,
             tls,
             power,
             slots,
@@ -143,9 +147,12 @@ impl Agent {
     /// after taking over the QEMUs a previous agent left running and
     /// booting the autostart VMs that are neither consolidated nor running.
     /// On the signal, the VMs at home are left running or shut down as
-    /// `on_stop` says.
+    /// `on_stop` says. SIGHUP reloads the TLS settings (see
+    /// `jettison_daemon::reload`).
     pub async fn run(self) -> Result<(), AgentError> {
         let agent = Arc::new(self);
+        let upkeep =
+            jettison_daemon::reload::spawn_tls_upkeep(agent.tls.clone(), agent.tls_reader())?;
         // Before anything is served: a reboot loses /dev/shm.
         agent.restore_lost_memory().await;
         let listen = agent.open_state_server().await?;
@@ -175,6 +182,7 @@ impl Agent {
         agent.boot_at_start().await;
         jettison_daemon::shutdown_signal().await;
         tracing::info!(on_stop = ?agent.config.on_stop, "shutting down");
+        upkeep.abort();
         agent.close_state_server().await;
         ctl.abort();
         settle.abort();

@@ -1,14 +1,15 @@
 //! Plumbing shared by the desktop agent and the consolidation server:
 //! listeners that run the handshake on every connection, the operator's
-//! control socket, crash-safe files (`durable`), and the translation between a VM's machine description on
+//! control socket, crash-safe files (`durable`), the translation between a VM's machine description on
 //! the wire and a QEMU launch (boot files found by digest in a server's
-//! image directories: `images`).
+//! image directories: `images`), and the TLS settings' reload on SIGHUP (`reload`).
 
 pub mod durable;
 pub mod fault;
 pub mod images;
 pub mod listen;
 pub mod machine;
+pub mod reload;
 
 pub use control::{hostname, request, ControlError};
 pub use images::BootIndex;

@@ -64,7 +64,11 @@ async fn run_connection<S, H>(
     }
 }
 
-/// Accepts TCP connections forever (until the task is dropped).
+/// Accepts TCP connections forever (until the task is dropped). Each
+/// handshake uses the TLS settings in force at that moment; a reload of
+/// `tls` (SIGHUP, see [`crate::reload`]) closes the established connections
+/// whose peer the new settings refuse, which their handler sees as a lost
+/// connection.
 pub async fn serve_tls<H>(
     listener: TcpListener,
     tls: Arc<TlsContext>,

@@ -51,6 +51,25 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Revoke host certificates: adds them to the CA's certificate
+    /// revocation list DIR/ca.crl (created, or extended), signed with the
+    /// CA's key. Copy it to every host (the path in each [tls] `crl`) and
+    /// reload the daemons (`systemctl reload jettison-agent`/`-server`).
+    Revoke {
+        /// Directory of the CA (with ca.key).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Revoke every certificate issued to this host (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Revoke the certificate with this serial number, in hex as
+        /// `openssl x509 -serial` prints it (repeatable).
+        #[arg(long = "serial", value_name = "HEX")]
+        serials: Vec<String>,
+        /// Where the CRL is (default: DIR/ca.crl).
+        #[arg(long)]
+        crl: Option<PathBuf>,
+    },
 }
 
 /// Runs a `certs` subcommand.
@@ -133,7 +152,60 @@ pub fn run(cmd: &CertsCommand) -> anyhow::Result<()> {
             print!("{}", certs::tls_snippet(&absolute(&ca.cert), &files));
             Ok(())
         }
+        CertsCommand::Revoke {
+            dir,
+            hosts,
+            serials,
+            crl,
+        } => revoke(dir, hosts, serials, crl.as_deref()),
     }
+}
+
+fn revoke(
+    dir: &Path,
+    hosts: &[String],
+    serials: &[String],
+    crl: Option<&Path>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !hosts.is_empty() || !serials.is_empty(),
+        "name what to revoke: --host NAME or --serial HEX"
+    );
+    let ca = certs::ca_files(dir);
+    if !ca.cert.is_file() || !ca.key.is_file() {
+        bail!(
+            "no CA in {} (ca.pem and ca.key): revoking needs the CA's key",
+            dir.display()
+        );
+    }
+    let path = crl
+        .map(Path::to_owned)
+        .unwrap_or_else(|| certs::crl_path(dir));
+    let r = certs::revoke(dir, &path, hosts, serials, SystemTime::now())
+        .context("building the revocation list")?;
+    jettison_daemon::durable::write_atomic(&path, r.crl_pem.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    let who = |c: &certs::RevokedCert| match &c.host {
+        Some(h) => format!("{} ({h})", c.serial),
+        None => c.serial.clone(),
+    };
+    for c in &r.added {
+        println!("revoked:         {}", who(c));
+    }
+    for c in &r.already {
+        println!("already revoked: {}", who(c));
+    }
+    println!(
+        "CRL: {}  (number {}, {} revoked in all)",
+        absolute(&path).display(),
+        r.crl_number,
+        r.total
+    );
+    println!(
+        "next: copy it to every host (the path in [tls] crl, e.g. /etc/jettison/tls/ca.crl) \
+         and reload the daemons: systemctl reload jettison-agent / jettison-server"
+    );
+    Ok(())
 }
 
 fn absolute(path: &Path) -> PathBuf {

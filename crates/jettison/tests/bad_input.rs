@@ -134,12 +134,12 @@ async fn bad_frames_and_requests_are_refused_and_nothing_else_breaks() {
     // A certificate from the deployment's CA, for a host nobody authorized.
     let tls_dir = cluster.dir.join("tls");
     jettison_tls::certs::issue(&tls_dir, "intruder", &[], &[], &tls_dir, 1).unwrap();
-    let settings = jettison_tls::TlsSettings {
-        ca: tls_dir.join("ca.pem"),
-        cert: tls_dir.join("intruder.pem"),
-        key: tls_dir.join("intruder.key"),
-        allowed_peers: vec!["server".into(), "desktop".into()],
-    };
+    let settings = jettison_tls::TlsSettings::new(
+        tls_dir.join("ca.pem"),
+        tls_dir.join("intruder.pem"),
+        tls_dir.join("intruder.key"),
+        vec!["server".into(), "desktop".into()],
+    );
     let intruder = TlsContext::load(&settings).unwrap();
     for (addr, name) in [
         (&cluster.server_addr, "server"),

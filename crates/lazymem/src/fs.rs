@@ -39,14 +39,19 @@ fn dir_attr() -> FileAttr {
 }
 
 fn file_attr(vm: &VmMemory) -> FileAttr {
-    attr(
-        INodeNo(vm.ino()),
-        vm.size(),
-        vm.created(),
-        FileType::RegularFile,
-        0o600,
-        1,
-    )
+    let (uid, gid) = vm.owner();
+    FileAttr {
+        uid,
+        gid,
+        ..attr(
+            INodeNo(vm.ino()),
+            vm.size(),
+            vm.created(),
+            FileType::RegularFile,
+            0o600,
+            1,
+        )
+    }
 }
 
 fn attr(ino: INodeNo, size: u64, t: SystemTime, kind: FileType, perm: u16, nlink: u32) -> FileAttr {

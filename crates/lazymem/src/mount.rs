@@ -51,6 +51,10 @@ impl LazyMemMount {
             MountOption::NoDev,
             MountOption::NoSuid,
         ];
+        // `allow_other`: each VM's QEMU may run as its own user. Files are
+        // 0600, owned by that user (`VmMemory::set_owner`), and the kernel
+        // checks (`default_permissions`).
+        config.acl = fuser::SessionACL::All;
         let session =
             fuser::spawn_mount(fs, &mountpoint, &config).map_err(|source| LazyMemError::Mount {
                 op: "mount",

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -57,6 +57,8 @@ pub struct VmMemory {
     /// The working set to fetch at the first miss; taken by that miss.
     working_set: Mutex<Option<Vec<u64>>>,
     cancelled: AtomicBool,
+    /// Owner of the file in the mount, `uid << 32 | gid` (root at first).
+    owner: AtomicU64,
 }
 
 impl fmt::Debug for VmMemory {
@@ -127,7 +129,23 @@ impl VmMemory {
             group: group.max(1),
             working_set: Mutex::new(Some(working_set)),
             cancelled: AtomicBool::new(false),
+            owner: AtomicU64::new(0),
         })
+    }
+
+    /// Gives the file to `uid`:`gid` (mode 0600): with the mount's
+    /// `allow_other` and `default_permissions`, a process of that user may
+    /// open it, and no other user but root may. Set before the VM's QEMU,
+    /// running as that user, opens it.
+    pub fn set_owner(&self, uid: u32, gid: u32) {
+        self.owner
+            .store(u64::from(uid) << 32 | u64::from(gid), Ordering::SeqCst);
+    }
+
+    /// The file's owner, `(uid, gid)`.
+    pub fn owner(&self) -> (u32, u32) {
+        let o = self.owner.load(Ordering::SeqCst);
+        ((o >> 32) as u32, o as u32)
     }
 
     /// The VM's name (the file is `<name>.mem`).

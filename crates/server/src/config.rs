@@ -17,6 +17,7 @@
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
+//! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
 //! extra_qemu_args = []                      # added to every VM's QEMU; `{vm}`: its name
 //!
 //! [limits]                                  # checked before a VM is prepared
@@ -27,11 +28,13 @@
 //! max_total_replica_mib = 1048576           # all replicas (memory + disk), reserved on disk
 //! min_free_mib = 1024                       # kept free where replicas and state live
 //!
-//! [tls]                                     # mutual TLS (see `jettison certs`)
+//! [tls]                                     # mutual TLS (see `jettison certs`); SIGHUP reloads it
 //! ca = "/etc/jettison/tls/ca.pem"
 //! cert = "/etc/jettison/tls/consol-1.pem"
 //! key = "/etc/jettison/tls/consol-1.key"
 //! allowed_peers = ["desk-17", "desk-18"]    # desktops whose VMs this server takes
+//! crl = "/etc/jettison/tls/ca.crl"          # optional: the CA's revocation list
+//! expiry_warning_days = 30                  # warn this long before an expiry
 //! ```
 //!
 //! `prefetch` is a [`PrefetchConfig`]: `"none"` (the missing page only),
@@ -135,6 +138,12 @@ pub struct ServerConfig {
     /// What VMs this server takes.
     #[serde(default)]
     pub limits: Limits,
+    /// Record, per VM, the page numbers it used in its last periods here
+    /// (not their contents), for the prefetch policy's working-set part.
+    /// False: nothing of a VM stays once it is home, and the files of
+    /// earlier runs are removed at start-up.
+    #[serde(default = "default_true")]
+    pub keep_working_sets: bool,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -156,6 +165,9 @@ fn default_run_dir() -> PathBuf {
 }
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
+}
+fn default_true() -> bool {
+    true
 }
 fn default_checkpoint_interval() -> u64 {
     60

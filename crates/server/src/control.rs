@@ -56,7 +56,7 @@ impl Server {
         }
         vms.sort_by(|a, b| a.vm.cmp(&b.vm));
         Message::OpStatusReply {
-            host: format!("server {}", self.config.host),
+            host: format!("server {} ({})", self.config.host, self.tls.status_text()),
             vms,
         }
     }

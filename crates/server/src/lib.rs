@@ -23,6 +23,7 @@ pub mod records;
 mod settle;
 #[cfg(test)]
 mod test_host;
+mod tls_reload;
 pub mod waker;
 pub mod working_set;
 
@@ -98,6 +99,8 @@ type GuestSlot = guests::Slot<Qemu, host::LazyFiles>;
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    /// The file a reload (SIGHUP) re-reads the `[tls]` settings from.
+    config_file: Option<PathBuf>,
     pub(crate) tls: Arc<jettison_tls::TlsContext>,
     mount: LazyMemMount,
     /// The boot files of `image_dirs`, by digest.
@@ -137,6 +140,7 @@ impl Server {
         let tls = jettison_tls::TlsContext::load(&config.tls)?;
         let working_sets = Arc::new(working_set::WorkingSets::load(
             &config.state_dir.join("working-sets"),
+            config.keep_working_sets,
         )?);
         let records = records::Records::open(&config.state_dir.join("handover"))?;
         let (lost, to_restore) = sort_left_vms(
@@ -163,6 +167,7 @@ impl Server {
         let (recover, to_recover) = tokio::sync::mpsc::unbounded_channel();
         Ok(Server {
             config,
+            config_file: None,
             tls,
             mount,
             images,
@@ -200,11 +205,14 @@ impl Server {
         self.config.replica_dir.join(format!("{vm}.replica"))
     }
 
-    /// Serves agents and the control socket until SIGINT/SIGTERM.
+    /// Serves agents and the control socket until SIGINT/SIGTERM; reloads
+    /// the TLS settings on SIGHUP (see `jettison_daemon::reload`).
     pub async fn run(self) -> Result<(), ServerError> {
         let server = Arc::new(self);
         let listener = tokio::net::TcpListener::bind(server.config.listen).await?;
         let control = bind_control(&server.config.control_socket)?;
+        let upkeep =
+            jettison_daemon::reload::spawn_tls_upkeep(server.tls.clone(), server.tls_reader())?;
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
         let images = server.images.clone();
@@ -242,6 +250,7 @@ impl Server {
         ));
         let ctl = tokio::spawn(serve_unix(control, host, server.clone()));
         jettison_daemon::shutdown_signal().await;
+        upkeep.abort();
         agents.abort();
         ctl.abort();
         checkpoints.abort();

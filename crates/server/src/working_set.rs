@@ -10,6 +10,12 @@
 //! directory), so a crash leaves the old or the new history, never half of
 //! one; read at start-up. A file that does not parse is set aside as
 //! `<vm>.json.bad` and the VM starts without history.
+//!
+//! These page numbers are the only trace of a VM's memory a server keeps
+//! once the VM is home (its contents all go: see ARCHITECTURE.md). With
+//! `keep_working_sets = false` in the server's configuration nothing is
+//! recorded, the files of earlier runs are removed at start-up, and the
+//! prefetch policy's working-set part has no history to fetch.
 
 use std::collections::HashMap;
 use std::io;
@@ -36,16 +42,23 @@ struct HistoryFile {
 #[derive(Debug)]
 pub struct WorkingSets {
     dir: PathBuf,
+    /// Whether periods are recorded at all.
+    keep: bool,
     by_vm: Mutex<HashMap<String, Vec<Vec<u64>>>>,
 }
 
 impl WorkingSets {
-    /// Loads every VM's history from `dir` (created if missing).
-    pub fn load(dir: &Path) -> io::Result<Self> {
+    /// Loads every VM's history from `dir` (created if missing); without
+    /// `keep`, removes the files there instead and records nothing.
+    pub fn load(dir: &Path, keep: bool) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut by_vm = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
+            if !keep {
+                jettison_daemon::durable::remove(&path)?;
+                continue;
+            }
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
@@ -73,6 +86,7 @@ impl WorkingSets {
         tracing::info!(dir = %dir.display(), vms = by_vm.len(), "working sets loaded");
         Ok(Self {
             dir: dir.to_owned(),
+            keep,
             by_vm: Mutex::new(by_vm),
         })
     }
@@ -85,7 +99,11 @@ impl WorkingSets {
     /// Records the pages `vm` used in the period that just ended, keeping
     /// the last [`KEEP_PERIODS`], and writes its file. On a write error the
     /// file keeps the previous history (the memory copy has the new one).
+    /// Does nothing when working sets are not kept.
     pub fn record(&self, vm: &str, pages: &[u64]) -> io::Result<()> {
+        if !self.keep {
+            return Ok(());
+        }
         let mut period = pages.to_vec();
         period.sort_unstable();
         period.dedup();

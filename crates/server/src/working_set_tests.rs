@@ -17,7 +17,7 @@ fn runs_round_trip() {
 #[test]
 fn records_periods_keeps_the_last_eight_and_reloads_them() {
     let d = dir();
-    let ws = WorkingSets::load(d.path()).unwrap();
+    let ws = WorkingSets::load(d.path(), true).unwrap();
     assert!(ws.history("vm1").is_empty());
     // Fetch order, with a repeat: stored sorted and once.
     ws.record("vm1", &[9, 3, 4, 3, 5]).unwrap();
@@ -33,7 +33,7 @@ fn records_periods_keeps_the_last_eight_and_reloads_them() {
 
     let text = std::fs::read_to_string(d.path().join("vm1.json")).unwrap();
     assert!(text.contains("\"version\":1"), "{text}");
-    let again = WorkingSets::load(d.path()).unwrap();
+    let again = WorkingSets::load(d.path(), true).unwrap();
     assert_eq!(again.history("vm1"), h);
     assert_eq!(again.history("vm2"), vec![Vec::<u64>::new()]);
     // No temporary file is left behind.
@@ -50,13 +50,13 @@ fn a_broken_file_is_set_aside_and_a_stale_temporary_ignored() {
     std::fs::write(d.path().join("vm1.json"), b"{\"version\":1,\"periods\":[[").unwrap();
     // A crash between write and rename leaves only the temporary.
     std::fs::write(d.path().join(".vm2.json.tmp"), b"garbage").unwrap();
-    let ws = WorkingSets::load(d.path()).unwrap();
+    let ws = WorkingSets::load(d.path(), true).unwrap();
     assert!(ws.history("vm1").is_empty() && ws.history("vm2").is_empty());
     assert!(d.path().join("vm1.json.bad").exists());
     assert!(!d.path().join("vm1.json").exists());
     ws.record("vm2", &[1]).unwrap();
     assert_eq!(
-        WorkingSets::load(d.path()).unwrap().history("vm2"),
+        WorkingSets::load(d.path(), true).unwrap().history("vm2"),
         vec![vec![1]]
     );
 }
@@ -64,7 +64,7 @@ fn a_broken_file_is_set_aside_and_a_stale_temporary_ignored() {
 #[test]
 fn the_history_feeds_the_prefetch_policy() {
     let d = dir();
-    let ws = WorkingSets::load(d.path()).unwrap();
+    let ws = WorkingSets::load(d.path(), true).unwrap();
     ws.record("vm", &[1, 2, 3]).unwrap();
     ws.record("vm", &[2, 3, 9]).unwrap();
     let p = jettison_power_model::PrefetchConfig::WorkingSet {
@@ -72,4 +72,18 @@ fn the_history_feeds_the_prefetch_policy() {
         periods: 4,
     };
     assert_eq!(p.first_wake(&ws.history("vm")), vec![2, 3]);
+}
+
+#[test]
+fn without_keep_nothing_is_recorded_and_old_files_go() {
+    let d = dir();
+    let ws = WorkingSets::load(d.path(), true).unwrap();
+    ws.record("vm1", &[1, 2, 3]).unwrap();
+    std::fs::write(d.path().join("vm2.json.bad"), b"{").unwrap();
+    let off = WorkingSets::load(d.path(), false).unwrap();
+    assert!(off.history("vm1").is_empty());
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    off.record("vm1", &[4, 5]).unwrap();
+    assert!(off.history("vm1").is_empty());
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 }

@@ -3,8 +3,10 @@
 //! `create_ca` writes `ca.pem` and `ca.key` into a directory; `issue` writes
 //! `<host>.pem` and `<host>.key`, a certificate for both TLS roles (extended
 //! key usages serverAuth and clientAuth) whose first DNS name is the host's
-//! jettison name. Keys are written with mode 0600; nothing is overwritten
-//! unless asked.
+//! jettison name, and records it in the CA's index (`issued.txt`). Keys are
+//! written with mode 0600; nothing is overwritten unless asked. `revoke`
+//! builds the CA's certificate revocation list (see [`crate::revoke`]'s
+//! items re-exported here).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,12 @@ use time::OffsetDateTime;
 
 use crate::files::{make_dir, read_text, refuse_existing, write_files};
 use crate::{validate_host_name, TlsError};
+
+pub use crate::crl::serial_hex;
+pub use crate::revoke::{
+    crl_path, file_serial, host_serials, issued, parse_serial, revoke, serial_of, Issued,
+    Revocation, RevokedCert, CRL_FILE, ISSUED_FILE,
+};
 
 /// Certificates start this long before "now", for clocks slightly behind.
 const BACKDATE: Duration = Duration::from_secs(300);
@@ -167,16 +175,7 @@ pub fn issue_request(ca_dir: &Path, req: &IssueRequest<'_>) -> Result<CertFiles,
     let files = host_files(req.out_dir, req.host);
     refuse_existing(&files, req.overwrite)?;
 
-    let ca = ca_files(ca_dir);
-    let ca_pem = read_text(&ca.cert)?;
-    let ca_key = KeyPair::from_pem(&read_text(&ca.key)?).map_err(|e| TlsError::BadPem {
-        path: ca.key.clone(),
-        reason: format!("not a usable CA key: {e}"),
-    })?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| TlsError::BadPem {
-        path: ca.cert.clone(),
-        reason: format!("not a usable CA certificate: {e}"),
-    })?;
+    let (ca_pem, issuer) = ca_issuer(ca_dir)?;
     warn_if_outliving_ca(&ca_pem, req.not_after);
 
     let mut params = CertificateParams::default();
@@ -194,9 +193,27 @@ pub fn issue_request(ca_dir: &Path, req: &IssueRequest<'_>) -> Result<CertFiles,
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     make_dir(req.out_dir)?;
+    // In the CA's index first, so that `revoke --host` finds every
+    // certificate that may exist.
+    crate::revoke::record_issued(ca_dir, req.host, cert.der(), &files.cert)?;
     write_files(&files, &cert.pem(), &key.serialize_pem(), req.overwrite)?;
     tracing::info!(host = req.host, cert = %files.cert.display(), "issued host certificate");
     Ok(files)
+}
+
+/// The CA of `ca_dir` as a signer: its certificate (PEM) and key.
+pub(crate) fn ca_issuer(ca_dir: &Path) -> Result<(String, Issuer<'static, KeyPair>), TlsError> {
+    let ca = ca_files(ca_dir);
+    let ca_pem = read_text(&ca.cert)?;
+    let ca_key = KeyPair::from_pem(&read_text(&ca.key)?).map_err(|e| TlsError::BadPem {
+        path: ca.key.clone(),
+        reason: format!("not a usable CA key: {e}"),
+    })?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| TlsError::BadPem {
+        path: ca.cert.clone(),
+        reason: format!("not a usable CA certificate: {e}"),
+    })?;
+    Ok((ca_pem, issuer))
 }
 
 /// Checks a name for a new host certificate: a valid host name
@@ -221,7 +238,10 @@ pub fn tls_snippet(ca: &Path, host: &CertFiles) -> String {
          # Host names (first DNS name of their certificates) this host talks to:\n\
          # on a desktop, the servers that may take its VM and fetch its memory;\n\
          # on a server, the desktops it accepts. For example [\"consol-1\"].\n\
-         allowed_peers = []\n",
+         allowed_peers = []\n\
+         # The CA's revocation list (`jettison certs revoke` writes it), once\n\
+         # there is one; then reload: systemctl reload jettison-agent (or -server).\n\
+         # crl = \"/etc/jettison/tls/ca.crl\"\n",
         quote(ca),
         quote(&host.cert),
         quote(&host.key)

@@ -12,6 +12,8 @@ use std::io;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::live::TrackedTcp;
+
 use crate::TlsError;
 
 /// `std::io::Read` over a tokio socket without blocking.
@@ -26,7 +28,7 @@ impl io::Read for TryRead<'_> {
 /// Waits until the server has sent a session ticket (it accepted us) or
 /// fails with the server's alert or closure.
 pub(crate) async fn await_ticket(
-    tls: &mut TlsStream<TcpStream>,
+    tls: &mut TlsStream<TrackedTcp>,
     peer: &str,
 ) -> Result<(), TlsError> {
     let io_err = |e: io::Error| TlsError::Handshake {
@@ -34,7 +36,8 @@ pub(crate) async fn await_ticket(
         detail: e.to_string(),
     };
     loop {
-        let (tcp, conn) = tls.get_mut();
+        let (tracked, conn) = tls.get_mut();
+        let tcp = tracked.tcp();
         if conn.tls13_tickets_received() > 0 {
             return Ok(());
         }

@@ -77,6 +77,20 @@ pub enum TlsError {
         /// rustls' words, with the dates.
         detail: String,
     },
+    /// The peer's certificate is in the deployment's CRL.
+    #[error("{peer}: refused: certificate revoked (listed in the CRL of this deployment's CA)")]
+    Revoked {
+        /// Who.
+        peer: String,
+    },
+    /// The configured CRL is missing, unparseable or not signed by the CA.
+    #[error("CRL {path}: {reason}")]
+    BadCrl {
+        /// The CRL file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The peer's certificate is valid but none of its names is in
     /// `allowed_peers`.
     #[error("{peer}: refused: host {names:?} is not authorized (not in allowed_peers)")]
@@ -155,6 +169,9 @@ pub(crate) fn alert_meaning(alert: AlertDescription) -> &'static str {
             "our certificate is valid, but this host is not in the peer's allowed_peers"
         }
         AlertDescription::UnknownCA => "our certificate is not from the peer's CA",
+        AlertDescription::CertificateRevoked => {
+            "our certificate has been revoked: it is in the peer's CRL"
+        }
         AlertDescription::CertificateExpired => {
             "the peer finds our certificate expired or not yet valid"
         }
@@ -182,6 +199,7 @@ pub(crate) fn from_rustls(peer: &str, e: &rustls::Error, names: Option<Vec<Strin
             | CertificateError::ExpiredContext { .. }
             | CertificateError::NotValidYet
             | CertificateError::NotValidYetContext { .. } => TlsError::Expired { peer, detail },
+            CertificateError::Revoked => TlsError::Revoked { peer },
             CertificateError::ApplicationVerificationFailure => TlsError::NotAuthorized {
                 peer,
                 names: names.unwrap_or_default(),
@@ -251,6 +269,15 @@ mod tests {
             None,
         );
         assert!(e.to_string().contains("allowed_peers"), "{e}");
+        let e = from_rustls(p, &cert(CertificateError::Revoked), None);
+        assert!(matches!(e, TlsError::Revoked { .. }), "{e:?}");
+        assert!(e.to_string().contains("revoked"), "{e}");
+        let e = from_rustls(
+            p,
+            &rustls::Error::AlertReceived(AlertDescription::CertificateRevoked),
+            None,
+        );
+        assert!(e.to_string().contains("revoked"), "{e}");
         assert!(matches!(
             from_rustls(p, &rustls::Error::NoCertificatesPresented, None),
             TlsError::NoCertificate { .. }

@@ -20,6 +20,8 @@ async fn main() -> anyhow::Result<()> {
     jettison_daemon::logging::init();
     let args = Args::parse();
     let config = jettison_agent::AgentConfig::load(&args.config)?;
-    let agent = jettison_agent::Agent::new(config).context("starting the agent")?;
+    let agent = jettison_agent::Agent::new(config)
+        .context("starting the agent")?
+        .reload_from(args.config);
     agent.run().await.context("agent failed")
 }

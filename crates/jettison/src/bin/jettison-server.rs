@@ -19,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
     jettison_daemon::logging::init();
     let args = Args::parse();
     let config = jettison_server::ServerConfig::load(&args.config).map_err(anyhow::Error::msg)?;
-    let server = jettison_server::Server::new(config).context("starting the server")?;
+    let server = jettison_server::Server::new(config)
+        .context("starting the server")?
+        .reload_from(args.config);
     server.run().await.context("server failed")
 }

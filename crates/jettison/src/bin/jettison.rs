@@ -86,7 +86,8 @@ enum Command {
     /// Simulate a fleet: energy of each sleep policy against the oracle, plain
     /// sleep and full migration.
     Simulate(simulate_cmd::SimulateArgs),
-    /// Create the deployment's CA and host certificates (mutual TLS).
+    /// Create the deployment's CA and host certificates (mutual TLS), and
+    /// revoke host certificates (the CA's CRL).
     Certs {
         #[command(subcommand)]
         command: certs_cmd::CertsCommand,

@@ -57,11 +57,29 @@ impl Pki {
     }
 
     pub fn settings(&self, files: &CertFiles, allowed: &[&str]) -> TlsSettings {
+        TlsSettings::new(
+            self.ca(),
+            &files.cert,
+            &files.key,
+            allowed.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    /// Revokes every certificate of `hosts` in the CA's CRL (`ca.crl` in the
+    /// CA's directory, extended if it exists); returns its path.
+    pub fn revoke(&self, hosts: &[&str]) -> std::path::PathBuf {
+        let path = certs::crl_path(self.dir.path());
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        let r = certs::revoke(self.dir.path(), &path, &hosts, &[], SystemTime::now()).unwrap();
+        std::fs::write(&path, r.crl_pem).unwrap();
+        path
+    }
+
+    /// [`Pki::settings`] with this CA's CRL.
+    pub fn settings_with_crl(&self, files: &CertFiles, allowed: &[&str]) -> TlsSettings {
         TlsSettings {
-            ca: self.ca(),
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            allowed_peers: allowed.iter().map(|s| s.to_string()).collect(),
+            crl: Some(certs::crl_path(self.dir.path())),
+            ..self.settings(files, allowed)
         }
     }
 
