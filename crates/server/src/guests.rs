@@ -342,6 +342,7 @@ impl<V, F> Handovers<V, F> {
     }
 
     /// Whether `vm` has a guest here.
+    #[cfg(test)]
     pub(crate) fn contains(&self, vm: &str) -> bool {
         self.table().guests.contains_key(vm)
     }
