@@ -75,9 +75,9 @@ impl LazyMemMount {
     /// Serves a new VM as `<name>.mem` of `size` bytes, with a fresh sparse
     /// replica at `replica` (created or truncated) and pages from `source`.
     ///
-    /// Errors: name not 1-100 of `[A-Za-z0-9_.-]` (no leading `.`), size
-    /// zero or not a multiple of [`PAGE_SIZE`], name already served,
-    /// replica not creatable.
+    /// Errors: name not 1-100 characters of `[A-Za-z0-9_-]` parts joined
+    /// by `.`, size zero or not a multiple of [`PAGE_SIZE`], name already
+    /// served, replica not creatable.
     pub fn add_vm(
         &self,
         name: &str,
