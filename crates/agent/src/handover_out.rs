@@ -38,7 +38,8 @@ pub struct OutRequest {
     pub prepare: Message,
     /// The VM's name.
     pub vm: String,
-    /// The server's name in the record.
+    /// The server's certificate name, recorded: the desktop serves the
+    /// VM's memory only to that server.
     pub server: String,
 }
 

@@ -19,6 +19,8 @@ pub mod record;
 mod reintegrate;
 mod settle;
 mod state_server;
+#[cfg(test)]
+mod state_server_tests;
 mod takeover;
 mod tls_reload;
 pub mod vm;

@@ -41,7 +41,9 @@ impl Agent {
                 state_server: self.config.advertised(),
             },
             vm: vm.into(),
-            server: self.config.server.clone(),
+            // Its certificate name: the state server serves the VM's memory
+            // only to the server its record names.
+            server: self.config.server_name.clone(),
         };
         let result = async {
             let mut t = self.dial_server().await?;
@@ -63,7 +65,7 @@ impl Agent {
                     p.placement(vm, true);
                 }
                 slot.set_placement(Placement::Away {
-                    server: self.config.server.clone(),
+                    server: self.config.server_name.clone(),
                 })
                 .await;
                 tracing::info!(

@@ -55,10 +55,10 @@ impl VmRecord {
         self.lock().clone()
     }
 
-    /// Whether the VM's memory may be served now (no copy of the state:
-    /// this is asked on every fetch, the page-fault path).
-    pub fn serves_memory(&self) -> bool {
-        self.lock().serves_memory()
+    /// What `f` makes of the state now, without a copy of it (this is
+    /// asked on every fetch, the page-fault path).
+    pub fn inspect<R>(&self, f: impl FnOnce(&DesktopState) -> R) -> R {
+        f(&self.lock())
     }
 
     /// Moves to the state `step` gives from the current one: persisted

@@ -203,12 +203,6 @@ impl VmSlot {
         self.config.machine()
     }
 
-    /// Whether fetches are answered now: only while the guest at home is
-    /// stopped and the server may run it (see [`DesktopState::serves_memory`]).
-    pub fn serving(&self) -> bool {
-        self.record.serves_memory()
-    }
-
     /// Bytes of the memory file resident in memory (tmpfs blocks in use).
     pub fn resident_bytes(&self) -> u64 {
         std::fs::metadata(&self.mem_path)
@@ -229,6 +223,17 @@ impl VmSlot {
             FileKind::Memory => Some((self.mem_path.clone(), self.memory_bytes())),
             FileKind::Disk => self.disk(),
         }
+    }
+
+    /// How many of its files the state server has opened so far.
+    #[cfg(test)]
+    pub(crate) fn files_opened(&self) -> usize {
+        self.readers
+            .lock()
+            .expect("readers lock")
+            .iter()
+            .flatten()
+            .count()
     }
 
     /// The file behind a fetch, opened once and kept for later fetches (the

@@ -121,7 +121,7 @@ pub async fn read_final(cluster: &mut Cluster, at: Side) -> anyhow::Result<Vec<u
                 Message::OpOk => {}
                 other => bail!("pausing the VM on the server: {}", other.kind()),
             }
-            cluster.mount_dir.join(format!("{}-disk.mem", cluster.vm))
+            cluster.mount_dir.join(format!("{}.disk.mem", cluster.vm))
         }
     };
     read_mail_cache(&image).await

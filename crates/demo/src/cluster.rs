@@ -12,13 +12,15 @@ use anyhow::{bail, Context};
 use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
-use crate::configs::{agent_toml_on_stop, server_toml_prefetch, tls_section, Layout, VmLayout};
+use crate::configs::{
+    agent_toml_on_stop, server_toml_prefetch, tls_section_peers, Layout, VmLayout,
+};
 use crate::guest::GuestImage;
 pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
 use crate::procs::{kill_child, kill_stray_qemus, spawn_logged, stop_child, wait_for_socket};
 pub use crate::setup::USER_PORT;
-use crate::setup::{free_port, make_certs, power_section, thaw_agent};
+use crate::setup::{free_port, make_certs, power_section, thaw_agent, OTHER_DESKTOP, OTHER_SERVER};
 
 /// The daemons, the office services, and their files.
 #[derive(Debug)]
@@ -131,8 +133,10 @@ impl Cluster {
             bridge: lan.as_ref().map(|l| l.server().bridge()),
             accel: &opts.accel,
             tls: Some((
-                tls_section(&tls_dir, "server", "desktop"),
-                tls_section(&tls_dir, "desktop", "server"),
+                // Each also accepts a second peer of the fleet, which runs
+                // nothing: tests speak as it (see `OTHER_DESKTOP`).
+                tls_section_peers(&tls_dir, "server", &["desktop", OTHER_DESKTOP]),
+                tls_section_peers(&tls_dir, "desktop", &["server", OTHER_SERVER]),
             )),
             agent_power: lan
                 .as_ref()

@@ -156,11 +156,19 @@ pub const STOP_TIMEOUT_S: u64 = 2;
 /// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
 /// and which talks only to `peer`.
 pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
+    tls_section_peers(tls_dir, host, &[peer])
+}
+
+/// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
+/// and which talks to `peers`.
+pub fn tls_section_peers(tls_dir: &Path, host: &str, peers: &[&str]) -> String {
+    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
     format!(
-        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [\"{peer}\"]\n",
+        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [{}]\n",
         tls_dir.join("ca.pem").display(),
         tls_dir.join(format!("{host}.pem")).display(),
         tls_dir.join(format!("{host}.key")).display(),
+        peers.join(", "),
     )
 }
 

@@ -22,3 +22,4 @@ pub use cluster::{Binaries, Cluster, ClusterOptions};
 pub use guest::GuestImage;
 pub use progress::Progress;
 pub use scenario::{round_trip, Phases, RoundTrip};
+pub use setup::{OTHER_DESKTOP, OTHER_SERVER};

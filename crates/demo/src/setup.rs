@@ -42,10 +42,21 @@ pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>, selective: boo
     )
 }
 
-/// A CA and the certificates of the two hosts, `desktop` and `server`.
+/// A second desktop of the run's fleet, which the server accepts but which
+/// runs no agent: tests speak as it to check that a desktop acts only on
+/// its own VMs.
+pub const OTHER_DESKTOP: &str = "other-desktop";
+
+/// A second server of the run's fleet, which the desktop accepts but which
+/// runs no daemon: tests speak as it to check that a desktop serves a VM's
+/// memory only to the server that holds it.
+pub const OTHER_SERVER: &str = "other-server";
+
+/// A CA and the certificates of the two hosts, `desktop` and `server`, and
+/// of [`OTHER_DESKTOP`] and [`OTHER_SERVER`].
 pub(crate) fn make_certs(dir: &Path) -> anyhow::Result<()> {
     jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
-    for host in ["desktop", "server"] {
+    for host in ["desktop", "server", OTHER_DESKTOP, OTHER_SERVER] {
         jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Garbage and out-of-range requests to both daemons while a VM is
 //! consolidated: each gets a clear error and a closed connection; the VM and
-//! the other connections carry on.
+//! the other connections carry on. Another desktop and another server of
+//! the fleet, each accepted, are refused the VM that is not theirs.
 
 mod common;
 
@@ -9,8 +10,12 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use jettison_demo::scenario::{migrate, reintegrate, server_stats};
+use jettison_demo::{OTHER_DESKTOP, OTHER_SERVER};
 use jettison_tls::TlsContext;
-use jettison_wire::{ErrorCode, ErrorReply, FileKind, Message, Range, Role, Transport, WireError};
+use jettison_wire::{
+    Custody, ErrorCode, ErrorReply, FileKind, MachineDesc, Message, Range, Role, Transport,
+    WireError,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -199,6 +204,121 @@ async fn bad_frames_and_requests_are_refused_and_nothing_else_breaks() {
         .unwrap();
     let reply = fetch(&mut t, &vm, 0, 4096).await;
     assert_eq!(refusal(&reply), Some(ErrorCode::NotAllowed), "{reply:?}");
+
+    // Another desktop of the fleet, which the server accepts, acts on the
+    // VM: refused, and nothing happens to it.
+    let other = cluster.tls_as(OTHER_DESKTOP, "server").unwrap();
+    let mut t = hello(&other, &cluster.server_addr, "server", Role::Agent)
+        .await
+        .unwrap();
+    // An address off every network of the server's host (its default LAN).
+    let local = jettison_server::lan::local_networks().unwrap();
+    let off_lan = ["198.51.100.1", "203.0.113.1", "192.0.2.1"]
+        .into_iter()
+        .find(|ip| !local.iter().any(|n| n.contains(ip.parse().unwrap())))
+        .expect("a test address off this host's networks");
+    let machine = MachineDesc {
+        memory_mib: 16,
+        cpus: 1,
+        kernel: None,
+        initrd: None,
+        append: None,
+        nic_mac: None,
+        disk_bytes: None,
+    };
+    for m in [
+        Message::MigratePrepare {
+            vm: vm.clone(),
+            machine,
+            state_server: cluster.state_addr.clone(),
+        },
+        Message::MigrateLoad {
+            vm: vm.clone(),
+            device_state: vec![0; 64],
+        },
+        Message::MigrateCommit { vm: vm.clone() },
+        Message::MigrateAbort {
+            vm: vm.clone(),
+            reason: "not yours".into(),
+        },
+        Message::ReintegrateDone { vm: vm.clone() },
+        Message::GoingToSleep {
+            mac: "02:00:00:00:00:99".into(),
+            wol_addr: format!("{off_lan}:9"),
+        },
+        Message::Reintegrate { vm: vm.clone() },
+    ] {
+        let what = m.kind();
+        let reply = t.request(&m, Duration::from_secs(10)).await;
+        assert_eq!(
+            refusal(&reply),
+            Some(ErrorCode::NotAllowed),
+            "{what}: {reply:?}"
+        );
+        if what == "Reintegrate" {
+            break; // the server ends the connection after a return
+        }
+        let reply = t
+            .request(
+                &Message::HandoverQuery { vm: vm.clone() },
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(
+            matches!(
+                reply,
+                Ok(Message::HandoverState {
+                    custody: Custody::Unknown,
+                    ..
+                })
+            ),
+            "after {what}: {reply:?}"
+        );
+    }
+    // Another server of the fleet, which the desktop accepts, asks for the
+    // VM's memory: refused, and told nothing of its handover.
+    let other = cluster.tls_as(OTHER_SERVER, "desktop").unwrap();
+    let mut t = hello(&other, &cluster.state_addr, "desktop", Role::Server)
+        .await
+        .unwrap();
+    let reply = fetch(&mut t, &vm, 0, 4096).await;
+    assert_eq!(refusal(&reply), Some(ErrorCode::NotAllowed), "{reply:?}");
+    let reply = t
+        .request(
+            &Message::HandoverQuery { vm: vm.clone() },
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(
+            reply,
+            Ok(Message::HandoverState {
+                custody: Custody::Unknown,
+                ..
+            })
+        ),
+        "{reply:?}"
+    );
+    // The server that holds it hears the truth.
+    let mut t = hello(&as_server, &cluster.state_addr, "desktop", Role::Server)
+        .await
+        .unwrap();
+    let reply = t
+        .request(
+            &Message::HandoverQuery { vm: vm.clone() },
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(
+            reply,
+            Ok(Message::HandoverState {
+                custody: Custody::Released,
+                ..
+            })
+        ),
+        "{reply:?}"
+    );
 
     // The VM kept running on the server and its memory still comes on demand.
     common::next_heartbeat(&cluster, before + 2, Duration::from_secs(60)).await;

@@ -58,12 +58,12 @@ async fn nothing_left_on_the_server(cluster: &Cluster) {
     let vm = &cluster.vm;
     let copies = [
         cluster.mount_dir.join(format!("{vm}.mem")),
-        cluster.mount_dir.join(format!("{vm}-disk.mem")),
+        cluster.mount_dir.join(format!("{vm}.disk.mem")),
         cluster.dir.join("replica").join(format!("{vm}.replica")),
         cluster
             .dir
             .join("replica")
-            .join(format!("{vm}-disk.replica")),
+            .join(format!("{vm}.disk.replica")),
         cluster.dir.join("server-state/checkpoints").join(vm),
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -107,8 +107,10 @@ impl FetchError {
 /// Errors of the lazy memory filesystem's management API.
 #[derive(Debug, thiserror::Error)]
 pub enum LazyMemError {
-    /// A VM name other than 1 to 64 characters from `[A-Za-z0-9_-]`.
-    #[error("invalid VM name {0:?} (allowed: 1-64 of [A-Za-z0-9_-])")]
+    /// A file name other than 1 to 100 characters, parts of `[A-Za-z0-9_-]` joined by `.`.
+    #[error(
+        "invalid file name {0:?} (allowed: 1-100 characters, parts of [A-Za-z0-9_-] joined by '.')"
+    )]
     BadName(String),
     /// A memory size that is zero or not a multiple of [`PAGE_SIZE`].
     #[error("invalid memory size {0} (must be a non-zero multiple of {PAGE_SIZE})")]
@@ -188,13 +190,16 @@ impl Default for MountOptions {
 }
 
 /// Checks a file's name (its stem: a VM name, or one with a suffix such as
-/// `-disk`): 1 to 100 characters from `[A-Za-z0-9_-]`.
+/// `.disk`): 1 to 100 characters, non-empty parts of `[A-Za-z0-9_-]`
+/// joined by `.` (so no hidden file, no `.` or `..`, and never a `/`).
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    name.len() <= 100
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -204,7 +209,18 @@ mod tests {
     #[test]
     fn names() {
         assert!(valid_name("vm-1_A"));
-        for bad in ["", "a.b", "a/b", "..", "ä", &"x".repeat(101)] {
+        assert!(valid_name("vm-1_A.disk"));
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            ".",
+            ".hidden",
+            "x.",
+            "a..b",
+            "ä",
+            &"x".repeat(101),
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

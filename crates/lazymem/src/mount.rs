@@ -81,9 +81,10 @@ impl LazyMemMount {
     /// whole with [`crate::MountOptions::reserve_replicas`]) and pages from
     /// `source`.
     ///
-    /// Errors: name not 1-64 of `[A-Za-z0-9_-]`, size zero or not a multiple
-    /// of [`PAGE_SIZE`], name already served, replica not creatable (or
-    /// its space not reservable: the replica is removed again).
+    /// Errors: name not 1-100 characters of `[A-Za-z0-9_-]` parts joined
+    /// by `.`, size zero or not a multiple of [`PAGE_SIZE`], name already
+    /// served, replica not creatable (or its space not reservable: the
+    /// replica is removed again).
     pub fn add_vm(
         &self,
         name: &str,

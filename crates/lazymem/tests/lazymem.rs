@@ -235,7 +235,7 @@ fn concurrent_misses_share_one_fetch() {
 fn names_sizes_eof_and_metadata() {
     let fx = Fixture::new(MountOptions::default());
     let src = TestSource::new(8 * PAGE_SIZE);
-    for bad in ["", "a.b", "../x", "x/y", "a b", "vm.mem"] {
+    for bad in ["", "../x", "x/y", "a b", ".x", "x.", "a..b"] {
         let err = fx
             .mount
             .add_vm(bad, 8 * PAGE_SIZE, &fx.replica("bad"), src.clone());
@@ -274,6 +274,18 @@ fn names_sizes_eof_and_metadata() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, vec!["vm-meta.mem"]);
+    // A suffixed name (a VM's disk) is a file of its own beside it, and
+    // goes on its own.
+    fx.add("vm-meta.disk", &src);
+    let mut names: Vec<_> = std::fs::read_dir(fx.mount.mountpoint())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["vm-meta.disk.mem", "vm-meta.mem"]);
+    assert!(fx.mount.vm("vm-meta.disk").is_some());
+    fx.mount.remove_vm("vm-meta.disk").unwrap();
+    assert!(fx.mount.vm("vm-meta").is_some(), "its VM's file stays");
 
     // Reads at and across the end behave like a normal file.
     let file = OpenOptions::new()

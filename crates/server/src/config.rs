@@ -16,6 +16,9 @@
 //! # What a page miss fetches besides its page (see below); the default:
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
 //! bridge = "br0"                            # LAN bridge for the VMs' taps
+//! # Where magic packets may go (a desktop's `wol_broadcast` must lie in one);
+//! # default: the networks of this server's interfaces, loopback's aside.
+//! wol_networks = ["10.0.0.0/24"]
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
 //! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
 //! extra_qemu_args = []                      # added to every VM's QEMU; `{vm}`: its name
@@ -124,6 +127,12 @@ pub struct ServerConfig {
     pub prefetch: PrefetchConfig,
     /// The LAN bridge consolidated VMs' taps are attached to.
     pub bridge: Option<String>,
+    /// The networks a desktop's Wake-on-LAN target (`GoingToSleep`'s
+    /// `wol_addr`) must lie in; `None`: the networks of this server's
+    /// interfaces, loopback's aside, read at each announcement (see
+    /// [`crate::lan`]).
+    #[serde(default)]
+    pub wol_networks: Option<Vec<crate::lan::IpNet>>,
     /// How often each consolidated VM is checkpointed (device state and the
     /// pages written since the last one, durable in `state_dir`), in
     /// seconds; 0 checkpoints only when its desktop goes to sleep and when
@@ -215,6 +224,13 @@ impl ServerConfig {
                 ));
             }
         }
+        if cfg.wol_networks.as_ref().is_some_and(|n| n.is_empty()) {
+            return Err(
+                "wol_networks is empty: no desktop could announce its sleep; list the LAN's \
+                 networks or leave the setting out (default: this server's networks)"
+                    .into(),
+            );
+        }
         Ok(cfg)
     }
 
@@ -249,6 +265,7 @@ mod tests {
         assert_eq!(cfg.limits.max_total_memory_mib, None);
         assert_eq!(cfg.max_boot_file_mib, 1024);
         assert!(cfg.extra_qemu_args.is_empty());
+        assert_eq!(cfg.wol_networks, None);
     }
 
     #[test]
@@ -268,6 +285,26 @@ mod tests {
         assert!(err.contains("at least 1"), "{err}");
         let err = ServerConfig::parse(&format!("[limits]\nmax_vcpus = 2\n{TLS}")).unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wol_networks_parse_and_an_empty_or_bad_list_is_refused() {
+        let cfg = ServerConfig::parse(&format!(
+            "wol_networks = [\"10.0.0.0/24\", \"fd00::/64\"]\n{TLS}"
+        ))
+        .unwrap();
+        let nets: Vec<String> = cfg
+            .wol_networks
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/24", "fd00::/64"]);
+        let err = ServerConfig::parse(&format!("wol_networks = []\n{TLS}")).unwrap_err();
+        assert!(err.contains("wol_networks is empty"), "{err}");
+        let err =
+            ServerConfig::parse(&format!("wol_networks = [\"10.0.0.0/40\"]\n{TLS}")).unwrap_err();
+        assert!(err.contains("bad network"), "{err}");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jettison_handover::{ServerState, TransitionError};
+use jettison_power_model::MacAddr;
 use jettison_qemu::VmControl;
 use jettison_wire::{Chunk, Custody, FileKind, MachineDesc, VmMemStats};
 
@@ -73,7 +75,8 @@ pub(crate) trait Host: Send + Sync + 'static {
 
     /// Makes `vm`'s lazy files and starts its VM waiting for a state, in
     /// [`ServerState::Preparing`] (not recorded yet). Cleans up after
-    /// itself if it fails.
+    /// itself if it fails: removes what it made, never a file of the same
+    /// name it did not make.
     fn launch(
         &self,
         vm: &str,
@@ -112,8 +115,18 @@ pub(crate) trait Host: Send + Sync + 'static {
     /// awake.
     fn desktop_talks(&self, desktop: &str);
 
-    /// A desktop says it goes to sleep.
-    fn going_to_sleep(&self, desktop: &str, mac: &str, wol_addr: &str) -> Result<(), ServerError>;
+    /// The networks a desktop's Wake-on-LAN target must lie in (see
+    /// [`crate::lan`]).
+    fn wol_networks(&self) -> Result<Vec<crate::lan::IpNet>, ServerError>;
+
+    /// A desktop says it goes to sleep; magic packets for `mac` go to
+    /// `wol_addr` (both checked by the caller, [`crate::lan::check_wol_target`]).
+    fn going_to_sleep(
+        &self,
+        desktop: &str,
+        mac: MacAddr,
+        wol_addr: SocketAddr,
+    ) -> Result<(), ServerError>;
 
     /// The timeouts in force.
     fn timeouts(&self) -> Timeouts;
@@ -209,10 +222,31 @@ impl<V, F> Guest<V, F> {
 /// to stop or resume its VM), never across a network wait.
 pub(crate) type Slot<V, F> = Arc<tokio::sync::Mutex<Guest<V, F>>>;
 
+/// The guests on this server, each with the desktop it belongs to (the
+/// certificate name of the agent connection that brought it; it never
+/// changes, so it is kept outside the guest's lock), and the names that
+/// prepares under way have claimed.
+#[derive(Debug)]
+struct Table<V, F> {
+    guests: HashMap<String, (String, Slot<V, F>)>,
+    /// Names claimed by a prepare, with its desktop, until its guest is in
+    /// (or the prepare failed).
+    claimed: HashMap<String, String>,
+}
+
 /// The guests on this server and their durable records.
+///
+/// Ownership: every agent request that names a VM goes through
+/// [`Handovers::get_for`], [`Handovers::custody_for`] or
+/// [`Handovers::forget_released`] with the desktop of the connection; a VM
+/// belongs to the desktop its guest says, else (tombstones, records a
+/// previous process left) the one its durable record says. A request about
+/// another desktop's VM is refused ([`ServerError::OtherDesktop`]) before
+/// its guest is locked, so nothing happens to it; a `HandoverQuery` about
+/// it is answered `Unknown` (this desktop's VM of that name is not here).
 #[derive(Debug)]
 pub(crate) struct Handovers<V, F> {
-    guests: Mutex<HashMap<String, Slot<V, F>>>,
+    table: Mutex<Table<V, F>>,
     /// Each VM's durable handover record.
     pub(crate) records: Records,
     /// What the VMs here take, and the limits (see `crate::admission`):
@@ -221,59 +255,141 @@ pub(crate) struct Handovers<V, F> {
     pub(crate) admission: Admission,
 }
 
+/// A VM name claimed by a prepare (see [`Handovers::claim`]); the claim
+/// ends when this is dropped.
+#[derive(Debug)]
+pub(crate) struct Claim<'a, V, F> {
+    handovers: &'a Handovers<V, F>,
+    vm: String,
+}
+
+impl<V, F> Drop for Claim<'_, V, F> {
+    fn drop(&mut self) {
+        self.handovers.table().claimed.remove(&self.vm);
+    }
+}
+
 impl<V, F> Handovers<V, F> {
     /// No guests yet; records kept in `records`.
     pub(crate) fn new(records: Records, admission: Admission) -> Self {
         Handovers {
-            guests: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table {
+                guests: HashMap::new(),
+                claimed: HashMap::new(),
+            }),
             records,
             admission,
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot<V, F>>> {
-        self.guests.lock().expect("guests lock")
+    fn table(&self) -> std::sync::MutexGuard<'_, Table<V, F>> {
+        self.table.lock().expect("guests lock")
     }
 
-    /// `vm`'s guest.
+    /// `vm`'s guest, whoever it belongs to (the server's own paths and the
+    /// operator's; an agent's request goes through [`Self::get_for`]).
     pub(crate) fn get(&self, vm: &str) -> Result<Slot<V, F>, ServerError> {
-        self.map()
+        self.table()
+            .guests
             .get(vm)
-            .cloned()
+            .map(|(_, slot)| slot.clone())
             .ok_or_else(|| ServerError::UnknownVm(vm.into()))
     }
 
+    /// `vm`'s guest, for a request of `desktop`: refused if the VM belongs
+    /// to another desktop (its guest's, or without one its record's).
+    pub(crate) fn get_for(&self, vm: &str, desktop: &str) -> Result<Slot<V, F>, ServerError> {
+        {
+            let table = self.table();
+            if let Some((owner, slot)) = table.guests.get(vm) {
+                return if owner == desktop {
+                    Ok(slot.clone())
+                } else {
+                    Err(ServerError::OtherDesktop(vm.into()))
+                };
+            }
+            if table.claimed.get(vm).is_some_and(|d| d != desktop) {
+                return Err(ServerError::OtherDesktop(vm.into()));
+            }
+        }
+        match self.records.load(vm)? {
+            Some(r) if r.desktop != desktop => Err(ServerError::OtherDesktop(vm.into())),
+            _ => Err(ServerError::UnknownVm(vm.into())),
+        }
+    }
+
+    /// Claims the name `vm` for a prepare of `desktop`, before anything of
+    /// it is made: refused while a guest of that name is here or another
+    /// prepare claims it (from any desktop). The claim ends when the
+    /// returned guard goes (after [`Self::insert`], or on failure). The
+    /// durable records are the caller's to check.
+    pub(crate) fn claim(&self, vm: &str, desktop: &str) -> Result<Claim<'_, V, F>, ServerError> {
+        let mut table = self.table();
+        let holder = table
+            .guests
+            .get(vm)
+            .map(|(d, _)| d)
+            .or_else(|| table.claimed.get(vm));
+        match holder {
+            Some(d) if d != desktop => return Err(ServerError::NameTaken(vm.into())),
+            Some(_) if table.guests.contains_key(vm) => {
+                return Err(ServerError::WrongState(format!(
+                    "VM {vm} is already on this server"
+                )))
+            }
+            Some(_) => {
+                return Err(ServerError::WrongState(format!(
+                    "VM {vm} is being prepared on another connection"
+                )))
+            }
+            None => {}
+        }
+        table.claimed.insert(vm.into(), desktop.into());
+        Ok(Claim {
+            handovers: self,
+            vm: vm.into(),
+        })
+    }
+
     /// Whether `vm` has a guest here.
+    #[cfg(test)]
     pub(crate) fn contains(&self, vm: &str) -> bool {
-        self.map().contains_key(vm)
+        self.table().guests.contains_key(vm)
     }
 
     /// Every guest, by name.
     pub(crate) fn slots(&self) -> Vec<(String, Slot<V, F>)> {
-        self.map()
+        self.table()
+            .guests
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect()
     }
 
-    /// Adds `vm`'s guest.
+    /// Adds `vm`'s guest, which belongs to its desktop.
     pub(crate) fn insert(&self, vm: &str, guest: Guest<V, F>) -> Slot<V, F> {
+        let desktop = guest.desktop.clone();
         let slot = Arc::new(tokio::sync::Mutex::new(guest));
-        self.map().insert(vm.into(), slot.clone());
+        self.table()
+            .guests
+            .insert(vm.into(), (desktop, slot.clone()));
         slot
     }
 
     /// Takes `vm`'s guest out of the table (and out of the admission
     /// ledger).
     pub(crate) fn take(&self, vm: &str) -> Option<Slot<V, F>> {
-        let slot = self.map().remove(vm);
+        let slot = self.table().guests.remove(vm).map(|(_, slot)| slot);
         self.admission.release(vm);
         slot
     }
 
     /// Whether `slot` is still `vm`'s guest (not discarded meanwhile).
     pub(crate) fn is_current(&self, vm: &str, slot: &Slot<V, F>) -> bool {
-        self.map().get(vm).is_some_and(|c| Arc::ptr_eq(c, slot))
+        self.table()
+            .guests
+            .get(vm)
+            .is_some_and(|(_, c)| Arc::ptr_eq(c, slot))
     }
 
     /// Moves `vm`'s handover to `state`: recorded durably first, then in
@@ -292,9 +408,15 @@ impl<V, F> Handovers<V, F> {
         Ok(())
     }
 
-    /// What this server holds of `vm`, for a desktop settling a handover.
-    pub(crate) async fn custody(&self, vm: &str) -> Custody {
-        let slot = self.map().get(vm).cloned();
+    /// What this server holds of `desktop`'s VM `vm`, for that desktop
+    /// settling a handover: `Unknown` if the VM here of that name belongs
+    /// to another desktop (this desktop's is not here).
+    pub(crate) async fn custody_for(&self, vm: &str, desktop: &str) -> Custody {
+        let entry = self.table().guests.get(vm).cloned();
+        if entry.as_ref().is_some_and(|(owner, _)| owner != desktop) {
+            return Custody::Unknown;
+        }
+        let slot = entry.map(|(_, slot)| slot);
         // A guest busy in a step (e.g. resuming, which may wait on pages the
         // desktop serves) is answered from its record, which is written
         // before a state is in force: never wait on it.
@@ -302,6 +424,7 @@ impl<V, F> Handovers<V, F> {
         match slot.filter(|_| !busy) {
             Some(slot) => slot.lock().await.handover.custody(),
             None => match self.records.load(vm) {
+                Ok(Some(r)) if r.desktop != desktop => Custody::Unknown,
                 Ok(Some(r)) => r.state.custody(),
                 Ok(None) => Custody::Unknown,
                 Err(e) => {
@@ -318,13 +441,14 @@ impl<V, F> Handovers<V, F> {
     /// at home.
     pub(crate) fn forget_released(&self, vm: &str, desktop: &str) -> Result<(), ServerError> {
         match self.records.load(vm)? {
-            Some(r) if r.state == ServerState::Released && r.desktop == desktop => {
+            Some(r) if r.desktop != desktop => Err(ServerError::OtherDesktop(vm.into())),
+            Some(r) if r.state == ServerState::Released => {
                 self.records.remove(vm)?;
                 Ok(())
             }
             Some(r) => Err(ServerError::WrongState(format!(
-                "VM {vm} is {} here (from {}), not released to this desktop",
-                r.state, r.desktop
+                "VM {vm} is {} here, not released home",
+                r.state
             ))),
             None => Ok(()),
         }

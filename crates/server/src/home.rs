@@ -15,16 +15,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::guests::{discard, GuestFiles, Host};
 use crate::ServerError;
 
-/// Sends `vm` home through `t`. The guest lock is held only to stop it and
+/// Sends `desktop`'s VM `vm` home through `t`. The guest lock is held only to stop it and
 /// to flip its state, never while pages stream.
 pub(crate) async fn send_home<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     host: &H,
     vm: &str,
+    desktop: &str,
     t: &mut Transport<S>,
 ) -> Result<(), ServerError> {
     let handovers = host.handovers();
     let timeouts = host.timeouts();
-    let slot = handovers.get(vm)?;
+    // Another desktop's VM is refused here, before it is locked or stopped.
+    let slot = handovers.get_for(vm, desktop)?;
     let started = Instant::now();
     let (begin, files, dirty, dirty_disk, was_paused) = {
         let mut guest = slot.lock().await;

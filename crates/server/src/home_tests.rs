@@ -300,5 +300,8 @@ async fn a_vm_that_dies_while_sending_and_does_not_go_home_is_forgotten() {
     server.await.unwrap();
     assert!(!host.handovers().contains("vm"));
     assert_eq!(host.record("vm"), None);
-    assert_eq!(host.handovers().custody("vm").await, Custody::Unknown);
+    assert_eq!(
+        host.handovers().custody_for("vm", DESKTOP).await,
+        Custody::Unknown
+    );
 }

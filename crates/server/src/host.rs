@@ -3,6 +3,7 @@
 //! working sets recorded; desktops' wakers told who talks. The thin layer
 //! of concrete plumbing around the generic procedures.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use jettison_daemon::resolve_machine;
 use jettison_daemon::tap::Tap;
 use jettison_lazymem::VmMemory;
+use jettison_power_model::MacAddr;
 use jettison_qemu::{LaunchOptions, Qemu};
 use jettison_wire::{Chunk, Custody, FileKind, MachineDesc, Message, Role, VmMemStats, PAGE_SIZE};
 
@@ -81,14 +83,20 @@ impl GuestFiles for LazyFiles {
 
 impl Server {
     /// Removes `vm`'s lazy files (memory, and disk if any) and replicas.
+    /// Only `vm`'s: its disk's name (`<vm>.disk`) is outside the VM-name
+    /// alphabet, so no other VM's file has either name.
     pub(crate) fn remove_lazy_files(&self, vm: &str) {
-        if let Err(e) = self.mount.remove_vm(vm) {
-            tracing::warn!(vm, "removing the memory file: {e}");
+        self.remove_lazy_file(vm, vm);
+        let disk = disk_name(vm);
+        if self.mount.vm(&disk).is_some() {
+            self.remove_lazy_file(vm, &disk);
         }
-        if self.mount.vm(&disk_name(vm)).is_some() {
-            if let Err(e) = self.mount.remove_vm(&disk_name(vm)) {
-                tracing::warn!(vm, "removing the disk file: {e}");
-            }
+    }
+
+    /// Removes the lazy file `name` of `vm` and its replica.
+    fn remove_lazy_file(&self, vm: &str, name: &str) {
+        if let Err(e) = self.mount.remove_vm(name) {
+            tracing::warn!(vm, "removing the lazy file {name}: {e}");
         }
     }
 }
@@ -132,25 +140,33 @@ impl Host for Server {
             source,
             &self.working_sets.history(vm),
         )?;
-        let guest = async {
-            let disk = match machine.disk_bytes {
-                Some(size) => {
-                    let name = disk_name(vm);
-                    let source = Arc::new(StateClient::new(
-                        state_server,
-                        desktop,
-                        vm,
-                        FileKind::Disk,
-                        tls.clone(),
-                        waker.clone(),
-                    ));
-                    let file = self
-                        .mount
-                        .add_vm(&name, size, &self.replica_path(&name), source)?;
-                    Some((file, self.mount.file_path(&name)))
+        // From here on a failure removes what this launch made, and only
+        // that: never a file of the same name it did not make.
+        let disk = match machine.disk_bytes {
+            Some(size) => {
+                let name = disk_name(vm);
+                let source = Arc::new(StateClient::new(
+                    state_server,
+                    desktop,
+                    vm,
+                    FileKind::Disk,
+                    tls.clone(),
+                    waker.clone(),
+                ));
+                match self
+                    .mount
+                    .add_vm(&name, size, &self.replica_path(&name), source)
+                {
+                    Ok(file) => Some((file, self.mount.file_path(&name))),
+                    Err(e) => {
+                        self.remove_lazy_file(vm, vm);
+                        return Err(e.into());
+                    }
                 }
-                None => None,
-            };
+            }
+            None => None,
+        };
+        let guest = async {
             let tap = match (&machine.nic_mac, &self.config.bridge) {
                 (Some(_), Some(bridge)) => Some(Tap::create(vm, bridge)?),
                 (Some(_), None) => {
@@ -192,7 +208,7 @@ impl Host for Server {
         }
         .await;
         if guest.is_err() {
-            self.release_files(vm);
+            self.remove_lazy_files(vm);
         }
         guest
     }
@@ -267,10 +283,28 @@ impl Host for Server {
         self.waker(desktop).mark_awake();
     }
 
-    fn going_to_sleep(&self, desktop: &str, mac: &str, wol_addr: &str) -> Result<(), ServerError> {
-        self.waker(desktop)
-            .going_to_sleep(mac, wol_addr)
-            .map_err(ServerError::WrongState)?;
+    fn wol_networks(&self) -> Result<Vec<crate::lan::IpNet>, ServerError> {
+        if let Some(n) = &self.config.wol_networks {
+            return Ok(n.clone());
+        }
+        let n = crate::lan::local_networks()?;
+        if n.is_empty() {
+            return Err(ServerError::WolTarget(
+                "this server has no network but loopback's to send magic packets on; set \
+                 `wol_networks` in its configuration"
+                    .into(),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn going_to_sleep(
+        &self,
+        desktop: &str,
+        mac: MacAddr,
+        wol_addr: SocketAddr,
+    ) -> Result<(), ServerError> {
+        self.waker(desktop).going_to_sleep(mac, wol_addr);
         // A crash while it sleeps must not cost its VMs' work since their
         // last periodic checkpoint.
         self.checkpoint_before_sleep(desktop);

@@ -51,17 +51,17 @@ pub(crate) async fn serve_agent<H: Host, S: AsyncRead + AsyncWrite + Unpin + Sen
                 let r = prepare(&*host, &vm, &machine, &state_server, &desktop).await;
                 if r.is_ok() {
                     prepared.push(vm.clone());
-                    if let Ok(slot) = host.handovers().get(&vm) {
+                    if let Ok(slot) = host.handovers().get_for(&vm, &desktop) {
                         host.clone().watch_exit(vm.clone(), slot).await;
                     }
                 }
                 r.map(|()| Message::Prepared { vm })
             }
-            Message::MigrateLoad { vm, device_state } => load(&*host, &vm, &device_state)
+            Message::MigrateLoad { vm, device_state } => load(&*host, &vm, &desktop, &device_state)
                 .await
                 .map(|restore_ms| Message::MigrateLoaded { vm, restore_ms }),
             Message::MigrateCommit { vm } => {
-                let r = commit(&*host, &vm).await;
+                let r = commit(&*host, &vm, &desktop).await;
                 if r.is_ok() {
                     prepared.retain(|p| p != &vm);
                 }
@@ -75,21 +75,23 @@ pub(crate) async fn serve_agent<H: Host, S: AsyncRead + AsyncWrite + Unpin + Sen
             }
             Message::MigrateAbort { vm, reason } => {
                 prepared.retain(|p| p != &vm);
-                abort(&*host, &vm, &reason).await.map(|()| Message::OpOk)
+                abort(&*host, &vm, &desktop, &reason)
+                    .await
+                    .map(|()| Message::OpOk)
             }
             Message::HandoverQuery { vm } => Ok(Message::HandoverState {
-                custody: host.handovers().custody(&vm).await,
+                custody: host.handovers().custody_for(&vm, &desktop).await,
                 vm,
             }),
             Message::MigrateIn { .. } => Err(ServerError::NotAllowed(
                 "MigrateIn (protocol 1.0, no commit step; use MigrateLoad)",
             )),
-            Message::GoingToSleep { mac, wol_addr } => host
-                .going_to_sleep(&desktop, &mac, &wol_addr)
-                .map(|()| Message::OpOk),
+            Message::GoingToSleep { mac, wol_addr } => {
+                going_to_sleep(&*host, &desktop, &mac, &wol_addr).map(|()| Message::OpOk)
+            }
             Message::Reintegrate { vm } => {
                 // Streams its own replies; the connection ends with it.
-                if let Err(e) = crate::home::send_home(&*host, &vm, &mut t).await {
+                if let Err(e) = crate::home::send_home(&*host, &vm, &desktop, &mut t).await {
                     tracing::error!(vm = %vm, "reintegration failed: {e}");
                     let _ = t.send(&Message::error(e.code(), e.to_string())).await;
                 }
@@ -106,8 +108,25 @@ pub(crate) async fn serve_agent<H: Host, S: AsyncRead + AsyncWrite + Unpin + Sen
         }
     }
     for vm in prepared {
-        crate::settle::unfinished(host.clone(), &vm).await;
+        crate::settle::unfinished(host.clone(), &vm, &desktop).await;
     }
+}
+
+/// A desktop announces its sleep: its MAC and Wake-on-LAN target are
+/// checked (a unicast MAC; an address on this server's LAN) before the
+/// server takes them; a refused announcement sends nothing.
+fn going_to_sleep<H: Host>(
+    host: &H,
+    desktop: &str,
+    mac: &str,
+    wol_addr: &str,
+) -> Result<(), ServerError> {
+    let networks = host.wol_networks()?;
+    let (mac, addr) = crate::lan::check_wol_target(mac, wol_addr, &networks).map_err(|e| {
+        tracing::warn!(desktop, "sleep announcement refused: {e}");
+        ServerError::WolTarget(e)
+    })?;
+    host.going_to_sleep(desktop, mac, addr)
 }
 
 /// The requests of a handover, which need its commit step on both sides.
@@ -159,18 +178,19 @@ pub(crate) async fn prepare<H: Host>(
         return Err(ServerError::WrongState(format!("invalid VM name {vm:?}")));
     }
     let handovers = host.handovers();
-    if handovers.contains(vm) {
-        return Err(ServerError::WrongState(format!(
-            "VM {vm} is already on this server"
-        )));
-    }
+    // The name is claimed before anything of the VM is made, so that no
+    // other prepare (of any desktop) makes or removes files of that name.
+    let _claim = handovers.claim(vm, desktop)?;
     // A tombstone of the VM's last return goes once its desktop brings
     // it again.
     if let Some(old) = handovers.records.load(vm)? {
-        if old.state != ServerState::Released || old.desktop != desktop {
+        if old.desktop != desktop {
+            return Err(ServerError::NameTaken(vm.into()));
+        }
+        if old.state != ServerState::Released {
             return Err(ServerError::WrongState(format!(
-                "VM {vm} has a record here ({}, from {}); settle it first (see docs/runbook.md)",
-                old.state, old.desktop
+                "VM {vm} has a record here ({}); settle it first (see docs/runbook.md)",
+                old.state
             )));
         }
     }
@@ -197,9 +217,10 @@ pub(crate) async fn prepare<H: Host>(
 pub(crate) async fn load<H: Host>(
     host: &H,
     vm: &str,
+    desktop: &str,
     device_state: &[u8],
 ) -> Result<f64, ServerError> {
-    let slot = host.handovers().get(vm)?;
+    let slot = host.handovers().get_for(vm, desktop)?;
     let mut guest = slot.lock().await;
     if guest.handover != ServerState::Preparing {
         return Err(ServerError::WrongState(format!(
@@ -230,8 +251,8 @@ pub(crate) async fn load<H: Host>(
 }
 
 /// The desktop committed: the guest runs here.
-pub(crate) async fn commit<H: Host>(host: &H, vm: &str) -> Result<(), ServerError> {
-    let slot = host.handovers().get(vm)?;
+pub(crate) async fn commit<H: Host>(host: &H, vm: &str, desktop: &str) -> Result<(), ServerError> {
+    let slot = host.handovers().get_for(vm, desktop)?;
     let mut guest = slot.lock().await;
     if guest.handover == ServerState::Running {
         return Ok(());
@@ -245,8 +266,13 @@ pub(crate) async fn commit<H: Host>(host: &H, vm: &str) -> Result<(), ServerErro
 }
 
 /// The desktop gave the migration up before its commit.
-pub(crate) async fn abort<H: Host>(host: &H, vm: &str, reason: &str) -> Result<(), ServerError> {
-    let state = host.handovers().get(vm)?.lock().await.handover;
+pub(crate) async fn abort<H: Host>(
+    host: &H,
+    vm: &str,
+    desktop: &str,
+    reason: &str,
+) -> Result<(), ServerError> {
+    let state = host.handovers().get_for(vm, desktop)?.lock().await.handover;
     if !state.abortable() {
         return Err(ServerError::WrongState(format!(
             "VM {vm} is {state}: its migration can no longer be given up"
@@ -257,7 +283,10 @@ pub(crate) async fn abort<H: Host>(host: &H, vm: &str, reason: &str) -> Result<(
     Ok(())
 }
 
-/// Name of a VM's disk in the lazy filesystem (file `<vm>-disk.mem`).
+/// Name of a VM's disk in the lazy filesystem (file `<vm>.disk.mem`,
+/// replica `<vm>.disk.replica`). The `.` is outside the VM-name alphabet
+/// ([`jettison_wire::valid_vm_name`]), so a VM's disk can never be named
+/// as another VM's memory or disk.
 pub(crate) fn disk_name(vm: &str) -> String {
-    format!("{vm}-disk")
+    format!("{vm}.disk")
 }

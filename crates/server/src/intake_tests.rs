@@ -50,7 +50,7 @@ async fn a_migration_is_recorded_at_each_step_and_runs_only_after_the_commit() {
 }
 
 #[tokio::test]
-async fn a_prepare_is_refused_for_a_bad_name_a_guest_here_or_a_record_of_another() {
+async fn a_prepare_is_refused_for_a_bad_name_a_guest_here_or_a_record() {
     let host = FakeHost::new();
     let (mut t, _server) = connect(&host).await;
     let bad = ask(&mut t, prepare("../vm")).await;
@@ -68,7 +68,7 @@ async fn a_prepare_is_refused_for_a_bad_name_a_guest_here_or_a_record_of_another
     host.write_record("theirs", S::Released, "desk-2");
     assert_eq!(
         error_code(&ask(&mut t, prepare("theirs")).await),
-        ErrorCode::WrongState
+        ErrorCode::NotAllowed
     );
     assert_eq!(host.record("theirs"), Some(S::Released));
     // Our own tombstone gives way to the VM coming again.
@@ -324,7 +324,7 @@ async fn a_tombstone_goes_only_for_its_own_desktop() {
     let done = Message::ReintegrateDone { vm: "vm".into() };
     assert_eq!(
         error_code(&ask(&mut t, done.clone()).await),
-        ErrorCode::WrongState
+        ErrorCode::NotAllowed
     );
     assert_eq!(host.record("vm"), Some(S::Released));
     host.write_record("vm", S::Released, DESKTOP);

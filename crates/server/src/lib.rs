@@ -17,8 +17,11 @@ mod host;
 mod intake;
 #[cfg(test)]
 mod intake_tests;
+pub mod lan;
 #[cfg(test)]
 mod matrix_tests;
+#[cfg(test)]
+mod ownership_tests;
 pub mod records;
 mod settle;
 #[cfg(test)]
@@ -51,6 +54,23 @@ pub enum ServerError {
     /// Request not allowed from this peer.
     #[error("{0} is not allowed here")]
     NotAllowed(&'static str),
+    /// A request about a VM that belongs to another desktop (nothing was
+    /// done to it).
+    #[error(
+        "VM {0:?} belongs to another desktop: a desktop may act only on the VMs it brought \
+         to this server"
+    )]
+    OtherDesktop(String),
+    /// A prepare for a name another desktop's VM holds on this server.
+    #[error(
+        "the name {0:?} is taken on this server by another desktop's VM: VM names must be \
+         unique among the desktops of a server; rename this desktop's VM"
+    )]
+    NameTaken(String),
+    /// A sleep announcement whose Wake-on-LAN target or MAC is refused
+    /// (nothing is sent there).
+    #[error("GoingToSleep refused: {0}")]
+    WolTarget(String),
     /// The peer broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -86,7 +106,10 @@ impl ServerError {
         match self {
             ServerError::UnknownVm(_) => ErrorCode::UnknownVm,
             ServerError::WrongState(_) => ErrorCode::WrongState,
-            ServerError::NotAllowed(_) => ErrorCode::NotAllowed,
+            ServerError::NotAllowed(_)
+            | ServerError::OtherDesktop(_)
+            | ServerError::NameTaken(_)
+            | ServerError::WolTarget(_) => ErrorCode::NotAllowed,
             ServerError::Refused(admission::Refusal::Busy(_)) => ErrorCode::WrongState,
             _ => ErrorCode::Failed,
         }

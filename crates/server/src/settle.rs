@@ -10,9 +10,11 @@ use jettison_handover::{ServerAction, ServerState, Settlement};
 
 use crate::guests::{discard, Guest, Host};
 
-/// A VM whose migration's connection ended before its commit.
-pub(crate) async fn unfinished<H: Host>(host: Arc<H>, vm: &str) {
-    let Ok(slot) = host.handovers().get(vm) else {
+/// A VM of `desktop` whose migration's connection ended before its commit
+/// (if the name has meanwhile gone to another desktop's VM, that one is
+/// left alone).
+pub(crate) async fn unfinished<H: Host>(host: Arc<H>, vm: &str, desktop: &str) {
+    let Ok(slot) = host.handovers().get_for(vm, desktop) else {
         return;
     };
     let state = slot.lock().await.handover;
@@ -67,7 +69,7 @@ pub(crate) async fn settle_loaded<H: Host>(host: Arc<H>, vm: String) {
                 return;
             }
             Settlement::To(_, ServerAction::Run) => {
-                match crate::intake::commit(&*host, &vm).await {
+                match crate::intake::commit(&*host, &vm, &desktop).await {
                     Ok(()) => tracing::warn!(vm, "the desktop had committed; the VM runs here"),
                     Err(e) => tracing::error!(vm, "could not run the committed VM: {e}"),
                 }

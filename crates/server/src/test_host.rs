@@ -4,12 +4,14 @@
 //! on in-memory connections.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jettison_daemon::Peer;
 use jettison_handover::ServerState;
+use jettison_power_model::MacAddr;
 use jettison_qemu::fake::FakeVm;
 use jettison_wire::{
     Chunk, Custody, FileKind, MachineDesc, Message, Role, Transport, VmMemStats, PAGE_SIZE,
@@ -34,6 +36,8 @@ pub(crate) struct FakeFiles {
     pub(crate) fail_flush: AtomicBool,
     pub(crate) fail_read: AtomicBool,
     pub(crate) flushes: AtomicUsize,
+    /// Pages read from the replica so far.
+    pub(crate) reads: AtomicUsize,
 }
 
 impl GuestFiles for FakeFiles {
@@ -64,6 +68,7 @@ impl GuestFiles for FakeFiles {
     }
 
     async fn read_pages(&self, _: FileKind, pages: Vec<u64>) -> Result<Vec<Chunk>, ServerError> {
+        self.reads.fetch_add(pages.len(), Ordering::SeqCst);
         if self.fail_read.load(Ordering::SeqCst) {
             return Err(ServerError::Io(std::io::Error::other(
                 "fake replica failure",
@@ -113,7 +118,14 @@ pub(crate) struct FakeHost {
     /// Short, but for the agent's `ReintegrateReady`: long enough for a
     /// busy machine (see [`FakeHost::impatient`]).
     pub(crate) timeouts: Mutex<Timeouts>,
+    /// The server's LAN, for Wake-on-LAN targets ([`LAN`]).
+    pub(crate) wol_networks: Vec<crate::lan::IpNet>,
+    /// The sleep announcements taken, in order.
+    pub(crate) sleeps: Mutex<Vec<(String, MacAddr, SocketAddr)>>,
 }
+
+/// The fake server's LAN.
+pub(crate) const LAN: &str = "10.0.0.0/24";
 
 impl std::fmt::Debug for FakeHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,6 +195,8 @@ impl FakeHost {
                 ask_first: Duration::from_millis(5),
                 ask_max: Duration::from_millis(20),
             }),
+            wol_networks: vec![LAN.parse().unwrap()],
+            sleeps: Mutex::default(),
         })
     }
 
@@ -324,7 +338,20 @@ impl Host for FakeHost {
 
     fn desktop_talks(&self, _: &str) {}
 
-    fn going_to_sleep(&self, _: &str, _: &str, _: &str) -> Result<(), ServerError> {
+    fn wol_networks(&self) -> Result<Vec<crate::lan::IpNet>, ServerError> {
+        Ok(self.wol_networks.clone())
+    }
+
+    fn going_to_sleep(
+        &self,
+        desktop: &str,
+        mac: MacAddr,
+        wol_addr: SocketAddr,
+    ) -> Result<(), ServerError> {
+        self.sleeps
+            .lock()
+            .unwrap()
+            .push((desktop.into(), mac, wol_addr));
         Ok(())
     }
 
@@ -336,8 +363,17 @@ impl Host for FakeHost {
 /// The server's side of a new agent connection to `host`, served until it
 /// ends; the agent's side is the stream returned (no handshake yet).
 pub(crate) fn serve(host: &Arc<FakeHost>) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+    serve_as(host, DESKTOP)
+}
+
+/// Like [`serve`], for an agent whose certificate names `desktop`.
+pub(crate) fn serve_as(
+    host: &Arc<FakeHost>,
+    desktop: &str,
+) -> (DuplexStream, tokio::task::JoinHandle<()>) {
     let (a, b) = tokio::io::duplex(1 << 20);
     let host = host.clone();
+    let desktop = desktop.to_owned();
     let server = tokio::spawn(async move {
         let mut t = Transport::new(b);
         let Ok(hello) = jettison_wire::handshake::accept(&mut t, &[Role::Agent], "srv").await
@@ -347,7 +383,7 @@ pub(crate) fn serve(host: &Arc<FakeHost>) -> (DuplexStream, tokio::task::JoinHan
         let peer = Peer {
             hello,
             addr: "test".into(),
-            identity: Some(DESKTOP.into()),
+            identity: Some(desktop),
         };
         crate::intake::serve_agent(host, peer, t).await;
     });
@@ -360,14 +396,30 @@ pub(crate) async fn connect_minor(
     host: &Arc<FakeHost>,
     minor: u16,
 ) -> (Transport<DuplexStream>, tokio::task::JoinHandle<()>) {
-    let (a, server) = serve(host);
+    connect_with(host, minor, DESKTOP).await
+}
+
+/// An agent of `desktop` connected to `host` with the current protocol.
+pub(crate) async fn connect_as(
+    host: &Arc<FakeHost>,
+    desktop: &str,
+) -> (Transport<DuplexStream>, tokio::task::JoinHandle<()>) {
+    connect_with(host, jettison_wire::PROTOCOL_MINOR, desktop).await
+}
+
+async fn connect_with(
+    host: &Arc<FakeHost>,
+    minor: u16,
+    desktop: &str,
+) -> (Transport<DuplexStream>, tokio::task::JoinHandle<()>) {
+    let (a, server) = serve_as(host, desktop);
     let mut t = Transport::new(a);
     let hello = Message::Hello(jettison_wire::Hello {
         magic: jettison_wire::MAGIC,
         major: jettison_wire::PROTOCOL_MAJOR,
         minor,
         role: Role::Agent,
-        host: DESKTOP.into(),
+        host: desktop.into(),
     });
     t.send(&hello).await.unwrap();
     let welcome = t.recv().await.unwrap().unwrap();

@@ -101,6 +101,31 @@
 //! the server on an `Agent` connection, the server asks the desktop's state
 //! server on a `Server` connection. Nobody guesses.
 //!
+//! # Ownership
+//!
+//! Mutual TLS admits a peer; what it may then do is bounded by its
+//! certificate name. On the server a VM belongs to the desktop whose agent
+//! connection brought it (its guest and durable record keep that name).
+//! Every agent request that names a VM (`MigrateLoad`, `MigrateCommit`,
+//! `MigrateAbort`, `Reintegrate`, `ReintegrateDone`) about another
+//! desktop's VM gets `Error { NotAllowed }` ("belongs to another desktop")
+//! and nothing happens to that VM; a `HandoverQuery` about it gets
+//! `HandoverState { custody: Unknown }` (the asking desktop's VM of that
+//! name is not there). We answer `NotAllowed` rather than `UnknownVm`
+//! because a name's existence is no secret among a server's desktops: a
+//! `MigratePrepare` of a name another desktop's VM holds (a guest, a
+//! prepare under way, or a record, tombstones included) must be refused
+//! anyway, with `Error { NotAllowed }` ("taken on this server by another
+//! desktop's VM"): VM names are unique among the desktops of one server.
+//! `GoingToSleep` is refused (`NotAllowed`) unless its MAC is unicast and
+//! `wol_addr` lies on the server's LAN (its `wol_networks`). The desktop's
+//! state server answers a `Fetch` only from the server its record names as
+//! holding the VM, and only while the VM's memory is served
+//! (`Error { NotAllowed }` to another server, `WrongState` when not served);
+//! it answers that server's `HandoverQuery` truly and any other's
+//! `Unknown`. The operator's requests come over a local socket and are not
+//! bounded this way.
+//!
 //! # Versioning rule
 //!
 //! `Hello` carries a magic, a major and a minor version. The majors must be
