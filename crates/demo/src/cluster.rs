@@ -12,7 +12,9 @@ use anyhow::{bail, Context};
 use jettison_testbed::{Host, Lan, LanSpec};
 use jettison_wire::Message;
 
-use crate::configs::{agent_toml_on_stop, server_toml_prefetch, tls_section, Layout, VmLayout};
+use crate::configs::{
+    agent_toml_on_stop, server_toml_prefetch, tls_section, tls_section_peers, Layout, VmLayout,
+};
 use crate::guest::GuestImage;
 pub use crate::options::{Binaries, ClusterOptions};
 pub use crate::procs::tail;
@@ -123,7 +125,10 @@ impl Cluster {
         let mac = lan.as_ref().map(|l| l.vm_mac(0));
         let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
         let tls_dir = dir.join("tls");
-        make_certs(&tls_dir)?;
+        make_certs(&tls_dir, &opts.extra_desktops)?;
+        let server_peers: Vec<&str> = std::iter::once("desktop")
+            .chain(opts.extra_desktops.iter().map(String::as_str))
+            .collect();
         let layout = Layout {
             dir: &dir,
             server_addr: &server_addr,
@@ -131,7 +136,7 @@ impl Cluster {
             bridge: lan.as_ref().map(|l| l.server().bridge()),
             accel: &opts.accel,
             tls: Some((
-                tls_section(&tls_dir, "server", "desktop"),
+                tls_section_peers(&tls_dir, "server", &server_peers),
                 tls_section(&tls_dir, "desktop", "server"),
             )),
             agent_power: lan
@@ -186,6 +191,11 @@ impl Cluster {
         cluster.start_agent()?;
         wait_for_socket(&cluster.agent_socket, cluster.agent.as_mut(), "agent").await?;
         Ok(cluster)
+    }
+
+    /// The test hosts (LAN runs).
+    pub fn lan(&self) -> Option<&Lan> {
+        self.lan.as_ref()
     }
 
     fn host(&self, pick: fn(&Lan) -> &Host) -> Option<&Host> {

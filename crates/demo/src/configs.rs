@@ -156,11 +156,18 @@ pub const STOP_TIMEOUT_S: u64 = 2;
 /// The `[tls]` section of a host whose certificate is `<tls_dir>/<host>.pem`
 /// and which talks only to `peer`.
 pub fn tls_section(tls_dir: &Path, host: &str, peer: &str) -> String {
+    tls_section_peers(tls_dir, host, &[peer])
+}
+
+/// [`tls_section`] for a host that accepts several peers.
+pub fn tls_section_peers(tls_dir: &Path, host: &str, peers: &[&str]) -> String {
+    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
     format!(
-        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [\"{peer}\"]\n",
+        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallowed_peers = [{}]\n",
         tls_dir.join("ca.pem").display(),
         tls_dir.join(format!("{host}.pem")).display(),
         tls_dir.join(format!("{host}.key")).display(),
+        peers.join(", "),
     )
 }
 
@@ -248,6 +255,13 @@ mod tests {
             let t: T = toml::from_str(&format!("prefetch = {}", prefetch_toml(&p))).unwrap();
             assert_eq!(t.prefetch, p);
         }
+        let two = tls_section_peers(dir, "server", &["desktop", "desktop2"]);
+        assert!(
+            two.contains("allowed_peers = [\"desktop\", \"desktop2\"]\n")
+                && two.contains("cert = \"/w/server.pem\""),
+            "{two}"
+        );
+        assert!(tls_section(dir, "desktop", "server").contains("allowed_peers = [\"server\"]\n"));
         // The [tls] table must come before [[vm]] (TOML scoping).
         assert!(a.find("[tls]").unwrap() < a.find("[[vm]]").unwrap());
     }

@@ -42,10 +42,14 @@ pub(crate) fn power_section(lan: &Lan, away_after_s: Option<u64>, selective: boo
     )
 }
 
-/// A CA and the certificates of the two hosts, `desktop` and `server`.
-pub(crate) fn make_certs(dir: &Path) -> anyhow::Result<()> {
+/// A CA and the certificates of the two hosts, `desktop` and `server`, and
+/// of any `extra` desktops.
+pub(crate) fn make_certs(dir: &Path, extra: &[String]) -> anyhow::Result<()> {
     jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
-    for host in ["desktop", "server"] {
+    let hosts = ["desktop", "server"]
+        .into_iter()
+        .chain(extra.iter().map(String::as_str));
+    for host in hosts {
         jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
     }
     Ok(())
