@@ -50,14 +50,14 @@ enum LegacyMessage {
     Error(()),
     MigratePrepare {
         vm: String,
-        machine: LegacyMachine,
+        machine: Box<LegacyMachine>,
         state_server: String,
     },
 }
 
 /// A `MigratePrepare` frame payload in protocol 1.1's layout.
 pub fn legacy_prepare(vm: &str, machine: &Value, state_server: &str) -> anyhow::Result<Vec<u8>> {
-    let machine: LegacyMachine = serde_json::from_value(machine.clone())?;
+    let machine: Box<LegacyMachine> = Box::new(serde_json::from_value(machine.clone())?);
     Ok(postcard::to_stdvec(&LegacyMessage::MigratePrepare {
         vm: vm.into(),
         machine,

@@ -153,11 +153,12 @@ impl Measured {
 }
 
 /// Judges an attack: refused when the server said no, nothing was created
-/// for it (not even for a moment), nothing leaked and nothing else makes it
-/// a success.
+/// for it (not even for a moment, as far as 50 ms sampling sees) nor
+/// removed, nothing leaked and nothing else makes it a success.
 pub fn judge(m: &Measured) -> Row {
     let refused = m.reply.is_refusal()
         && m.change.created.is_empty()
+        && m.change.removed.is_empty()
         && m.bytes_leaked == 0
         && !m.succeeded_anyway;
     let mut detail = vec![m.reply.text()];
@@ -452,7 +453,7 @@ mod tests {
         };
         m.change.removed = vec!["file mnt/v-disk.mem".into()];
         let r = judge(&m);
-        assert!(r.refused && !r.victim_intact);
+        assert!(!r.refused && !r.victim_intact);
         assert!(r
             .detail
             .contains("removed: file mnt/v-disk.mem; victim: no heartbeat"));
