@@ -9,6 +9,9 @@
 //!   and target/jettison-bench/results.json).
 //! - `chaos`: setup + guest + build and run `jettison-chaos`, the handover's
 //!   crash matrix on test hosts (`--quick`, `--json PATH`).
+//! - `attacks`: the wire fuzz pass, then setup + guest + build and run
+//!   `jettison-attacks`, the attack suite on test hosts (`--quick`,
+//!   `--strict`, `--json PATH`).
 //! - `ci`: fmt, clippy, guest boot smoke test, tests.
 //! - `testbed clean [--all]`: remove what killed test runs left behind
 //!   (namespaces, processes, FUSE mounts, QEMUs, `/dev/shm` files).
@@ -85,6 +88,15 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The wire fuzz pass, then setup + guest + run jettison-attacks: a second
+    /// desktop and an unauthenticated flood against a server holding a VM
+    /// (`--quick`; `--strict` fails on an attack not refused; `--json PATH`;
+    /// `--help` is passed on).
+    #[command(disable_help_flag = true)]
+    Attacks {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// fmt --check, clippy -D warnings, guest boot smoke test, tests.
     Ci {
         /// Seconds to wait for the booted guest to become healthy.
@@ -137,6 +149,7 @@ fn main() -> Result<ExitCode> {
         Cmd::Demo { args } => exit_code(tasks::demo(&paths, &args)?),
         Cmd::Bench { args } => exit_code(tasks::bench(&paths, &args)?),
         Cmd::Chaos { args } => exit_code(tasks::chaos(&paths, &args)?),
+        Cmd::Attacks { args } => exit_code(tasks::attacks(&paths, &args)?),
         Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
         Cmd::Testbed {
             cmd: TestbedCmd::Clean { all },

@@ -91,6 +91,60 @@ pub fn chaos(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
     run_release(paths, &jettison_programs::CHAOS_RUNNER, &args)
 }
 
+/// The attack suite's runner (`jettison-attacks`), with the cluster's programs.
+const ATTACKS_RUNNER: Runner = Runner {
+    program: jettison_programs::Program {
+        bin: "jettison-attacks",
+        package: "jettison-attacks",
+    },
+    needs: &jettison_programs::CLUSTER,
+    features: jettison_programs::CLUSTER_FEATURES,
+};
+
+/// `cargo xtask attacks`: the wire fuzz pass (its output to
+/// target/jettison-attacks/fuzz.log; 1,000 inputs per target with
+/// `--quick`, 10,000 otherwise), then setup + guest + build and run
+/// `jettison-attacks`, its report in target/jettison-attacks/report.json
+/// unless `--json` says otherwise.
+pub fn attacks(paths: &Paths, extra: &[String]) -> Result<ExitStatus> {
+    let out = paths.target.join("jettison-attacks");
+    std::fs::create_dir_all(&out)?;
+    let mut args: Vec<String> = extra.to_vec();
+    if !args.iter().any(|a| a.starts_with("--json")) {
+        args.extend([
+            "--json".into(),
+            out.join("report.json").display().to_string(),
+        ]);
+    }
+    if !args.iter().any(|a| a.starts_with("--fuzz-log")) {
+        let cases = if args.iter().any(|a| a == "--quick") {
+            "1000"
+        } else {
+            "10000"
+        };
+        println!("== attacks: fuzzing the wire decoders ({cases} inputs per target)");
+        let fuzz = paths
+            .cargo()
+            .args(["test", "--release", "-p", "jettison-wire", "--test", "fuzz"])
+            .args(["--", "--nocapture", "--test-threads=1"])
+            .env("JETTISON_FUZZ_CASES", cases)
+            .output()?;
+        let log = out.join("fuzz.log");
+        let mut text = fuzz.stdout;
+        text.extend_from_slice(&fuzz.stderr);
+        std::fs::write(&log, &text)?;
+        if !fuzz.status.success() {
+            println!(
+                "== attacks: the fuzz pass failed ({}); see {}",
+                fuzz.status,
+                log.display()
+            );
+        }
+        args.extend(["--fuzz-log".into(), log.display().to_string()]);
+    }
+    run_release(paths, &ATTACKS_RUNNER, &args)
+}
+
 /// setup + guest + `cargo build --release` of everything `runner` needs
 /// (one list, shared with the runner's own lookup), then runs it from the
 /// repository root with the guest image's directory in the environment.

@@ -125,7 +125,11 @@ impl Cluster {
         let mac = lan.as_ref().map(|l| l.vm_mac(0));
         let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
         let tls_dir = dir.join("tls");
-        make_certs(&tls_dir)?;
+        make_certs(&tls_dir, &opts.extra_desktops)?;
+        let server_peers: Vec<&str> = ["desktop", OTHER_DESKTOP]
+            .into_iter()
+            .chain(opts.extra_desktops.iter().map(String::as_str))
+            .collect();
         let layout = Layout {
             dir: &dir,
             server_addr: &server_addr,
@@ -134,8 +138,9 @@ impl Cluster {
             accel: &opts.accel,
             tls: Some((
                 // Each also accepts a second peer of the fleet, which runs
-                // nothing: tests speak as it (see `OTHER_DESKTOP`).
-                tls_section_peers(&tls_dir, "server", &["desktop", OTHER_DESKTOP]),
+                // nothing: tests speak as it (see `OTHER_DESKTOP`); the
+                // server also any extra desktops (the attack suite's).
+                tls_section_peers(&tls_dir, "server", &server_peers),
                 tls_section_peers(&tls_dir, "desktop", &["server", OTHER_SERVER]),
             )),
             agent_power: lan
@@ -190,6 +195,11 @@ impl Cluster {
         cluster.start_agent()?;
         wait_for_socket(&cluster.agent_socket, cluster.agent.as_mut(), "agent").await?;
         Ok(cluster)
+    }
+
+    /// The test hosts (LAN runs).
+    pub fn lan(&self) -> Option<&Lan> {
+        self.lan.as_ref()
     }
 
     fn host(&self, pick: fn(&Lan) -> &Host) -> Option<&Host> {

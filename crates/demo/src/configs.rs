@@ -256,6 +256,13 @@ mod tests {
             let t: T = toml::from_str(&format!("prefetch = {}", prefetch_toml(&p))).unwrap();
             assert_eq!(t.prefetch, p);
         }
+        let two = tls_section_peers(dir, "server", &["desktop", "desktop2"]);
+        assert!(
+            two.contains("allowed_peers = [\"desktop\", \"desktop2\"]\n")
+                && two.contains("cert = \"/w/server.pem\""),
+            "{two}"
+        );
+        assert!(tls_section(dir, "desktop", "server").contains("allowed_peers = [\"server\"]\n"));
         // The [tls] table must come before [[vm]] (TOML scoping).
         assert!(a.find("[tls]").unwrap() < a.find("[[vm]]").unwrap());
     }

@@ -91,6 +91,10 @@ pub struct ClusterOptions {
     pub agent_on_stop: String,
     /// The server's `checkpoint_interval_s` (`None`: its default).
     pub checkpoint_interval_s: Option<u64>,
+    /// Further desktops the CA issues certificates for (`<tls>/<name>.pem`)
+    /// and the server accepts, besides `desktop` (e.g. an attacker's second
+    /// desktop); no agent runs for them.
+    pub extra_desktops: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -123,6 +127,7 @@ impl Default for ClusterOptions {
             server_env: Vec::new(),
             agent_on_stop: "shutdown".into(),
             checkpoint_interval_s: None,
+            extra_desktops: Vec::new(),
         }
     }
 }

@@ -52,11 +52,14 @@ pub const OTHER_DESKTOP: &str = "other-desktop";
 /// memory only to the server that holds it.
 pub const OTHER_SERVER: &str = "other-server";
 
-/// A CA and the certificates of the two hosts, `desktop` and `server`, and
-/// of [`OTHER_DESKTOP`] and [`OTHER_SERVER`].
-pub(crate) fn make_certs(dir: &Path) -> anyhow::Result<()> {
+/// A CA and the certificates of the two hosts, `desktop` and `server`, of
+/// [`OTHER_DESKTOP`] and [`OTHER_SERVER`], and of any `extra` desktops.
+pub(crate) fn make_certs(dir: &Path, extra: &[String]) -> anyhow::Result<()> {
     jettison_tls::certs::create_ca(dir, "jettison test run", 2)?;
-    for host in ["desktop", "server", OTHER_DESKTOP, OTHER_SERVER] {
+    let hosts = ["desktop", "server", OTHER_DESKTOP, OTHER_SERVER]
+        .into_iter()
+        .chain(extra.iter().map(String::as_str));
+    for host in hosts {
         jettison_tls::certs::issue(dir, host, &[], &[], dir, 2)?;
     }
     Ok(())

@@ -78,6 +78,7 @@ use futures::future::BoxFuture;
 pub use fault::runs as page_runs;
 pub use jettison_power_model::PrefetchConfig;
 pub use mount::LazyMemMount;
+pub use serve::FAULT_LATENCY_TARGET;
 pub use vm::VmMemory;
 
 /// Size of a page: the unit of presence, fetching and dirty tracking.

@@ -9,6 +9,11 @@ use crate::fault::RunClaim;
 use crate::fs::LazyFs;
 use crate::vm::{page_range, VmMemory};
 
+/// The `tracing` target of the per-fault latency events (`debug`): enable
+/// it (`RUST_LOG=info,jettison_lazymem::fault_latency=debug`) to read the
+/// fault latency of a window from the log, e.g. `fault served vm=a us=812`.
+pub const FAULT_LATENCY_TARGET: &str = "jettison_lazymem::fault_latency";
+
 impl LazyFs {
     /// READ: a hit is served from the replica on the session thread; a miss
     /// is handed to the runtime, which fetches, stores and replies.
@@ -47,7 +52,16 @@ impl LazyFs {
                         .map(|ws| (vm.claim_runs(&ws), ws.len()));
                     // Counted just before the reply, so a reader that sees its
                     // data also sees the fault in the counters.
-                    vm.stats.fault(arrival.elapsed());
+                    let service = arrival.elapsed();
+                    vm.stats.fault(service);
+                    // One event per fault: a window of the log gives the
+                    // latency of that window (the counters are cumulative).
+                    tracing::debug!(
+                        target: FAULT_LATENCY_TARGET,
+                        vm = vm.name(),
+                        us = u64::try_from(service.as_micros()).unwrap_or(u64::MAX),
+                        "fault served"
+                    );
                     match res {
                         Ok(buf) => reply.data(&buf),
                         Err(e) => {
