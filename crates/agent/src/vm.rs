@@ -288,6 +288,7 @@ impl VmSlot {
             tap: None,
             disk_path: self.config.disk.clone(),
             extra_args: self.config.extra_args.clone(),
+            confine: None,
         }
     }
 }

@@ -42,7 +42,12 @@ pub async fn copies_running(cluster: &Cluster) -> (u32, Option<Side>) {
             _ => false,
         };
         let running = running || {
-            let qmp = LaunchOptions::new(&cluster.vm, cluster.dir.join(dir)).qmp_socket();
+            // The server's QEMU has a run directory of its own in its run_dir.
+            let run = match side {
+                Side::Desktop => cluster.dir.join(dir),
+                Side::Server => cluster.dir.join(dir).join(&cluster.vm),
+            };
+            let qmp = LaunchOptions::new(&cluster.vm, run).qmp_socket();
             qmp_running(&qmp, &cluster.vm).await
         };
         if running {

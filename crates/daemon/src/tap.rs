@@ -132,6 +132,13 @@ impl Tap {
     /// `bridge`. A stale tap of this VM (a crashed run's) is replaced; any
     /// other link of that name is left alone and this fails, naming it.
     pub fn create(vm: &str, bridge: &str) -> Result<Tap, TapError> {
+        Self::create_for(vm, bridge, None)
+    }
+
+    /// [`Self::create`], for a QEMU that runs as `owner` (uid, gid): the
+    /// tap is made that user's (`ip tuntap add ... user U group G`), so that
+    /// it may attach to it without privileges.
+    pub fn create_for(vm: &str, bridge: &str, owner: Option<(u32, u32)>) -> Result<Tap, TapError> {
         let name = tap_name(vm);
         let err = |message: String| TapError {
             tap: name.clone(),
@@ -152,7 +159,12 @@ impl Tap {
                 )))
             }
         }
-        ip(&["tuntap", "add", "dev", &name, "mode", "tap"]).map_err(err)?;
+        let mut add = vec!["tuntap", "add", "dev", &name, "mode", "tap"];
+        let owner = owner.map(|(u, g)| (u.to_string(), g.to_string()));
+        if let Some((u, g)) = &owner {
+            add.extend(["user", u, "group", g]);
+        }
+        ip(&add).map_err(err)?;
         let tap = Tap { name: name.clone() };
         ip(&["link", "set", "dev", &name, "alias", &tag(vm)]).map_err(err)?;
         ip(&["link", "set", &name, "master", bridge]).map_err(err)?;

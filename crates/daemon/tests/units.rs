@@ -11,7 +11,9 @@ const AGENT: &str = include_str!("../../../packaging/jettison-agent.service");
 
 /// Exposure levels as `systemd-analyze security --threshold` takes them
 /// (ten times the printed 0.0-10.0 score). Before hardening both were 96.
-const SERVER_MAX_EXPOSURE: u32 = 45;
+/// The server's is 50: the capabilities that start each VM's QEMU as a user
+/// of its own (`CAP_SETUID` ...) cost it 0.7.
+const SERVER_MAX_EXPOSURE: u32 = 50;
 const AGENT_MAX_EXPOSURE: u32 = 30;
 
 /// Settings whose value in `unit` is `key=...` lines (trimmed).
@@ -70,7 +72,8 @@ fn the_server_unit_is_hardened_and_scores_below_its_threshold() {
     assert_eq!(values(SERVER, "NoNewPrivileges"), ["yes"]);
     assert_eq!(
         values(SERVER, "CapabilityBoundingSet"),
-        ["CAP_NET_ADMIN CAP_SYS_ADMIN"]
+        ["CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE \
+          CAP_KILL"]
     );
     check("jettison-server.service", SERVER, SERVER_MAX_EXPOSURE);
 }

@@ -52,6 +52,28 @@ async fn runs_on_and_comes_home(cluster: &Cluster) {
     assert_eq!(summary.check_failures, 0, "at home: {summary:?}");
 }
 
+/// The server's QEMU of `vm` runs as a user of its own (not root), under
+/// QEMU's sandbox (a seccomp filter), with its memory file that user's.
+fn server_qemu_is_confined(vm: &str) {
+    let pids = qemu_pids(&format!("server-run/{vm}/"));
+    assert_eq!(pids.len(), 1, "one server QEMU of {vm}: {pids:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
+    let field = |name: &str| -> Vec<u32> {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let uids = field("Uid:");
+    assert!(
+        uids.iter().all(|&u| u != 0),
+        "server QEMU runs as root: {uids:?}"
+    );
+    assert_eq!(field("Seccomp:"), [2], "server QEMU without its sandbox");
+    assert!(field("Groups:").is_empty(), "server QEMU kept groups");
+}
+
 /// Once the VM is home, the server keeps no copy of its memory or disk:
 /// no lazy file, no replica, no checkpoint.
 async fn nothing_left_on_the_server(cluster: &Cluster) {
@@ -91,6 +113,7 @@ async fn a_planned_restart_of_the_server_resumes_the_guest() {
     let before = common::next_heartbeat(&cluster, 0, Duration::from_secs(30)).await;
     migrate(&cluster).await.unwrap();
     common::next_heartbeat(&cluster, before + 3, Duration::from_secs(60)).await;
+    server_qemu_is_confined(&cluster.vm);
 
     let status = cluster.stop_server().expect("the server was running");
     assert!(status.success(), "server exit on SIGTERM: {status}");
@@ -102,7 +125,7 @@ async fn a_planned_restart_of_the_server_resumes_the_guest() {
     );
     let vm = cluster.vm.clone();
     assert!(
-        qemu_pids(&format!("server-run/{vm}.")).is_empty(),
+        qemu_pids(&format!("server-run/{vm}/")).is_empty(),
         "the stopped server's QEMU quit"
     );
     cluster.start_server().unwrap();
@@ -143,7 +166,7 @@ async fn a_host_crash_rolls_the_guest_back_to_its_last_checkpoint() {
     // last complete checkpoint does not cover is gone (the replicas).
     let vm = cluster.vm.clone();
     cluster.kill_server();
-    for pid in qemu_pids(&format!("server-run/{vm}.")) {
+    for pid in qemu_pids(&format!("server-run/{vm}/")) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,

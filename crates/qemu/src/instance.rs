@@ -1,5 +1,6 @@
 //! [`Qemu`]: one running QEMU instance.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
@@ -41,14 +42,35 @@ impl Drop for Qemu {
     }
 }
 
+/// Makes `path` belong to a confined QEMU's user.
+pub(crate) fn give(path: &std::path::Path, c: crate::Confinement) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(c.uid), Some(c.gid)).map_err(|e| {
+        QemuError::io(
+            format!("chown {} to {}:{}", path.display(), c.uid, c.gid),
+            e,
+        )
+    })
+}
+
 impl Qemu {
     /// Creates the memory file if missing, spawns QEMU, connects QMP (capabilities
     /// negotiated) and starts the serial console tap.
     pub async fn launch(spec: &MachineSpec, opts: &LaunchOptions) -> Result<Qemu> {
         std::fs::create_dir_all(&opts.run_dir)
             .map_err(|e| QemuError::io(format!("create {}", opts.run_dir.display()), e))?;
+        if let Some(c) = opts.confine {
+            give(&opts.run_dir, c)?;
+            std::fs::set_permissions(&opts.run_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| QemuError::io(format!("chmod {}", opts.run_dir.display()), e))?;
+        }
         check_fit(spec, opts)?;
+        let existed = opts.mem_path.exists();
         ensure_mem_file(&opts.mem_path, spec.memory_bytes())?;
+        if let (Some(c), false) = (opts.confine, existed) {
+            // A file made here is made for its QEMU; an existing one (the
+            // server's lazy file) must already be its own.
+            give(&opts.mem_path, c)?;
+        }
         let qmp_path = opts.qmp_socket();
         let serial_path = opts.serial_socket();
         for p in [&qmp_path, &serial_path] {

@@ -40,8 +40,8 @@ pub use instance::{ExitHandle, Qemu, Shutdown, LAUNCH_TIMEOUT, MIGRATION_TIMEOUT
 pub use migrate::CAPABILITIES;
 pub use qmp::{QmpClient, QmpEvent, RunState};
 pub use spec::{
-    command_line, ensure_mem_file, option_rom_devices, Accel, LaunchOptions, MachineSpec,
-    ParseAccelError,
+    command_line, ensure_mem_file, option_rom_devices, Accel, Confinement, LaunchOptions,
+    MachineSpec, ParseAccelError, SANDBOX,
 };
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ impl Qemu {
         remove_stale(&sock)?;
         let listener = UnixListener::bind(&sock)
             .map_err(|e| QemuError::io(format!("bind {}", sock.display()), e))?;
+        if let Some(c) = self.opts.confine {
+            // A confined QEMU connects as its own user.
+            crate::instance::give(&sock, c)?;
+        }
         let mut reader = AbortOnDrop(tokio::spawn(async move {
             let (mut s, _) = listener.accept().await?;
             let mut buf = Vec::new();

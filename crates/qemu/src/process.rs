@@ -88,6 +88,11 @@ impl Child {
             .stderr(Stdio::from(err))
             // Its own process group: signals to ours do not reach it.
             .process_group(0);
+        if let Some(c) = opts.confine {
+            // std drops the supplementary groups too (setgroups(0)) when a
+            // root parent sets the user.
+            cmd.uid(c.uid).gid(c.gid);
+        }
         let spawned = if opts.deny_hugepage_advice {
             crate::no_thp::spawn_filtered(move || cmd.spawn())
         } else {

@@ -128,7 +128,31 @@ pub struct LaunchOptions {
     /// the [`MachineSpec`], so they must not change the machine's device
     /// state (e.g. a second monitor, `-no-reboot`).
     pub extra_args: Vec<String>,
+    /// Run QEMU unprivileged and sandboxed (see [`Confinement`]); `None`
+    /// runs it as the daemon's own user, unsandboxed.
+    pub confine: Option<Confinement>,
 }
+
+/// How a QEMU that runs another host's VM is held in:
+/// - it runs as `uid`:`gid` from its first instruction (`setgid`, `setuid`
+///   and the supplementary groups dropped before `exec`);
+/// - its run directory (sockets, and nothing else) is made its own, mode
+///   0700, and the migration socket the daemon listens on is given to it;
+/// - `-sandbox on` with privilege elevation, spawning, resource control and
+///   obsolete calls denied (QEMU's own seccomp filter).
+///
+/// Its memory and disk files must already be its own (the server's lazy
+/// files are: `VmMemory::set_owner`), and its boot files readable by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Confinement {
+    /// The user QEMU runs as (an id of its own: no other process's).
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+}
+
+/// QEMU's sandbox options under a [`Confinement`].
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 impl LaunchOptions {
     /// Defaults: binary `qemu-system-x86_64` from `PATH`, TCG, memory in
@@ -147,6 +171,7 @@ impl LaunchOptions {
             tap: None,
             disk_path: None,
             extra_args: Vec::new(),
+            confine: None,
         }
     }
 
@@ -248,6 +273,9 @@ pub fn command_line(spec: &MachineSpec, opts: &LaunchOptions) -> Vec<String> {
         a.push(format!(
             "virtio-blk-pci,drive=disk0,cyls={cyls},heads=16,secs=63"
         ));
+    }
+    if opts.confine.is_some() {
+        a.extend(["-sandbox".into(), SANDBOX.into()]);
     }
     a.extend(opts.extra_args.iter().cloned());
     if opts.incoming {

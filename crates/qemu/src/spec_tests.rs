@@ -17,6 +17,7 @@ fn opts() -> LaunchOptions {
         tap: None,
         disk_path: None,
         extra_args: vec![],
+        confine: None,
     }
 }
 

@@ -21,6 +21,8 @@
 //! wol_networks = ["10.0.0.0/24"]
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
 //! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
+//! confine_qemu = true                       # each VM's QEMU as a user of its own, sandboxed
+//! qemu_first_uid = 1900000000               # those users' ids: this and the max_vms after it
 //! extra_qemu_args = []                      # added to every VM's QEMU; `{vm}`: its name
 //!
 //! [limits]                                  # checked before a VM is prepared
@@ -153,6 +155,17 @@ pub struct ServerConfig {
     /// earlier runs are removed at start-up.
     #[serde(default = "default_true")]
     pub keep_working_sets: bool,
+    /// Run each VM's QEMU as a user of its own, under QEMU's sandbox, in a
+    /// run directory of its own (`jettison_qemu::Confinement`). False runs
+    /// them as the daemon's user (root): only for debugging.
+    #[serde(default = "default_true")]
+    pub confine_qemu: bool,
+    /// The first of the ids those users get: `limits.max_vms` ids from
+    /// here, which no account of this host may use. The default lies above
+    /// the ranges systemd gives out (system, regular, dynamic and container
+    /// users).
+    #[serde(default = "default_first_uid")]
+    pub qemu_first_uid: u32,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -174,6 +187,9 @@ fn default_run_dir() -> PathBuf {
 }
 fn default_qemu() -> PathBuf {
     PathBuf::from("qemu-system-x86_64")
+}
+fn default_first_uid() -> u32 {
+    1_900_000_000
 }
 fn default_true() -> bool {
     true
@@ -215,6 +231,19 @@ impl ServerConfig {
             return Err(
                 "limits: max_vm_memory_mib, max_vm_cpus and max_vms must be at least 1".into(),
             );
+        }
+        if cfg.qemu_first_uid == 0
+            || u32::try_from(l.max_vms)
+                .ok()
+                .and_then(|n| cfg.qemu_first_uid.checked_add(n))
+                .is_none_or(|end| end >= u32::MAX - 1)
+        {
+            return Err(format!(
+                "qemu_first_uid {} with max_vms {}: the ids must lie between 1 and {}",
+                cfg.qemu_first_uid,
+                l.max_vms,
+                u32::MAX - 2
+            ));
         }
         for arg in &cfg.extra_qemu_args {
             let rest = arg.replace("{vm}", "");

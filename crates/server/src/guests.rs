@@ -142,6 +142,9 @@ pub(crate) struct Guest<V, F> {
     /// The NIC's tap on this host, held so that it is removed when the guest
     /// is dropped, after the VM.
     pub(crate) _tap: Option<jettison_daemon::tap::Tap>,
+    /// The user its QEMU runs as, held (after the VM: declared later) until
+    /// the guest goes.
+    pub(crate) _qemu_user: Option<crate::qemu_users::Lease>,
     /// Where its handover is (as its durable record says).
     pub(crate) handover: ServerState,
     /// Paused by the operator (dirty pages flushed).
@@ -177,6 +180,7 @@ impl<V, F> Guest<V, F> {
             vm,
             files,
             _tap: tap,
+            _qemu_user: None,
             handover: ServerState::Preparing,
             paused: false,
             memory_mib,

@@ -167,8 +167,28 @@ impl Host for Server {
             None => None,
         };
         let guest = async {
+            // Its own user: its files become that user's before QEMU
+            // opens them (and before anyone could look them up).
+            let user = match &self.qemu_users {
+                Some(users) => Some(users.lease(self.qemu_run_dir(vm)).ok_or_else(|| {
+                    ServerError::WrongState(format!(
+                        "no free QEMU user for VM {vm}: all {} ids from qemu_first_uid are in use",
+                        self.config.limits.max_vms
+                    ))
+                })?),
+                None => None,
+            };
+            if let Some(c) = user.as_ref().map(|u| u.confinement) {
+                memory.set_owner(c.uid, c.gid);
+                if let Some((file, _)) = &disk {
+                    file.set_owner(c.uid, c.gid);
+                }
+            }
+            let owner = user
+                .as_ref()
+                .map(|u| (u.confinement.uid, u.confinement.gid));
             let tap = match (&machine.nic_mac, &self.config.bridge) {
-                (Some(_), Some(bridge)) => Some(Tap::create(vm, bridge)?),
+                (Some(_), Some(bridge)) => Some(Tap::create_for(vm, bridge, owner)?),
                 (Some(_), None) => {
                     return Err(ServerError::WrongState(format!(
                         "VM {vm} has a NIC but this server has no `bridge` configured"
@@ -180,7 +200,7 @@ impl Host for Server {
                 binary: self.config.qemu_binary.clone(),
                 accel: self.config.accel,
                 mem_path: self.mount.file_path(vm),
-                run_dir: self.config.run_dir.clone(),
+                run_dir: self.qemu_run_dir(vm),
                 console_log: Some(self.config.run_dir.join(format!("{vm}.console"))),
                 incoming: true,
                 name: vm.into(),
@@ -188,6 +208,7 @@ impl Host for Server {
                 tap: tap.as_ref().map(|t| t.name().to_string()),
                 disk_path: disk.as_ref().map(|d| d.1.clone()),
                 extra_args: self.config.qemu_args(vm),
+                confine: user.as_ref().map(|u| u.confinement),
             };
             let qemu = Qemu::launch(&spec, &opts).await?;
             let files = LazyFiles {
@@ -204,6 +225,7 @@ impl Host for Server {
                 state_server,
             );
             guest.machine = Some(machine.clone());
+            guest._qemu_user = user;
             Ok(guest)
         }
         .await;

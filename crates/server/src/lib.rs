@@ -22,6 +22,7 @@ pub mod lan;
 mod matrix_tests;
 #[cfg(test)]
 mod ownership_tests;
+mod qemu_users;
 pub mod records;
 mod settle;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub mod waker;
 pub mod working_set;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -134,6 +136,8 @@ pub struct Server {
     desktops: Mutex<HashMap<String, Arc<waker::DesktopWaker>>>,
     /// The pages each VM used in its last periods here.
     pub(crate) working_sets: Arc<working_set::WorkingSets>,
+    /// The users confined QEMUs run as (`None`: `confine_qemu = false`).
+    pub(crate) qemu_users: Option<Arc<qemu_users::QemuUsers>>,
     /// VMs lost with the previous server process (their QEMUs, if still
     /// there, are quit once the server runs).
     lost: Mutex<Vec<String>>,
@@ -160,6 +164,19 @@ impl Server {
         for dir in [&config.replica_dir, &config.run_dir] {
             std::fs::create_dir_all(dir)?;
         }
+        // Confined QEMUs pass through it to their own directories in it.
+        std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o711))?;
+        let qemu_users = config.confine_qemu.then(|| {
+            let gid = match config.accel {
+                jettison_qemu::Accel::Kvm => qemu_users::kvm_gid(),
+                jettison_qemu::Accel::Tcg => None,
+            };
+            qemu_users::QemuUsers::new(
+                config.qemu_first_uid,
+                u32::try_from(config.limits.max_vms).unwrap_or(u32::MAX),
+                gid,
+            )
+        });
         let tls = jettison_tls::TlsContext::load(&config.tls)?;
         let working_sets = Arc::new(working_set::WorkingSets::load(
             &config.state_dir.join("working-sets"),
@@ -197,6 +214,7 @@ impl Server {
             handovers: guests::Handovers::new(records, admission::Admission::new(limits)),
             desktops: Mutex::new(HashMap::new()),
             working_sets,
+            qemu_users,
             lost: Mutex::new(lost),
             to_restore: Mutex::new(to_restore),
             checkpoint_logs: Mutex::new(HashMap::new()),
@@ -205,6 +223,12 @@ impl Server {
             recover,
             to_recover: Mutex::new(Some(to_recover)),
         })
+    }
+
+    /// The run directory of `vm`'s QEMU (its sockets and output log), in
+    /// `run_dir`.
+    pub fn qemu_run_dir(&self, vm: &str) -> PathBuf {
+        self.config.run_dir.join(vm)
     }
 
     /// The configuration in force.
@@ -252,7 +276,7 @@ impl Server {
         let to_restore = std::mem::take(&mut *server.to_restore.lock().expect("restore lock"));
         for vm in lost.iter().chain(to_restore.iter().map(|(vm, _)| vm)) {
             // A QEMU of the previous process, if it outlived it, serves nobody.
-            let qmp = jettison_qemu::LaunchOptions::new(vm, &server.config.run_dir).qmp_socket();
+            let qmp = jettison_qemu::LaunchOptions::new(vm, server.qemu_run_dir(vm)).qmp_socket();
             if let Ok(q) = jettison_qemu::QmpClient::connect(&qmp, vm).await {
                 tracing::warn!(vm, "quitting the QEMU the previous server process left");
                 let _ = q.execute(&jettison_qemu::qmp::Quit {}).await;

@@ -39,6 +39,7 @@ pub fn options(dir: &Path, name: &str) -> LaunchOptions {
         tap: None,
         disk_path: None,
         extra_args: vec![],
+        confine: None,
     }
 }
 
