@@ -80,10 +80,10 @@ pub struct SimulateArgs {
     /// model's parameters one at a time, over --sweep-seeds seeds, for the
     /// combination the crossover is computed for (a `sweeps` section in the
     /// JSON and the Markdown; with --plot, one figure per sweep beside it).
-    #[arg(long, requires = "synthetic")]
+    #[arg(long)]
     sweeps: bool,
     /// Seeds of each sweep point (95 % intervals need two or more).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     sweep_seeds: u32,
 }
 
@@ -164,7 +164,12 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         days: args.days,
         ..SynthParams::default()
     };
-    let synth = |seed: u64| generate(&SynthParams { seed, ..params.clone() });
+    let synth = |seed: u64| {
+        generate(&SynthParams {
+            seed,
+            ..params.clone()
+        })
+    };
     let trace = match (&args.trace, args.synthetic) {
         (Some(path), _) => jettison_sim::io::load_trace(path)
             .with_context(|| format!("loading {}", path.display()))?,
@@ -177,6 +182,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         }
         (None, false) => bail!("say what to simulate: --synthetic, or --trace PATH"),
     };
+    anyhow::ensure!(
+        !args.sweeps || args.synthetic,
+        "--sweeps varies the synthetic fleet's parameters: use it with --synthetic"
+    );
     anyhow::ensure!(
         args.budget_wakes_per_hour.is_finite() && args.budget_wakes_per_hour >= 0.0,
         "--budget-wakes-per-hour must be a number of at least 0"

@@ -22,19 +22,17 @@ pub fn run(params: &SynthParams, config: SimConfig, combination: &str, seeds: u3
         knobs: Knob::all(),
     };
     let started = std::time::Instant::now();
-    plan.run(|k| {
-        eprintln!(
-            "sweeping {} ({:.0?} so far)",
-            k.key(),
-            started.elapsed()
-        )
-    })
+    plan.run(|k| eprintln!("sweeping {} ({:.0?} so far)", k.key(), started.elapsed()))
 }
 
 /// The file of `key`'s figure next to `plot`: `<stem>-sweep-<key>.<ext>`.
 pub fn plot_path(plot: &Path, key: &str) -> PathBuf {
-    let stem = plot.file_stem().map_or("simulation".into(), |s| s.to_string_lossy().into_owned());
-    let ext = plot.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned());
+    let stem = plot
+        .file_stem()
+        .map_or("simulation".into(), |s| s.to_string_lossy().into_owned());
+    let ext = plot
+        .extension()
+        .map_or("png".into(), |e| e.to_string_lossy().into_owned());
     plot.with_file_name(format!("{stem}-sweep-{key}.{ext}"))
 }
 

@@ -55,7 +55,9 @@ impl LineChart {
     /// category in every series, finite values and `lo <= y <= hi`.
     pub fn validate(&self) -> Result<(), PlotError> {
         if self.categories.is_empty() || self.series.is_empty() {
-            return Err(PlotError::Input("a line chart needs a category and a series".into()));
+            return Err(PlotError::Input(
+                "a line chart needs a category and a series".into(),
+            ));
         }
         for s in &self.series {
             if s.points.len() != self.categories.len() {
@@ -69,38 +71,56 @@ impl LineChart {
             for p in s.points.iter().flatten() {
                 let finite = p.y.is_finite() && p.lo.is_finite() && p.hi.is_finite();
                 if !finite || p.lo > p.y || p.y > p.hi {
-                    return Err(PlotError::Input(format!("series {:?}: bad point {p:?}", s.name)));
+                    return Err(PlotError::Input(format!(
+                        "series {:?}: bad point {p:?}",
+                        s.name
+                    )));
                 }
             }
         }
         if self.marked.is_some_and(|m| m >= self.categories.len()) {
-            return Err(PlotError::Input("the marked category does not exist".into()));
+            return Err(PlotError::Input(
+                "the marked category does not exist".into(),
+            ));
         }
-        if self.series.iter().all(|s| s.points.iter().all(Option::is_none)) {
+        if self
+            .series
+            .iter()
+            .all(|s| s.points.iter().all(Option::is_none))
+        {
             return Err(PlotError::Input("a line chart needs a point".into()));
         }
         Ok(())
     }
 
-    /// The y range, padded.
+    /// The y range, padded (more below, where the legend goes).
     fn y_range(&self) -> (f64, f64) {
         let (lo, hi) = self
             .series
             .iter()
             .flat_map(|s| s.points.iter().flatten())
             .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.lo), h.max(p.hi)));
-        let d = (hi - lo).max(1.0) * 0.1;
-        (lo - d, hi + d)
+        let d = (hi - lo).max(1.0);
+        (lo - 0.35 * d, hi + 0.1 * d)
     }
 }
 
 /// Renders `chart` as a PNG (`.png`) or SVG (any other extension) file.
-pub fn render_lines(chart: &LineChart, path: &Path, width: u32, height: u32) -> Result<(), PlotError> {
+pub fn render_lines(
+    chart: &LineChart,
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
     crate::render_file(chart, path, width, height)
 }
 
 /// Renders `chart` as an SVG document held in memory.
-pub fn render_lines_svg_string(chart: &LineChart, width: u32, height: u32) -> Result<String, PlotError> {
+pub fn render_lines_svg_string(
+    chart: &LineChart,
+    width: u32,
+    height: u32,
+) -> Result<String, PlotError> {
     crate::render_svg_of(chart, width, height)
 }
 

@@ -206,11 +206,17 @@ fn the_memory_copy_delays_the_first_sleep() {
             ..timeout_30s(vec![], SelectiveResume::Off)
         },
     );
-    let (a, b) = (&plain.policies["fixed-timeout-30s"], &copied.policies["fixed-timeout-30s"]);
+    let (a, b) = (
+        &plain.policies["fixed-timeout-30s"],
+        &copied.policies["fixed-timeout-30s"],
+    );
     close(b.energy_j - a.energy_j, (60.0 - 3.0) * 60.0);
     assert_eq!((a.sleeps, b.sleeps), (1, 1));
     // the oracle copies at once and sleeps after it
-    close(copied.oracle.energy_j - plain.oracle.energy_j, (60.0 - 3.0) * 60.0);
+    close(
+        copied.oracle.energy_j - plain.oracle.energy_j,
+        (60.0 - 3.0) * 60.0,
+    );
     assert_eq!(a.wasted_migrations + b.wasted_migrations, 0);
 }
 

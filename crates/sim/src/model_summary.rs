@@ -17,7 +17,11 @@ pub fn parameters_markdown(params: &SynthParams) -> String {
          | parameter | value | meaning | source |\n|---|---|---|---|\n",
     );
     for p in params.documented() {
-        let _ = writeln!(s, "| `{}` | {} | {} | {} |", p.name, p.value, p.meaning, p.source);
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            p.name, p.value, p.meaning, p.source
+        );
     }
     s
 }

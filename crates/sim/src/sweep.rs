@@ -47,7 +47,10 @@ impl Knob {
     /// Every knob, with the values swept.
     pub fn all() -> Vec<(Knob, Vec<f64>)> {
         vec![
-            (Knob::PartialVmsPerServer, vec![10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 270.0]),
+            (
+                Knob::PartialVmsPerServer,
+                vec![10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 270.0],
+            ),
             (Knob::IdleW, vec![40.0, 60.0, 80.0, 110.0]),
             (Knob::AsleepW, vec![1.0, 3.0, 6.0, 13.0]),
             (Knob::ResumeMs, vec![2_300.0, 3_000.0, 5_000.0, 8_000.0]),
@@ -133,7 +136,9 @@ impl Knob {
     /// `params` and `profile` with this knob at `v`.
     pub fn apply(self, v: f64, params: &mut SynthParams, profile: &mut PowerProfile) {
         match self {
-            Knob::PartialVmsPerServer => profile.server.partial_vms_per_server = v.round().max(1.0) as u32,
+            Knob::PartialVmsPerServer => {
+                profile.server.partial_vms_per_server = v.round().max(1.0) as u32
+            }
             Knob::IdleW => {
                 profile.desktop.idle_w = v;
                 profile.desktop.active_w = profile.desktop.active_w.max(v);
@@ -164,7 +169,14 @@ impl Knob {
                 rescale(&mut profile.devices, is_svc, ls, e * share, sl, se);
                 let rest = |c: &DeviceCost| !is_svc(c);
                 let (rl, re) = (l as f64 - sl, e - se);
-                rescale(&mut profile.devices, rest, l - ls, e * (1.0 - share), rl, re);
+                rescale(
+                    &mut profile.devices,
+                    rest,
+                    l - ls,
+                    e * (1.0 - share),
+                    rl,
+                    re,
+                );
             }
             Knob::ColdRate => params.cold_p = (params.cold_p * v).min(1.0),
             Knob::TimerRate => params.timer_bursts_per_hour *= v,
@@ -208,7 +220,11 @@ fn rescale(
             d.energy_j = e_left.max(0.0);
             break;
         }
-        let lf = if l0 > 0.0 { d.latency_ms as f64 / l0 } else { 1.0 / n };
+        let lf = if l0 > 0.0 {
+            d.latency_ms as f64 / l0
+        } else {
+            1.0 / n
+        };
         let ef = if e0 > 0.0 { d.energy_j / e0 } else { 1.0 / n };
         d.latency_ms = ((latency_ms as f64 * lf).round() as u64).min(l_left);
         d.energy_j = (energy_j * ef).min(e_left);
@@ -289,10 +305,21 @@ fn point(value: f64, default: bool, runs: &[(&Report, &Outcome, f64)]) -> SweepP
         value,
         default,
         savings: stat(&runs.iter().map(|x| x.2).collect::<Vec<_>>()),
-        full_migration: stat(&runs.iter().map(|x| x.0.full_migration.savings_pct).collect::<Vec<_>>()),
+        full_migration: stat(
+            &runs
+                .iter()
+                .map(|x| x.0.full_migration.savings_pct)
+                .collect::<Vec<_>>(),
+        ),
         wakes_per_idle_hour: mean(runs.iter().map(|x| x.1.wakes_per_idle_hour)),
-        stall_p99_ms: mean(runs.iter().map(|x| x.1.stall_ms.map_or(0.0, |s| s.p99 as f64))),
-        wasted_pct: mean(runs.iter().map(|x| 100.0 * x.1.wasted_migrations as f64 / periods(x.0))),
+        stall_p99_ms: mean(
+            runs.iter()
+                .map(|x| x.1.stall_ms.map_or(0.0, |s| s.p99 as f64)),
+        ),
+        wasted_pct: mean(
+            runs.iter()
+                .map(|x| 100.0 * x.1.wasted_migrations as f64 / periods(x.0)),
+        ),
     }
 }
 
@@ -331,9 +358,14 @@ impl Plan {
 
     /// Runs every sweep; `progress` is told each knob as it starts.
     pub fn run(&self, mut progress: impl FnMut(Knob)) -> Vec<Sweep> {
-        let base_traces: Vec<FleetTrace> = (0..self.seeds).map(|s| self.trace(&self.params, s)).collect();
+        let base_traces: Vec<FleetTrace> = (0..self.seeds)
+            .map(|s| self.trace(&self.params, s))
+            .collect();
         let base_config = self.config(&self.params, self.config.profile.clone());
-        let base: Vec<Report> = base_traces.iter().map(|t| simulate(t, &base_config)).collect();
+        let base: Vec<Report> = base_traces
+            .iter()
+            .map(|t| simulate(t, &base_config))
+            .collect();
         let mut out = Vec::new();
         for (knob, values) in &self.knobs {
             progress(*knob);
@@ -360,7 +392,8 @@ impl Plan {
                 crossover = (!xs.is_empty()).then(|| stat(&xs));
             } else {
                 for &v in values {
-                    let (mut params, mut profile) = (self.params.clone(), self.config.profile.clone());
+                    let (mut params, mut profile) =
+                        (self.params.clone(), self.config.profile.clone());
                     knob.apply(v, &mut params, &mut profile);
                     let config = self.config(&params, profile);
                     let reports: Vec<Report> = if v == default {
@@ -378,7 +411,11 @@ impl Plan {
                     };
                     let runs: Vec<(&Report, &Outcome, f64)> = reports
                         .iter()
-                        .filter_map(|r| r.policies.get(&self.combination).map(|o| (r, o, o.savings_pct)))
+                        .filter_map(|r| {
+                            r.policies
+                                .get(&self.combination)
+                                .map(|o| (r, o, o.savings_pct))
+                        })
                         .collect();
                     points.push(point(v, v == default, &runs));
                 }

@@ -27,7 +27,9 @@ fn every_knob_keeps_the_profile_valid() {
         for v in values {
             let (mut params, mut profile) = (SynthParams::default(), PowerProfile::default());
             knob.apply(v, &mut params, &mut profile);
-            profile.validate().unwrap_or_else(|e| panic!("{knob:?} = {v}: {e}"));
+            profile
+                .validate()
+                .unwrap_or_else(|e| panic!("{knob:?} = {v}: {e}"));
             let back = knob.default_value(&params, &profile);
             if !matches!(knob, Knob::ColdRate | Knob::TimerRate) {
                 assert!((back - v).abs() < 1e-3, "{knob:?}: {back} vs {v}");
@@ -74,7 +76,12 @@ fn sweeps_give_intervals_and_move_the_way_they_should() {
     assert_eq!(sweeps.len(), 3);
     for sw in &sweeps {
         assert_eq!(sw.points.len(), 3);
-        assert_eq!(sw.points.iter().filter(|p| p.default).count(), 1, "{}", sw.key);
+        assert_eq!(
+            sw.points.iter().filter(|p| p.default).count(),
+            1,
+            "{}",
+            sw.key
+        );
         for p in &sw.points {
             assert_eq!(p.savings.seeds, 2);
             assert!(p.savings.lo <= p.savings.mean && p.savings.mean <= p.savings.hi);
@@ -85,7 +92,10 @@ fn sweeps_give_intervals_and_move_the_way_they_should() {
     let share = &sweeps[0];
     let v = s(share);
     assert!(v[0] < v[1] && v[1] < v[2], "{v:?}");
-    assert_eq!(share.points[0].full_migration, share.points[2].full_migration);
+    assert_eq!(
+        share.points[0].full_migration,
+        share.points[2].full_migration
+    );
     let x = share.crossover.expect("a crossover");
     assert!(x.mean > 10.0 && x.mean < 270.0, "{x:?}");
     // a hungrier sleep saves less, for both
@@ -101,5 +111,8 @@ fn sweeps_give_intervals_and_move_the_way_they_should() {
     // one seed: the interval collapses to the mean
     let one = plan(vec![(Knob::AsleepW, vec![3.0])], 1).run(|_| {});
     let p = &one[0].points[0];
-    assert_eq!((p.savings.lo, p.savings.hi), (p.savings.mean, p.savings.mean));
+    assert_eq!(
+        (p.savings.lo, p.savings.hi),
+        (p.savings.mean, p.savings.mean)
+    );
 }

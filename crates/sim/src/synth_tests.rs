@@ -154,7 +154,9 @@ fn absences_are_cut_at_their_longest() {
     };
     let mut r = Rng::new(2);
     let xs: Vec<u64> = (0..100_000).map(|_| absence_ms(&p, &mut r)).collect();
-    assert!(xs.iter().all(|&x| (p.absence_min_ms..=p.absence_max_ms).contains(&x)));
+    assert!(xs
+        .iter()
+        .all(|&x| (p.absence_min_ms..=p.absence_max_ms).contains(&x)));
     assert!(xs.contains(&p.absence_max_ms), "some absences hit the cut");
 }
 
@@ -175,7 +177,10 @@ fn idle_periods_start_when_the_agent_detects_the_absence() {
                 "period at {} follows no activity",
                 pe.span.start_ms
             );
-            assert!(d.activity.iter().any(|a| a.start_ms == pe.span.end_ms) || pe.span.end_ms == t.wall_ms());
+            assert!(
+                d.activity.iter().any(|a| a.start_ms == pe.span.end_ms)
+                    || pe.span.end_ms == t.wall_ms()
+            );
             brief += usize::from(pe.span.len_ms() < 600_000);
         }
         // every absence longer than the detection delay is a period, no other
@@ -240,7 +245,10 @@ fn the_hot_set_drifts_at_its_rate() {
     // a week at 10 % a day replaces 1 - e^-0.7 = 50 % of the runs
     vm.drift(&p, &mut r, 7 * DAY_MS);
     let after = vm.hot_pages();
-    let kept = before.iter().filter(|x| after.binary_search(x).is_ok()).count();
+    let kept = before
+        .iter()
+        .filter(|x| after.binary_search(x).is_ok())
+        .count();
     let kept = kept as f64 / before.len() as f64;
     assert!((kept - (-0.7f64).exp()).abs() < 0.1, "kept {kept}");
     // the set keeps its size (runs keep their lengths; overlaps aside)
@@ -279,14 +287,23 @@ fn every_parameter_is_documented_once_with_a_source() {
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(docs.len(), keys.len(), "{keys:?}");
     for k in keys {
-        assert_eq!(docs.iter().filter(|d| d.name == k.as_str()).count(), 1, "{k}");
+        assert_eq!(
+            docs.iter().filter(|d| d.name == k.as_str()).count(),
+            1,
+            "{k}"
+        );
     }
     for d in &docs {
-        assert!(!d.source.is_empty() && !d.value.is_empty() && !d.meaning.is_empty(), "{d:?}");
+        assert!(
+            !d.source.is_empty() && !d.value.is_empty() && !d.meaning.is_empty(),
+            "{d:?}"
+        );
     }
     // what is not cited says so
     assert!(docs.iter().any(|d| d.source == "assumed"));
-    assert!(docs.iter().any(|d| d.source.starts_with("measured on this machine")));
+    assert!(docs
+        .iter()
+        .any(|d| d.source.starts_with("measured on this machine")));
 }
 
 #[test]
