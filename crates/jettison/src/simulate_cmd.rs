@@ -1,7 +1,11 @@
 //! `jettison simulate`: the fleet simulator (crate `jettison-sim`) over a
 //! synthetic fleet or a recorded trace, every (sleep policy x prefetch x
 //! resume) combination side by side with the offline oracle, plain sleep
-//! and full migration.
+//! and full migration; with `--sweeps`, sensitivity sweeps with 95 %
+//! confidence intervals ([`simulate_sweeps`]).
+
+#[path = "simulate_sweeps.rs"]
+mod simulate_sweeps;
 
 use std::path::PathBuf;
 
@@ -72,6 +76,15 @@ pub struct SimulateArgs {
     /// The delay budget: most wakes by a miss per idle hour.
     #[arg(long, default_value_t = 4.0)]
     budget_wakes_per_hour: f64,
+    /// Also sweep the server share, the power profile and the synthetic
+    /// model's parameters one at a time, over --sweep-seeds seeds, for the
+    /// combination the crossover is computed for (a `sweeps` section in the
+    /// JSON and the Markdown; with --plot, one figure per sweep beside it).
+    #[arg(long)]
+    sweeps: bool,
+    /// Seeds of each sweep point (95 % intervals need two or more).
+    #[arg(long, default_value_t = 5)]
+    sweep_seeds: u32,
 }
 
 /// `--selective-resume`.
@@ -145,12 +158,16 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| parse_prefetch(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let params = SynthParams {
+        seed: args.seed,
+        desktops: args.desktops,
+        days: args.days,
+        ..SynthParams::default()
+    };
     let synth = |seed: u64| {
         generate(&SynthParams {
             seed,
-            desktops: args.desktops,
-            days: args.days,
-            ..SynthParams::default()
+            ..params.clone()
         })
     };
     let trace = match (&args.trace, args.synthetic) {
@@ -158,13 +175,17 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("loading {}", path.display()))?,
         (None, true) => {
             anyhow::ensure!(
-                args.desktops > 0 && args.days > 0 && args.seeds > 0,
-                "--desktops, --days and --seeds must be at least 1"
+                args.desktops > 0 && args.days > 0 && args.seeds > 0 && args.sweep_seeds > 0,
+                "--desktops, --days, --seeds and --sweep-seeds must be at least 1"
             );
             synth(args.seed)
         }
         (None, false) => bail!("say what to simulate: --synthetic, or --trace PATH"),
     };
+    anyhow::ensure!(
+        !args.sweeps || args.synthetic,
+        "--sweeps varies the synthetic fleet's parameters: use it with --synthetic"
+    );
     anyhow::ensure!(
         args.budget_wakes_per_hour.is_finite() && args.budget_wakes_per_hour >= 0.0,
         "--budget-wakes-per-hour must be a number of at least 0"
@@ -182,6 +203,12 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             Resume::Off => SelectiveResume::Off,
             Resume::On => SelectiveResume::On,
             Resume::Both => SelectiveResume::Both,
+        },
+        // the agent's memory copy before a first sleep, for the synthetic VM
+        durable_copy_ms: if args.synthetic {
+            params.durable_copy_ms()
+        } else {
+            0
         },
         ..SimConfig::default()
     };
@@ -205,9 +232,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let basis = pick
         .combination
         .as_ref()
-        .and_then(|k| report.policies.get(k))
-        .or_else(|| report.best_online(true).map(|x| x.1));
-    report.crossover_partial_vms_per_server = basis.and_then(|o| {
+        .and_then(|k| report.policies.get_key_value(k))
+        .or_else(|| {
+            report
+                .best_online(true)
+                .and_then(|x| report.policies.get_key_value(x.0))
+        })
+        .map(|(k, o)| (k.clone(), o.clone()));
+    report.crossover_partial_vms_per_server = basis.as_ref().and_then(|(_, o)| {
         rank::crossover_partial_vms_per_server(
             &report,
             o,
@@ -216,6 +248,17 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     });
     report.best_under_budget = Some(pick);
     let took = started.elapsed();
+    if args.sweeps {
+        let (key, o) = basis.as_ref().context("no online combination to sweep")?;
+        let one = config_of(&config, o).context("the combination to sweep is not configured")?;
+        let started = std::time::Instant::now();
+        report.sweeps = Some(simulate_sweeps::run(&params, one, key, args.sweep_seeds));
+        eprintln!("sweeps done in {:.0?}", started.elapsed());
+    }
+    let sweep_plots = match (&report.sweeps, &args.plot) {
+        (Some(sweeps), Some(plot)) => simulate_sweeps::write_plots(sweeps, plot)?,
+        _ => Vec::new(),
+    };
     print!("{}", summary::console(&report, args.all));
     println!(
         "(savings against the desktop left on; GiB over the network; plain sleep breaks the background \
@@ -226,7 +269,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         let mut page = summary::markdown(&report, &command);
         page += &jettison_sim::evaluation::markdown(&report, &config);
         // Linked by name when the figure sits beside the page.
-        let link = |plot: &PathBuf| {
+        let link = |plot: &PathBuf| -> PathBuf {
             if plot.parent() == path.parent() {
                 plot.file_name()
                     .map(PathBuf::from)
@@ -235,6 +278,18 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
                 plot.clone()
             }
         };
+        if args.trace.is_none() {
+            page += &jettison_sim::model_summary::parameters_markdown(&params);
+        }
+        if let Some(sweeps) = &report.sweeps {
+            let plots = |key: &str| {
+                sweep_plots
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, p)| link(p).display().to_string())
+            };
+            page += &jettison_sim::model_summary::sweeps_markdown(sweeps, &plots);
+        }
         if let Some(plot) = &args.plot {
             page += &format!(
                 "\n![Energy saved by idle-period length]({})\n",
@@ -253,6 +308,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
         crate::simulate_plot::write(&report, path)?;
         println!("plot: {}", path.display());
+    }
+    for (_, path) in &sweep_plots {
+        println!("sweep plot: {}", path.display());
     }
     if let Some(path) = &args.pareto {
         crate::simulate_plot::write_pareto(&report, path)?;
@@ -277,25 +335,29 @@ fn equal_share(
         .policies
         .iter()
         .min_by(|a, b| a.1.energy_j.total_cmp(&b.1.energy_j))?;
-    let policy = config.policies.iter().find(|p| p.name() == best.policy)?;
+    let mut again = config_of(config, best)?;
+    again.profile.server.partial_vms_per_server = again.profile.server.vms_per_server;
+    simulate(trace, &again).policies.into_values().next()
+}
+
+/// `config` reduced to the one combination of `o` (its sleep policy,
+/// prefetch policy and resume).
+fn config_of(config: &SimConfig, o: &jettison_sim::Outcome) -> Option<SimConfig> {
+    let policy = config.policies.iter().find(|p| p.name() == o.policy)?;
     let prefetch = config
         .prefetch_configs()
         .into_iter()
-        .find(|c| jettison_sim::prefetch_name(c) == best.prefetch)?;
-    let mut profile = config.profile.clone();
-    profile.server.partial_vms_per_server = profile.server.vms_per_server;
-    let again = SimConfig {
-        profile,
+        .find(|c| jettison_sim::prefetch_name(c) == o.prefetch)?;
+    Some(SimConfig {
         policies: vec![policy.clone()],
         prefetch: vec![prefetch],
-        selective_resume: if best.selective_resume {
+        selective_resume: if o.selective_resume {
             SelectiveResume::On
         } else {
             SelectiveResume::Off
         },
         ..config.clone()
-    };
-    simulate(trace, &again).policies.into_values().next()
+    })
 }
 
 #[cfg(test)]

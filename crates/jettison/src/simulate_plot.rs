@@ -8,7 +8,8 @@ use anyhow::Context;
 use jettison_plot::{render_bars, BarChart, BarSeries};
 use jettison_sim::{Bucket, Outcome, Report};
 
-const BUCKETS: [(Bucket, &str); 4] = [
+const BUCKETS: [(Bucket, &str); 5] = [
+    (Bucket::Brief, "under 10 min"),
     (Bucket::Short, "10-30 min"),
     (Bucket::Medium, "30-60 min"),
     (Bucket::Long, "over 1 h"),

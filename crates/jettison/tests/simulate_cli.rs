@@ -17,13 +17,22 @@ fn stderr(out: &Output) -> String {
 
 const SMALL: [&str; 6] = ["simulate", "--synthetic", "--desktops", "4", "--days", "7"];
 
-#[test]
-fn synthetic_fleet_report_has_every_combination_and_bucket() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("sim.json");
-    let md = dir.path().join("sim.md");
-    let png = dir.path().join("sim.png");
+/// Runs the small fleet with `extra` options, writing the JSON report, the
+/// Markdown page and the plot into `dir`; returns their paths.
+fn run_small(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Output,
+) {
+    let json = dir.join("sim.json");
+    let md = dir.join("sim.md");
+    let png = dir.join("sim.png");
     let mut args = SMALL.to_vec();
+    args.extend(extra);
     args.extend([
         "--json",
         json.to_str().unwrap(),
@@ -33,6 +42,13 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
         png.to_str().unwrap(),
     ]);
     let out = jettison(&args);
+    (json, md, png, out)
+}
+
+#[test]
+fn synthetic_fleet_report_has_every_combination_and_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, md, png, out) = run_small(dir.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     for want in [
@@ -40,6 +56,8 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
         "full migration",
         "Most energy, whatever the delay",
         "Selective resume",
+        "Idle detection:",
+        "of full migration's savings",
     ] {
         assert!(table.contains(want), "{want} in {table}");
     }
@@ -62,6 +80,7 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
     {
         assert!(scheme["savings_pct"].as_f64().unwrap() > 0.0);
         assert!(scheme["network_bytes"].as_u64().unwrap() > 0);
+        assert!(scheme["wasted_migrations"].is_u64(), "{scheme}");
         for bucket in ["10-30m", "30-60m", "1h+", "overnight"] {
             assert!(
                 scheme["savings_by_idle_bucket"][bucket].is_number(),
@@ -77,6 +96,8 @@ fn synthetic_fleet_report_has_every_combination_and_bucket() {
         "Over full migration",
         "10-30 min",
         "![Energy saved by idle-period length](sim.png)",
+        "## The synthetic model",
+        "under 10 min",
     ] {
         assert!(page.contains(want), "{want} in {page}");
     }
@@ -168,4 +189,83 @@ fn bad_input_is_a_clear_error() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn sweeps_have_intervals_plots_and_a_json_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "--prefetch",
+        "neighbourhood-64",
+        "--sweeps",
+        "--sweep-seeds",
+        "2",
+    ];
+    let (json, md, _, out) = run_small(dir.path(), &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // the keys that existed before the sweeps stay
+    for key in ["best_under_budget", "crossover_partial_vms_per_server"] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    let sweeps = v["sweeps"].as_array().unwrap();
+    let keys: Vec<&str> = sweeps.iter().map(|s| s["key"].as_str().unwrap()).collect();
+    for want in [
+        "partial_vms_per_server",
+        "idle_w",
+        "asleep_w",
+        "resume_ms",
+        "service_share",
+        "cold_rate",
+        "timer_rate",
+        "hot_pages",
+        "away_after_min",
+    ] {
+        assert!(keys.contains(&want), "{want} in {keys:?}");
+    }
+    for sw in sweeps {
+        let points = sw["points"].as_array().unwrap();
+        assert!(points.len() >= 4, "{sw}");
+        assert_eq!(points.iter().filter(|p| p["default"] == true).count(), 1);
+        for p in points {
+            let s = &p["savings"];
+            assert_eq!(s["seeds"], 2);
+            assert!(s["lo"].as_f64().unwrap() <= s["hi"].as_f64().unwrap());
+        }
+        let key = sw["key"].as_str().unwrap();
+        let plot = dir.path().join(format!("sim-sweep-{key}.png"));
+        assert!(
+            std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"),
+            "{key}"
+        );
+    }
+    // the cold-page rate from x0.1 to x10
+    let cold = sweeps.iter().find(|s| s["key"] == "cold_rate").unwrap();
+    let values: Vec<f64> = cold["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!((values[0], values[values.len() - 1]), (0.1, 10.0));
+    let page = std::fs::read_to_string(&md).unwrap();
+    for want in [
+        "## The synthetic model",
+        "| `away_after_ms` |",
+        "## Sensitivity",
+        "![cold-page rate (x the default)](sim-sweep-cold_rate.png)",
+        "wasted migrations",
+    ] {
+        assert!(page.contains(want), "{want} in {page}");
+    }
+}
+
+#[test]
+fn sweeps_need_the_synthetic_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.json");
+    std::fs::write(&trace, r#"{"days":1,"desktops":[]}"#).unwrap();
+    let out = jettison(&["simulate", "--trace", trace.to_str().unwrap(), "--sweeps"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--synthetic"), "{}", stderr(&out));
 }

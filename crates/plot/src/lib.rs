@@ -1,6 +1,7 @@
 //! Draws the jettison demo's timeline figure, grouped bar charts
-//! ([`bars`]: the fleet simulator's savings by idle-period length) and
-//! scatter plots with a front ([`scatter`]: its energy against delay).
+//! ([`bars`]: the fleet simulator's savings by idle-period length), scatter
+//! plots with a front ([`scatter`]: its energy against delay) and line
+//! charts with error bars ([`lines`]: its sensitivity sweeps).
 //!
 //! A [`TimelineInput`] describes one run: the desktop's power states (and,
 //! optionally, its power draw), where the VM ran, the pages the
@@ -26,6 +27,7 @@ mod draw;
 mod error;
 pub mod font;
 pub mod layout;
+pub mod lines;
 mod model;
 mod sample;
 pub mod scatter;
@@ -36,6 +38,7 @@ use plotters::prelude::*;
 
 pub use bars::{render_bars, render_bars_svg_string, BarChart, BarSeries};
 pub use error::PlotError;
+pub use lines::{render_lines, render_lines_svg_string, LineChart, LinePoint, LineSeries};
 pub use model::{Placement, PowerState, TimelineInput};
 pub use sample::sample_input;
 pub use scatter::{render_scatter, render_scatter_svg_string, ScatterChart, ScatterPoint};
@@ -79,7 +82,7 @@ pub fn render_svg_string(
     svg_string(width, height, |root| draw::draw_timeline(root, input))
 }
 
-/// A chart drawn on any backend (bars, scatter): rendered to a file or an
+/// A chart drawn on any backend (bars, scatter, lines): rendered to a file or an
 /// SVG string by [`render_file`] and [`render_svg_of`].
 pub(crate) trait Chart {
     /// Refuses a chart that cannot be drawn.

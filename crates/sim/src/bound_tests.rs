@@ -43,6 +43,7 @@ fn above_floor(spec: &PolicySpec, selective: bool, misses: &[u64], end: u64) -> 
             span,
             misses,
             TICK,
+            0,
             &mut Outcome::default(),
         )
         .0;

@@ -123,6 +123,12 @@ pub struct SimConfig {
     /// loop's tick ([`jettison_power_model::policy::AGENT_TICK_MS`], 250 ms) by
     /// default (see [`crate::cost`]).
     pub decision_tick_ms: u64,
+    /// Making an away VM's memory durable before its desktop's first sleep
+    /// of a period, ms: the agent copies it to disk when the policy first
+    /// says sleep, serving fetches meanwhile, then sleeps (see
+    /// [`crate::cost`]). 0 by default; `jettison simulate` sets the
+    /// synthetic model's ([`crate::SynthParams::durable_copy_ms`]).
+    pub durable_copy_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -134,6 +140,7 @@ impl Default for SimConfig {
             selective_resume: SelectiveResume::default(),
             full_migration: FullMigration::default(),
             decision_tick_ms: jettison_power_model::policy::AGENT_TICK_MS,
+            durable_copy_ms: 0,
         }
     }
 }

@@ -28,7 +28,7 @@ fn online_wait(selective: bool, end_ms: u64, misses: &[u64]) -> (f64, u64, Outco
     let mut o = Outcome::default();
     let mut pol = FixedTimeout { timeout_ms: 30_000 };
     let w = Wakes::new(&p, selective);
-    let (j, wait) = run_period(&p, &w, &mut pol, span(end_ms), misses, 250, &mut o);
+    let (j, wait) = run_period(&p, &w, &mut pol, span(end_ms), misses, 250, 0, &mut o);
     (j, wait, o)
 }
 
@@ -76,7 +76,7 @@ fn decisions_wait_for_the_tick() {
     let mut o = Outcome::default();
     let mut pol = FixedTimeout { timeout_ms: 10_100 };
     // quiet from the miss at 100 ms: 10.1 s later is 10.2 s, the tick at 10.25 s
-    let (j, _) = run_period(&p, &w, &mut pol, span(20_250), &[100], 250, &mut o);
+    let (j, _) = run_period(&p, &w, &mut pol, span(20_250), &[100], 250, 0, &mut o);
     assert_eq!(
         (o.stalls.count(), o.stalls.summary().max),
         (1, 0),
@@ -94,7 +94,7 @@ fn a_miss_during_the_suspend_wakes_it_at_the_suspend_end() {
     let mut pol = FixedTimeout { timeout_ms: 30_000 };
     // sleep at 30 s; a miss at 31 s waits for the suspend (33 s) and the
     // resume (38 s); the user comes back at 38 s + 10 s, awake meanwhile
-    let (j, wait) = run_period(&p, &w, &mut pol, span(48_000), &[31_000], 250, &mut o);
+    let (j, wait) = run_period(&p, &w, &mut pol, span(48_000), &[31_000], 250, 0, &mut o);
     close(j, 60.0 * 30.0 + 180.0 + 400.0 + 60.0 * 10.0);
     // it waited from 31 s to 38 s; the user finds the desktop up
     assert_eq!((o.stalls.summary().max, wait), (7_000, 0));
@@ -136,6 +136,7 @@ fn the_user_returning_to_a_desktop_woken_for_pages_pays_the_rest() {
         span(80_000),
         &[60_000],
         250,
+        0,
         &mut o,
     );
     close(j, 60.0 * 80.0);
@@ -180,7 +181,7 @@ fn the_oracle_bounds_the_online_policy_by_hand() {
                 let mut o = Outcome::default();
                 let misses: Vec<u64> = misses.iter().copied().filter(|&m| m < end).collect();
                 let mut pol = FixedTimeout { timeout_ms: 10_000 };
-                let (on, _) = run_period(&p, &w, &mut pol, span(end), &misses, 250, &mut o);
+                let (on, _) = run_period(&p, &w, &mut pol, span(end), &misses, 250, 0, &mut o);
                 let or = oracle_period(&p, &w, span(end), &misses, &mut o);
                 assert!(or <= on + 1e-9, "{selective} {misses:?} {end}: {or} > {on}");
             }

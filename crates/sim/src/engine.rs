@@ -26,9 +26,12 @@
 //! Baselines: always on (the desktop idles), plain sleep (sleeps at once, no
 //! consolidation, no network presence), full migration (LiteGreen-style:
 //! all VM memory over a shared link while the desktop idles, `k` desktops
-//! going idle in the same minute sharing the link; then sleep; a migration
-//! that cannot pay off, or finish, is not made; the way back is not
-//! charged in energy, which favours it, but counts in its return latency
+//! going idle in the same minute sharing the link; then sleep. Like partial
+//! migration it starts at every detected idle period, not knowing its
+//! length: a migration the user's return interrupts is abandoned (the
+//! desktop idled, the link and the server's share were spent) and counts
+//! as wasted; the way back is not charged in energy, which favours it, but
+//! counts in its return latency
 //! ([`crate::delay`]); the server's share per fully migrated VM,
 //! [`jettison_power_model::profile::ServerPower::watts_per_vm`]). Outside idle
 //! periods every scheme costs the same: active power while the user works,
@@ -36,14 +39,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::{PowerProfile, PrefetchConfig, SleepPolicy};
 
 use crate::config::{prefetch_name, SimConfig, Variant};
 use crate::cost::{gap_j, Wakes};
 use crate::delay::{latency_quantiles, return_group, return_groups, Return};
 use crate::fetch::{self, Fetches, History, Present, DEVICE_STATE_BYTES, PAGE_BYTES};
 use crate::online::run_period;
-use crate::oracle::oracle_period;
+use crate::oracle::oracle_period_after_copy;
 use crate::report::{Bucket, Outcome, Report};
 use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Span};
 
@@ -58,6 +61,7 @@ struct Setup {
     total_pages: u64,
     tick_ms: u64,
     window_ms: u64,
+    durable_ms: u64,
 }
 
 /// The schemes' running figures.
@@ -117,6 +121,7 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             .map(|v| jettison_power_model::policy::policy_profile(p, v.selective))
             .collect(),
         tick_ms: config.decision_tick_ms,
+        durable_ms: config.durable_copy_ms,
         policies: config.distinct_policies(),
         total_pages: config.full_migration.vm_bytes / PAGE_BYTES,
         window_ms: config.full_migration.window_ms,
@@ -135,8 +140,6 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             .entry(pe.span.start_ms / fm.window_ms.max(1))
             .or_default() += 1;
     }
-    let be = break_even_ms(p).unwrap_or(u64::MAX);
-    let l = p.suspend.latency_ms + p.resume.latency_ms;
     let (pi, server_w) = (p.desktop.idle_w, p.server.watts_per_vm());
     let mut idle_base = BTreeMap::<Bucket, f64>::new();
     let mut outside_j = 0.0;
@@ -165,11 +168,14 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             plain.add(b, gap_j(p, len, Some(0), &p.resume), 0.0);
             let k = starts[&(pe.span.start_ms / fm.window_ms.max(1))] as f64;
             let mig = (k * fm.vm_bytes as f64 * 8.0 / fm.link_bps * 1000.0).ceil() as u64;
-            if len >= mig.saturating_add(be.max(l)) {
-                let server_j = server_w * len as f64 / 1000.0;
+            // it migrates at every detected period, not knowing its length
+            let server_j = server_w * len as f64 / 1000.0;
+            if len > mig {
                 full.sleeps += 1;
                 full.network_bytes += fm.vm_bytes + DEVICE_STATE_BYTES;
                 let j = pi * mig as f64 / 1000.0 + gap_j(p, len - mig, Some(0), &p.resume);
+                // a sleep too short to pay for its transitions saved nothing
+                full.wasted_migrations += u64::from(j + server_j >= pi * len as f64 / 1000.0);
                 full.add(b, j + server_j, server_j);
                 full.returns.push(Return {
                     group,
@@ -177,7 +183,11 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
                     resume_ms: p.resume.latency_ms,
                 });
             } else {
-                full.add(b, pi * len as f64 / 1000.0, 0.0);
+                // the user came back during the migration: abandoned, the
+                // desktop idled, the link and the server's share were spent
+                full.wasted_migrations += 1;
+                full.network_bytes += (fm.vm_bytes as f64 * len as f64 / mig.max(1) as f64) as u64;
+                full.add(b, pi * len as f64 / 1000.0 + server_j, server_j);
                 full.returns.push(Return {
                     group,
                     bytes: 0,
@@ -247,6 +257,7 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
             };
             let group = return_group(pe.span, setup.window_ms);
             for (pol, o) in online[vi].iter_mut().zip(&mut tally.online[vi]) {
+                let slept = o.sleeps;
                 let (j, resume_ms) = run_period(
                     base,
                     wakes,
@@ -254,8 +265,10 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                     pe.span,
                     &f.times,
                     setup.tick_ms,
+                    setup.durable_ms,
                     o,
                 );
+                o.wasted_migrations += u64::from(o.sleeps == slept);
                 o.add(b, j + server_j, server_j);
                 count(o);
                 o.returns.push(Return {
@@ -265,7 +278,9 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                 });
             }
             let o = &mut tally.oracles[vi];
-            let j = oracle_period(base, wakes, pe.span, &f.times, o);
+            let slept = o.sleeps;
+            let j = oracle_period_after_copy(base, wakes, pe.span, &f.times, setup.durable_ms, o);
+            o.wasted_migrations += u64::from(o.sleeps == slept);
             o.add(b, j + server_j, server_j);
             count(o);
         }

@@ -192,3 +192,89 @@ fn a_short_recorded_trace_with_a_custom_profile() {
     close(r.always_on_j, 80.0 * 120.0 + 50.0 * 180.0);
     assert_eq!(r.idle_periods[&Bucket::Overnight], 1);
 }
+
+#[test]
+fn the_memory_copy_delays_the_first_sleep() {
+    // 10 min with no miss: a 30 s timeout sleeps at 30 s; with a 60 s copy
+    // it sleeps at 90 s, the desktop idling 60 s more
+    let trace = one_desktop(MIN10, vec![], vec![period(0, &[])]);
+    let plain = simulate(&trace, &timeout_30s(vec![], SelectiveResume::Off));
+    let copied = simulate(
+        &trace,
+        &SimConfig {
+            durable_copy_ms: 60_000,
+            ..timeout_30s(vec![], SelectiveResume::Off)
+        },
+    );
+    let (a, b) = (
+        &plain.policies["fixed-timeout-30s"],
+        &copied.policies["fixed-timeout-30s"],
+    );
+    close(b.energy_j - a.energy_j, (60.0 - 3.0) * 60.0);
+    assert_eq!((a.sleeps, b.sleeps), (1, 1));
+    // the oracle copies at once and sleeps after it
+    close(
+        copied.oracle.energy_j - plain.oracle.energy_j,
+        (60.0 - 3.0) * 60.0,
+    );
+    assert_eq!(a.wasted_migrations + b.wasted_migrations, 0);
+}
+
+#[test]
+fn misses_during_the_copy_are_served_awake() {
+    // misses at 40 s and 50 s come while the copy (30 s to 90 s) runs
+    let trace = one_desktop(MIN10, vec![], vec![period(0, &[(40_000, 1), (50_000, 2)])]);
+    let r = simulate(
+        &trace,
+        &SimConfig {
+            durable_copy_ms: 60_000,
+            ..timeout_30s(vec![], SelectiveResume::Off)
+        },
+    );
+    let o = &r.policies["fixed-timeout-30s"];
+    assert_eq!((o.sleeps, o.delayed_requests, o.page_wakes), (1, 0, 0));
+    assert_eq!(o.stall_ms.unwrap().max, 0);
+}
+
+#[test]
+fn a_return_before_any_sleep_is_a_wasted_migration() {
+    // a 20 s period: the user is back before the 30 s timeout, and before
+    // full migration's 4 GiB (34.4 s at 1 Gbit/s) have crossed
+    let noon = 12 * 3_600_000;
+    let short = IdlePeriod {
+        span: Span {
+            start_ms: noon,
+            end_ms: noon + 20_000,
+        },
+        requests: vec![],
+    };
+    let trace = one_desktop(noon + MIN10, vec![], vec![short]);
+    let r = simulate(&trace, &timeout_30s(vec![], SelectiveResume::Off));
+    let o = &r.policies["fixed-timeout-30s"];
+    assert_eq!((o.sleeps, o.wasted_migrations), (0, 1));
+    assert_eq!(r.full_migration.wasted_migrations, 1);
+    assert_eq!(r.full_migration.sleeps, 0);
+    // abandoned mid-way: the bytes sent so far, no way home
+    assert!(r.full_migration.network_bytes > 0 && r.full_migration.network_bytes < 4 << 30);
+    // it saved nothing and cost the server's share
+    assert!(r.full_migration.savings_pct < 0.0);
+    assert_eq!(r.plain_sleep.wasted_migrations, 0);
+    assert_eq!(r.idle_periods[&Bucket::Brief], 1);
+}
+
+#[test]
+fn full_migration_does_not_know_the_period_is_short() {
+    // 40 s: the migration ends at 34.4 s, the sleep cannot pay
+    let p = IdlePeriod {
+        span: Span {
+            start_ms: 0,
+            end_ms: 40_000,
+        },
+        requests: vec![],
+    };
+    let trace = one_desktop(MIN10, vec![], vec![p]);
+    let r = simulate(&trace, &timeout_30s(vec![], SelectiveResume::Off));
+    assert_eq!(r.full_migration.sleeps, 1);
+    assert_eq!(r.full_migration.wasted_migrations, 1);
+    assert!(r.full_migration.network_bytes >= 4 << 30);
+}

@@ -18,6 +18,9 @@
 //!   miss, wakes, return latency); [`rank`] confidence over seeds, the delay
 //!   budget, the Pareto front and the server-share crossover; [`summary`]
 //!   renders it as tables.
+//! * [`sweep`]: sensitivity sweeps over seeds with confidence intervals;
+//!   [`model_summary`] renders them and the synthetic model's parameters
+//!   ([`synth_params`], each with its source).
 //! * [`io`]: a thin JSON load and save, the only I/O.
 
 #![forbid(unsafe_code)]
@@ -29,13 +32,16 @@ pub mod engine;
 pub mod evaluation;
 pub mod fetch;
 pub mod io;
+pub mod model_summary;
 mod online;
 mod oracle;
 mod par;
 pub mod rank;
 pub mod report;
 pub mod summary;
+pub mod sweep;
 pub mod synth;
+pub mod synth_params;
 pub mod synth_vm;
 pub mod trace;
 mod ws;

@@ -17,7 +17,10 @@ fn tick_at_or_after(phase: u64, tick: u64, t: u64) -> u64 {
 /// ms from the user's return until the desktop is back in use (its
 /// resume, [`crate::delay`]), and counts sleeps, page wakes, delayed
 /// requests and each miss's stall. The policy is told the period's start
-/// ([`SleepPolicy::on_period_start`]).
+/// ([`SleepPolicy::on_period_start`]). The first sleep waits `durable_ms`
+/// after the policy first says sleep (the agent makes the VM's memory
+/// durable first, serving misses meanwhile).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_period(
     p: &PowerProfile,
     wakes: &Wakes,
@@ -25,6 +28,7 @@ pub(crate) fn run_period(
     span: Span,
     misses: &[u64],
     tick_ms: u64,
+    durable_ms: u64,
     out: &mut Outcome,
 ) -> (f64, u64) {
     let (start, end) = (span.start_ms, span.end_ms);
@@ -36,6 +40,7 @@ pub(crate) fn run_period(
     // tick grid's phase; the next miss; the last page wake's end
     let (mut up, mut last, mut phase, mut next) = (start, start, start, 0usize);
     let mut woken_at: Option<u64> = None;
+    let mut durable_left = durable_ms;
     // the agent decides at once when the VM has left, then every tick
     let mut t = start;
     loop {
@@ -52,6 +57,21 @@ pub(crate) fn run_period(
         let recheck = match policy.decide(t, last) {
             Decision::StayAwake { recheck_in_ms } => recheck_in_ms.max(1),
             Decision::Sleep => {
+                if durable_left > 0 {
+                    // the memory copy first; misses meanwhile are served awake
+                    let s = (t + durable_left).min(end);
+                    durable_left = 0;
+                    // (the decision is taken: the sleep follows the copy)
+                    while next < misses.len() && misses[next] <= s && misses[next] < end {
+                        policy.on_request(misses[next].max(up));
+                        out.stalls.add(0);
+                        next += 1;
+                    }
+                    if s >= end {
+                        break;
+                    }
+                    t = s;
+                }
                 joules += idle_w * (t - up) as f64 / 1000.0;
                 out.sleeps += 1;
                 match misses.get(next).filter(|&&r| r < end) {

@@ -47,6 +47,31 @@ fn better(a: Best, b: Best) -> Best {
     }
 }
 
+/// The offline optimum of a period whose first sleep cannot start before
+/// `durable_ms` (the memory copy, which the oracle starts at once): the
+/// desktop idles until then, serving the misses, and the optimum of the
+/// rest of the period follows.
+pub(crate) fn oracle_period_after_copy(
+    p: &PowerProfile,
+    wakes: &Wakes,
+    span: Span,
+    misses: &[u64],
+    durable_ms: u64,
+    out: &mut Outcome,
+) -> f64 {
+    let s = span.start_ms.saturating_add(durable_ms).min(span.end_ms);
+    let idle = p.desktop.idle_w * (s - span.start_ms) as f64 / 1000.0;
+    if s >= span.end_ms {
+        return idle;
+    }
+    let rest = Span {
+        start_ms: s,
+        end_ms: span.end_ms,
+    };
+    let k = misses.partition_point(|&m| m <= s);
+    idle + oracle_period(p, wakes, rest, &misses[k..], out)
+}
+
 /// The offline optimum of a period with fetch events at `misses` (sorted).
 /// Returns its joules and counts its sleeps and delayed requests.
 pub(crate) fn oracle_period(

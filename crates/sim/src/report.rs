@@ -12,7 +12,11 @@ use crate::trace::{Span, DAY_MS};
 /// Idle-period classes of [`Outcome::savings_by_idle_bucket`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Bucket {
-    /// Under 30 min (idle periods start at 10 min).
+    /// Under 10 min: the user came back soon after the agent moved the VM
+    /// (idle detection waits `away_after_s` first).
+    #[serde(rename = "under-10m")]
+    Brief,
+    /// 10 to 30 min.
     #[serde(rename = "10-30m")]
     Short,
     /// 30 to 60 min.
@@ -34,6 +38,7 @@ impl Bucket {
         match span.len_ms() {
             _ if night => Self::Overnight,
             l if l > 8 * 3_600_000 => Self::Overnight,
+            l if l < 600_000 => Self::Brief,
             l if l < 1_800_000 => Self::Short,
             l if l < 3_600_000 => Self::Medium,
             _ => Self::Long,
@@ -60,6 +65,9 @@ pub struct Outcome {
     pub savings_pct: f64,
     /// Saved against always-on within idle periods (every class), percent.
     pub savings_idle_pct: f64,
+    /// Saved against always-on within idle periods of 10 minutes or more
+    /// (the paper's class), percent.
+    pub savings_10m_plus_pct: f64,
     /// Saved against always-on within each class of idle periods, percent.
     pub savings_by_idle_bucket: BTreeMap<Bucket, f64>,
     /// Times a desktop went to sleep; each ends in one wake, by a miss or at
@@ -70,6 +78,11 @@ pub struct Outcome {
     pub delayed_requests: u64,
     /// Wakes by a miss (the other sleeps end at the user's return).
     pub page_wakes: u64,
+    /// Migrations that saved nothing: the VM moved (or started to), and the
+    /// user came back before the desktop slept (partial migration; full
+    /// migration: before its migration had finished, or before its sleep
+    /// could pay for itself). Plain sleep has none.
+    pub wasted_migrations: u64,
     /// Wakes by a miss per hour of idle periods.
     pub wakes_per_idle_hour: f64,
     /// The per-miss stall, ms, zeros included (online combinations only;
@@ -128,6 +141,7 @@ impl Outcome {
         self.sleeps += other.sleeps;
         self.delayed_requests += other.delayed_requests;
         self.page_wakes += other.page_wakes;
+        self.wasted_migrations += other.wasted_migrations;
         self.stalls.absorb(&other.stalls);
         self.returns.extend_from_slice(&other.returns);
         self.fetches += other.fetches;
@@ -150,6 +164,13 @@ impl Outcome {
         self.energy_j += outside_j;
         self.savings_pct = pct(always_on_j, self.energy_j);
         self.savings_idle_pct = pct(idle_base.values().sum(), self.by_bucket_j.values().sum());
+        let over = |m: &BTreeMap<Bucket, f64>| -> f64 {
+            m.iter()
+                .filter(|(b, _)| **b != Bucket::Brief)
+                .map(|(_, j)| j)
+                .sum()
+        };
+        self.savings_10m_plus_pct = pct(over(idle_base), over(&self.by_bucket_j));
         self.savings_by_idle_bucket = self
             .by_bucket_j
             .iter()
@@ -209,6 +230,10 @@ pub struct Report {
     /// filled by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crossover_partial_vms_per_server: Option<f64>,
+    /// The sensitivity sweeps ([`crate::sweep`]); filled by the caller
+    /// (`jettison simulate --sweeps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweeps: Option<Vec<crate::sweep::Sweep>>,
 }
 
 impl Report {

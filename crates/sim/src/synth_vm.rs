@@ -8,10 +8,14 @@
 //! chosen within it ([`SynthParams`] defaults):
 //!
 //! * Each VM has a **hot set** of `hot_pages` pages (4096 pages, 16 MiB,
-//!   0.4 % of 4 GiB), drawn once per desktop and stable over the trace: runs
-//!   of consecutive pages (kernel structures, the code and heaps of the
-//!   background services), run lengths `1 + Exp(hot_run_mean_pages - 1)`
-//!   (mean about 16), each at a uniform place in guest memory.
+//!   0.4 % of 4 GiB), drawn once per desktop: runs of consecutive pages
+//!   (kernel structures, the code and heaps of the background services),
+//!   run lengths `1 + Exp(hot_run_mean_pages - 1)` (mean about 16), each at
+//!   a uniform place in guest memory. It **drifts**: between two periods
+//!   `d` days apart each run is replaced by a fresh one of the same length
+//!   at a uniform place with probability `1 - exp(-hot_drift_per_day d)`
+//!   (10 % a day by default: about half the hot set is new after a week),
+//!   so the working sets of past periods predict less the older they are.
 //! * An **access** is hot with probability `1 - cold_p` (0.9): consecutive
 //!   pages of a run of the hot set, the run chosen with skewed popularity
 //!   (index `floor(n u^hot_skew)` for `u` uniform, `hot_skew` 2: the first
@@ -31,8 +35,10 @@
 //! touches find it on the server whatever the prefetching). With these
 //! defaults a period asks for about 2,900 pages (11 MiB, 0.3 % of memory)
 //! in its first 20 s, about 200 of them cold, then a few hundred over a
-//! night; about three quarters of a period's pages were also asked for in
-//! the VM's previous period.
+//! night; most of a period's pages were also asked for in the VM's previous
+//! period (fewer the longer ago it was, by the drift). The cold rate, the
+//! timer rate and the hot set's size are swept by `jettison simulate
+//! --sweeps` (x0.1 to x10 for the cold rate).
 //!
 //! [`SynthParams`]: crate::synth::SynthParams
 
@@ -66,6 +72,33 @@ impl Vm {
             runs,
             touched: Present::default(),
         }
+    }
+
+    /// Lets `elapsed_ms` pass: each run of the hot set is replaced, with
+    /// probability `1 - exp(-hot_drift_per_day x days)`, by a run of the
+    /// same length at a uniform place.
+    pub(crate) fn drift(&mut self, p: &SynthParams, rng: &mut Rng, elapsed_ms: u64) {
+        let days = elapsed_ms as f64 / crate::trace::DAY_MS as f64;
+        let replace = 1.0 - (-p.hot_drift_per_day.max(0.0) * days).exp();
+        if replace <= 0.0 {
+            return;
+        }
+        let total = p.vm_pages.max(1);
+        for run in &mut self.runs {
+            if rng.unit() < replace {
+                let len = run.1.min(total);
+                run.0 = (rng.next_u64() % u64::from(total - len + 1)) as u32;
+            }
+        }
+    }
+
+    /// The pages of the hot set, sorted (for tests).
+    #[cfg(test)]
+    pub(crate) fn hot_pages(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.runs.iter().flat_map(|&(s, l)| s..s + l).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// The pages of one access at `at_ms`, appended to `out`.
