@@ -78,11 +78,13 @@ pub async fn serve_tls<H>(
 ) where
     H: ConnectionHandler<TlsConn>,
 {
+    let refusals = Arc::new(crate::refusals::RefusalLog::new());
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
                 let (tls, host, handler) = (tls.clone(), host.clone(), handler.clone());
+                let refusals = refusals.clone();
                 tokio::spawn(async move {
                     // Plaintext, unknown CA, expired or unauthorized peers are
                     // refused here, before any jettison frame is read or sent.
@@ -98,7 +100,7 @@ pub async fn serve_tls<H>(
                             )
                             .await
                         }
-                        Err(e) => tracing::warn!(peer = %addr, "connection refused: {e}"),
+                        Err(e) => refusals.log(&addr.to_string(), &e),
                     }
                 });
             }
