@@ -56,8 +56,29 @@ pub fn apt_install_line(pkgs: &[String]) -> String {
     )
 }
 
+/// The tun device as Debian's udev leaves it (mode 0666): the server's
+/// QEMUs run as users of their own and open it to attach to their taps.
+/// Some containers make it 0600; made 0666 here when root, said otherwise.
+fn tun_for_everyone() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    const TUN: &str = "/dev/net/tun";
+    let Ok(meta) = std::fs::metadata(TUN) else {
+        return Ok(());
+    };
+    if meta.permissions().mode() & 0o666 == 0o666 {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("{TUN} is not 0666 (Debian's default), so unprivileged QEMUs cannot use taps; as root: chmod 666 {TUN}");
+    }
+    println!("== setup: chmod 666 {TUN} (Debian's default; the server's QEMUs run unprivileged)");
+    std::fs::set_permissions(TUN, std::fs::Permissions::from_mode(0o666))?;
+    Ok(())
+}
+
 /// Installs the missing packages (root) or explains what to do (non-root).
 pub fn setup() -> Result<()> {
+    tun_for_everyone()?;
     println!("== setup: checking host packages: {}", PACKAGES.join(" "));
     let miss = missing(PACKAGES);
     if miss.is_empty() {

@@ -280,12 +280,20 @@ pub async fn capacity(ctx: Ctx) -> anyhow::Result<Outcome> {
 }
 
 /// The collision the other way round: the first desktop has a VM named
-/// `<x>-disk` (prepared here with its certificate, waiting for its state),
-/// and desktop2 prepares a VM `<x>` with a disk, whose disk file would be
-/// `<x>-disk`. The bystander's memory file must survive the refusal.
-pub async fn collision_reversed(ctx: Ctx, tls_desktop: Arc<TlsContext>) -> anyhow::Result<Outcome> {
+/// `<x><disk_suffix>` (prepared here with its certificate, waiting for its
+/// state), and desktop2 prepares a VM `<x>` with a disk, whose disk file
+/// would be `<x><disk_suffix>`. The bystander's memory file must survive.
+/// When the server refuses the bystander's very name (the suffix lies
+/// outside the VM-name alphabet), no such collision can be set up: the row
+/// gives that refusal.
+pub async fn collision_reversed(
+    ctx: Ctx,
+    tls_desktop: Arc<TlsContext>,
+    disk_suffix: String,
+) -> anyhow::Result<Outcome> {
     let base = base_machine(&ctx.kernel, &ctx.initrd, 64);
-    let (x, bystander) = ("atk-col".to_string(), "atk-col-disk".to_string());
+    let x = "atk-col".to_string();
+    let bystander = format!("{x}{disk_suffix}");
     let state_server = format!("{}:7401", ctx.attacker.ip);
     let mut owner = match Conn::dial(tls_desktop, &ctx.server_addr, "server", Role::Agent).await {
         Ok(c) => c,
@@ -299,10 +307,12 @@ pub async fn collision_reversed(ctx: Ctx, tls_desktop: Arc<TlsContext>) -> anyho
     let r = owner.request_raw(&payload).await;
     if r != Reply::Served("Prepared".into()) {
         owner.close().await;
-        return Ok(Outcome::reply(Reply::NoReply(format!(
-            "the bystander {bystander} could not be prepared: {}",
-            r.text()
-        ))));
+        let mut o = Outcome::reply(r);
+        o.note = format!(
+            "the first desktop cannot even have a VM named {bystander:?}, as {x}'s disk file \
+             is named: no collision to set up"
+        );
+        return Ok(o);
     }
     let file = ctx.places.dirs[0].1.join(format!("{bystander}.mem"));
     // What the attacker's prepare alone creates (not the bystander).

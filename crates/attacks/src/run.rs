@@ -56,6 +56,8 @@ impl Options {
 }
 
 const MEMORY_MIB: u64 = 256;
+/// The server's `max_vms`: the victim and two more.
+const SERVER_MAX_VMS: usize = 3;
 
 /// Runs the suite; an error means it could not run to the end.
 pub async fn run(o: &Options) -> anyhow::Result<Report> {
@@ -76,6 +78,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         disk_mib: Some(16),
         disk_interval_s: Some(2),
         extra_desktops: vec!["desktop2".into()],
+        // Room for the victim and the capacity attack's first prepares:
+        // the limit must be met within its tries.
+        server_max_vms: Some(SERVER_MAX_VMS),
         ..ClusterOptions::default()
     };
     // The daemons start with systemd's default soft limit of open files.

@@ -212,14 +212,17 @@ pub async fn run(cluster: &Cluster, ctx: &Ctx) -> Vec<Row> {
 }
 
 /// The name collisions: a VM named as the victim, one named as its disk's
-/// lazy file and replica (`<vm>-disk`), and the other way round: a VM
-/// `<x>` with a disk while the first desktop has a VM `<x>-disk`.
+/// lazy file and replica (the stem of the victim's other file in the
+/// server's mount, as this server names it: `<vm>-disk` before protocol
+/// 1.2, `<vm>.disk` since), and the other way round: a VM `<x>` with a disk
+/// while the first desktop has a VM named as `<x>`'s disk would be.
 pub async fn collisions(cluster: &Cluster, ctx: &Ctx) -> Vec<Row> {
     let mut rows = Vec::new();
     let base = base_machine(&ctx.kernel, &ctx.initrd, 64);
+    let disk_stem = victim_disk_stem(cluster, &ctx.vm);
     for (name, vm) in [
         ("name-same-as-victim", ctx.vm.clone()),
-        ("name-collision-victims-disk", format!("{}-disk", ctx.vm)),
+        ("name-collision-victims-disk", disk_stem),
     ] {
         let (cc, m) = (ctx.clone(), base.clone());
         rows.push(
@@ -229,12 +232,14 @@ pub async fn collisions(cluster: &Cluster, ctx: &Ctx) -> Vec<Row> {
             .await,
         );
     }
+    // What the server appends to a VM's name for its disk file.
+    let disk_suffix = disk_stem_suffix(&victim_disk_stem(cluster, &ctx.vm), &ctx.vm);
     match cluster.tls_as("desktop", "server") {
         Ok(tls) => {
             let cc = ctx.clone();
             rows.push(
                 attempt(cluster, ctx, "name-collision-disk-of-own-vm", move || {
-                    authed::collision_reversed(cc, tls)
+                    authed::collision_reversed(cc, tls, disk_suffix)
                 })
                 .await,
             );
@@ -242,6 +247,24 @@ pub async fn collisions(cluster: &Cluster, ctx: &Ctx) -> Vec<Row> {
         Err(e) => rows.push(not_run("name-collision-disk-of-own-vm", &format!("{e:#}"))),
     }
     rows
+}
+
+/// The stem of the victim's disk file in the server's mount (`<stem>.mem`,
+/// the file that is not `<vm>.mem`); `<vm>-disk`, the old naming, if none.
+fn victim_disk_stem(cluster: &Cluster, vm: &str) -> String {
+    let own = format!("{vm}.mem");
+    std::fs::read_dir(&cluster.mount_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(vm) && n.ends_with(".mem") && *n != own)
+        .and_then(|n| n.strip_suffix(".mem").map(str::to_owned))
+        .unwrap_or_else(|| format!("{vm}-disk"))
+}
+
+fn disk_stem_suffix(stem: &str, vm: &str) -> String {
+    stem.strip_prefix(vm).unwrap_or("-disk").to_owned()
 }
 
 /// A row for an attack that could not run at all.

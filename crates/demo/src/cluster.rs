@@ -159,6 +159,10 @@ impl Cluster {
         };
         let mut server_toml =
             server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch());
+        if let Some(n) = opts.server_max_vms {
+            // A table of its own, after [tls].
+            server_toml.push_str(&format!("[limits]\nmax_vms = {n}\n"));
+        }
         if let Some(n) = opts.checkpoint_interval_s {
             // A top-level key, so before the [tls] table.
             server_toml.insert_str(0, &format!("checkpoint_interval_s = {n}\n"));

@@ -95,6 +95,8 @@ pub struct ClusterOptions {
     /// and the server accepts, besides `desktop` (e.g. an attacker's second
     /// desktop); no agent runs for them.
     pub extra_desktops: Vec<String>,
+    /// The server's `max_vms` limit (`None`: its default).
+    pub server_max_vms: Option<usize>,
 }
 
 impl ClusterOptions {
@@ -128,6 +130,7 @@ impl Default for ClusterOptions {
             agent_on_stop: "shutdown".into(),
             checkpoint_interval_s: None,
             extra_desktops: Vec::new(),
+            server_max_vms: None,
         }
     }
 }

@@ -156,6 +156,22 @@ pub struct Server {
     to_recover: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, records::Record)>>>,
 }
 
+/// Confined QEMUs open the tun device as their own users to attach to
+/// their taps: it must be usable by everyone (Debian's udev makes it 0666).
+fn check_tun_for_everyone() -> Result<(), ServerError> {
+    const TUN: &str = "/dev/net/tun";
+    let mode = std::fs::metadata(TUN)?.permissions().mode();
+    if mode & 0o666 != 0o666 {
+        return Err(ServerError::WrongState(format!(
+            "{TUN} has mode {:o}: QEMUs running as users of their own (confine_qemu) cannot \
+             attach to their taps; make it 0666 (Debian's default, `chmod 666 {TUN}`), or set \
+             confine_qemu = false",
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
 impl Server {
     /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
     /// killed predecessor), prepares the directories and loads the recorded
@@ -166,6 +182,9 @@ impl Server {
         }
         // Confined QEMUs pass through it to their own directories in it.
         std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o711))?;
+        if config.confine_qemu && config.bridge.is_some() {
+            check_tun_for_everyone()?;
+        }
         let qemu_users = config.confine_qemu.then(|| {
             let gid = match config.accel {
                 jettison_qemu::Accel::Kvm => qemu_users::kvm_gid(),
