@@ -80,7 +80,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         extra_desktops: vec!["desktop2".into()],
         // Room for the victim and the capacity attack's first prepares:
         // the limit must be met within its tries.
-        server_max_vms: Some(SERVER_MAX_VMS),
+        server_limits: Some(format!("max_vms = {SERVER_MAX_VMS}\n")),
         ..ClusterOptions::default()
     };
     // The daemons start with systemd's default soft limit of open files.

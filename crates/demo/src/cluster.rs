@@ -159,9 +159,23 @@ impl Cluster {
         };
         let mut server_toml =
             server_toml_prefetch(&layout, &image.dir, opts.max_readahead, &opts.prefetch());
-        if let Some(n) = opts.server_max_vms {
+        if let Some(limits) = &opts.server_limits {
             // A table of its own, after [tls].
-            server_toml.push_str(&format!("[limits]\nmax_vms = {n}\n"));
+            server_toml.push_str(&format!("[limits]\n{limits}"));
+        }
+        if let Some(to) = &opts.server_replica_dir {
+            let from = format!(
+                "replica_dir = {:?}\n",
+                dir.join("replica").display().to_string()
+            );
+            anyhow::ensure!(
+                server_toml.contains(&from),
+                "no replica_dir in the server's configuration"
+            );
+            server_toml = server_toml.replace(
+                &from,
+                &format!("replica_dir = {:?}\n", to.display().to_string()),
+            );
         }
         if let Some(n) = opts.checkpoint_interval_s {
             // A top-level key, so before the [tls] table.

@@ -95,8 +95,11 @@ pub struct ClusterOptions {
     /// and the server accepts, besides `desktop` (e.g. an attacker's second
     /// desktop); no agent runs for them.
     pub extra_desktops: Vec<String>,
-    /// The server's `max_vms` limit (`None`: its default).
-    pub server_max_vms: Option<usize>,
+    /// The body of the server's `[limits]` table (`None`: its defaults),
+    /// e.g. `"max_vms = 3\n"`.
+    pub server_limits: Option<String>,
+    /// The server's `replica_dir` (`None`: `replica` in the run's directory).
+    pub server_replica_dir: Option<PathBuf>,
 }
 
 impl ClusterOptions {
@@ -130,7 +133,8 @@ impl Default for ClusterOptions {
             agent_on_stop: "shutdown".into(),
             checkpoint_interval_s: None,
             extra_desktops: Vec::new(),
-            server_max_vms: None,
+            server_limits: None,
+            server_replica_dir: None,
         }
     }
 }
