@@ -46,7 +46,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Ensure the host packages (qemu-system-x86, busybox-static, fuse3, cpio, iproute2).
+    /// Ensure the host packages (qemu-system-x86, busybox-static, fuse3, cpio, iproute2, bubblewrap...).
     Setup,
     /// Build the guest kernel + initramfs into target/jettison-guest/.
     Guest {

@@ -7,7 +7,8 @@ use crate::sh::{cmd, probe, run_live};
 /// Debian packages the project needs on the host: QEMU; busybox, cpio and
 /// xz for the guest image; fuse3 (fusermount3) for the lazy memory
 /// filesystem; iproute2 and util-linux (nsenter) for taps and test hosts;
-/// e2fsprogs (debugfs) to read the guest's disk image in tests and the demo.
+/// e2fsprogs (debugfs) to read the guest's disk image in tests and the demo;
+/// bubblewrap for the mount namespace of the server's confined QEMUs.
 pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -16,6 +17,7 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     "e2fsprogs",
+    "bubblewrap",
 ];
 
 /// Whether `dpkg -s` output says the package is installed.

@@ -53,7 +53,7 @@ async fn runs_on_and_comes_home(cluster: &Cluster) {
 }
 
 /// The server's QEMU of `vm` runs as a user of its own (not root), under
-/// QEMU's sandbox (a seccomp filter), with its memory file that user's.
+/// QEMU's sandbox (a seccomp filter), in a mount namespace of its own.
 fn server_qemu_is_confined(vm: &str) {
     let pids = qemu_pids(&format!("server-run/{vm}/"));
     assert_eq!(pids.len(), 1, "one server QEMU of {vm}: {pids:?}");
@@ -72,6 +72,9 @@ fn server_qemu_is_confined(vm: &str) {
     );
     assert_eq!(field("Seccomp:"), [2], "server QEMU without its sandbox");
     assert!(field("Groups:").is_empty(), "server QEMU kept groups");
+    // In a mount namespace of its own: not the host's /etc.
+    let root = std::path::PathBuf::from(format!("/proc/{}/root", pids[0]));
+    assert!(root.join("usr").is_dir() && !root.join("etc").exists());
 }
 
 /// Once the VM is home, the server keeps no copy of its memory or disk:

@@ -79,8 +79,18 @@ impl Qemu {
         for d in crate::spec::option_rom_devices(opts) {
             tracing::warn!(vm = %opts.name, device = %d, "device adds an option ROM to the migration stream; add `romfile=`");
         }
-        let args = command_line(spec, opts);
-        let child = Child::spawn(&args, opts)?;
+        let mut args = command_line(spec, opts);
+        let program = match opts.confine {
+            Some(c) if c.jail => {
+                let mut jailed = crate::jail::bwrap_args(spec, opts);
+                jailed.push(opts.binary.display().to_string());
+                jailed.append(&mut args);
+                args = jailed;
+                PathBuf::from(crate::jail::BWRAP)
+            }
+            _ => opts.binary.clone(),
+        };
+        let child = Child::spawn(&program, &args, opts)?;
         let name = opts.name.clone();
 
         let started = Instant::now();

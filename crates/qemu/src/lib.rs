@@ -27,6 +27,7 @@ mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod instance;
+pub mod jail;
 mod migrate;
 mod no_thp;
 mod process;

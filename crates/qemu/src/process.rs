@@ -73,15 +73,20 @@ pub(crate) struct Child {
 }
 
 impl Child {
-    pub(crate) fn spawn(args: &[String], opts: &LaunchOptions) -> Result<Child> {
+    /// Starts `program` (QEMU, or `bwrap` around it) with `args`.
+    pub(crate) fn spawn(
+        program: &std::path::Path,
+        args: &[String],
+        opts: &LaunchOptions,
+    ) -> Result<Child> {
         let name = opts.name.clone();
-        tracing::info!(vm = %name, binary = %opts.binary.display(), "starting QEMU: {}", args.join(" "));
+        tracing::info!(vm = %name, binary = %program.display(), "starting QEMU: {}", args.join(" "));
         let log = opts.stderr_log();
         let out = open_log(&log)?;
         let err = out
             .try_clone()
             .map_err(|e| QemuError::io(format!("dup {}", log.display()), e))?;
-        let mut cmd = Command::new(&opts.binary);
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -99,7 +104,7 @@ impl Child {
             cmd.spawn()
         };
         let child = spawned.map_err(|source| QemuError::Spawn {
-            binary: opts.binary.clone(),
+            binary: program.to_owned(),
             source,
         })?;
         let pid = child.id();
@@ -125,7 +130,7 @@ impl Child {
                     if k.is_ok() || owned.armed.load(Ordering::SeqCst) {
                         exp.store(true, Ordering::SeqCst);
                         tracing::debug!(vm = %name, "killing QEMU");
-                        let _ = owned.child.start_kill();
+                        owned.kill();
                     }
                     owned.child.wait().await
                 }
@@ -224,10 +229,22 @@ struct Owned {
     armed: Arc<AtomicBool>,
 }
 
+impl Owned {
+    /// SIGKILLs its whole process group (it leads one of its own): QEMU, or
+    /// `bwrap` and the QEMU it runs in its jail.
+    fn kill(&mut self) {
+        let pid = self.child.id().and_then(|p| i32::try_from(p).ok());
+        if let Some(pgid) = pid.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
 impl Drop for Owned {
     fn drop(&mut self) {
         if self.armed.load(Ordering::SeqCst) {
-            let _ = self.child.start_kill();
+            self.kill();
         }
     }
 }

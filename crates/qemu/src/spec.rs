@@ -141,6 +141,8 @@ pub struct LaunchOptions {
 /// - `-sandbox on` with privilege elevation, spawning, resource control and
 ///   obsolete calls denied (QEMU's own seccomp filter).
 ///
+/// - with `jail`, in a mount namespace of its own (`crate::jail`).
+///
 /// Its memory and disk files must already be its own (the server's lazy
 /// files are: `VmMemory::set_owner`), and its boot files readable by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +151,10 @@ pub struct Confinement {
     pub uid: u32,
     /// Its group.
     pub gid: u32,
+    /// Also in a mount namespace of its own (see `jail`), through `bwrap`
+    /// (from `PATH`): only its own files, `/usr` and a minimal `/dev`
+    /// visible.
+    pub jail: bool,
 }
 
 /// QEMU's sandbox options under a [`Confinement`].

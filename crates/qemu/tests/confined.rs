@@ -12,10 +12,12 @@ use jettison_qemu::{Confinement, LaunchOptions, Qemu, RunState};
 const A: Confinement = Confinement {
     uid: 3_952_001,
     gid: 3_952_001,
+    jail: false,
 };
 const B: Confinement = Confinement {
     uid: 3_952_002,
     gid: 3_952_002,
+    jail: false,
 };
 
 /// `(uid, seccomp mode)` of a running process, from `/proc`.
@@ -75,4 +77,82 @@ async fn a_confined_qemu_runs_as_its_user_sandboxed_and_migrates() {
     b.cont().await.unwrap();
     assert_eq!(b.status().await.unwrap(), RunState::Running);
     b.quit().await.unwrap();
+}
+
+/// The QEMU process of VM `name` (under `bwrap`, a child of the launched
+/// process).
+fn qemu_pid_of(name: &str) -> u32 {
+    let needle = format!("-name\0{name}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.starts_with(common::QEMU.as_bytes())
+                    && String::from_utf8_lossy(&c).contains(&needle)
+            })
+        })
+        .unwrap_or_else(|| panic!("no QEMU process of {name}"))
+}
+
+#[tokio::test]
+async fn a_jailed_qemu_sees_only_its_own_files() {
+    common::init_tracing();
+    let dir = common::shm_dir("jailed");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = common::bios_only(64);
+    let jailed = Confinement {
+        jail: true,
+        ..Confinement {
+            uid: 3_952_003,
+            gid: 3_952_003,
+            jail: false,
+        }
+    };
+    let opts = confined(dir.path(), "cfj", jailed);
+    let vm = Qemu::launch(&spec, &opts).await.unwrap();
+    let pid = qemu_pid_of("cfj");
+    assert_eq!(uid_and_seccomp(pid), (jailed.uid, 2));
+    // Its root is the jail's: /usr and its own files, not the host's /etc.
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    assert!(root.join("usr/bin").is_dir());
+    assert!(!root.join("etc").exists(), "the host's /etc is visible");
+    assert!(!root.join("root").exists(), "the host's /root is visible");
+    let inside = root.join(opts.mem_path.strip_prefix("/").unwrap());
+    assert!(inside.is_file(), "its memory file is visible");
+    let sibling = dir.path().join("other.mem");
+    std::fs::write(&sibling, b"another VM's").unwrap();
+    assert!(
+        !root.join(sibling.strip_prefix("/").unwrap()).exists(),
+        "a file beside its own is visible"
+    );
+    vm.stop().await.unwrap();
+    assert!(!vm.migrate_out().await.unwrap().is_empty());
+    vm.quit().await.unwrap();
+}
+
+#[tokio::test]
+async fn killing_a_jailed_qemu_kills_qemu_not_only_its_jailer() {
+    common::init_tracing();
+    let dir = common::shm_dir("jailkill");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let c = Confinement {
+        uid: 3_952_004,
+        gid: 3_952_004,
+        jail: true,
+    };
+    let vm = Qemu::launch(&common::bios_only(64), &confined(dir.path(), "cfk", c))
+        .await
+        .unwrap();
+    let pid = qemu_pid_of("cfk");
+    vm.kill().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "QEMU {pid} outlived its kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

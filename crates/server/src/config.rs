@@ -21,7 +21,7 @@
 //! wol_networks = ["10.0.0.0/24"]
 //! checkpoint_interval_s = 60                # 0: only at sleep and at a planned stop
 //! keep_working_sets = true                  # false: keep no page numbers of a VM gone home
-//! confine_qemu = true                       # each VM's QEMU as a user of its own, sandboxed
+//! confine_qemu = true                       # each VM's QEMU as a user of its own, sandboxed, jailed
 //! qemu_first_uid = 1900000000               # those users' ids: this and the max_vms after it
 //! extra_qemu_args = []                      # added to every VM's QEMU; `{vm}`: its name
 //!
@@ -156,8 +156,9 @@ pub struct ServerConfig {
     #[serde(default = "default_true")]
     pub keep_working_sets: bool,
     /// Run each VM's QEMU as a user of its own, under QEMU's sandbox, in a
-    /// run directory of its own (`jettison_qemu::Confinement`). False runs
-    /// them as the daemon's user (root): only for debugging.
+    /// mount namespace of its own (bubblewrap, which must be installed) and
+    /// a run directory of its own (`jettison_qemu::Confinement`). False runs
+    /// them as the daemon's user (root), unjailed: only for debugging.
     #[serde(default = "default_true")]
     pub confine_qemu: bool,
     /// The first of the ids those users get: `limits.max_vms` ids from

@@ -236,6 +236,9 @@ struct Table<V, F> {
     /// Names claimed by a prepare, with its desktop, until its guest is in
     /// (or the prepare failed).
     claimed: HashMap<String, String>,
+    /// Names of guests being discarded, until their files are gone: a new
+    /// prepare of the name waits for them (see [`Handovers::wait_closed`]).
+    closing: std::collections::HashSet<String>,
 }
 
 /// The guests on this server and their durable records.
@@ -273,6 +276,18 @@ impl<V, F> Drop for Claim<'_, V, F> {
     }
 }
 
+/// A guest's name while it is being discarded (see [`Handovers::take_closing`]).
+pub(crate) struct Closing<'a, V, F> {
+    handovers: &'a Handovers<V, F>,
+    vm: String,
+}
+
+impl<V, F> Drop for Closing<'_, V, F> {
+    fn drop(&mut self) {
+        self.handovers.table().closing.remove(&self.vm);
+    }
+}
+
 impl<V, F> Handovers<V, F> {
     /// No guests yet; records kept in `records`.
     pub(crate) fn new(records: Records, admission: Admission) -> Self {
@@ -280,6 +295,7 @@ impl<V, F> Handovers<V, F> {
             table: Mutex::new(Table {
                 guests: HashMap::new(),
                 claimed: HashMap::new(),
+                closing: std::collections::HashSet::new(),
             }),
             records,
             admission,
@@ -334,6 +350,11 @@ impl<V, F> Handovers<V, F> {
             .get(vm)
             .map(|(d, _)| d)
             .or_else(|| table.claimed.get(vm));
+        if table.closing.contains(vm) {
+            return Err(ServerError::WrongState(format!(
+                "VM {vm} is still being closed on this server; try again"
+            )));
+        }
         match holder {
             Some(d) if d != desktop => return Err(ServerError::NameTaken(vm.into())),
             Some(_) if table.guests.contains_key(vm) => {
@@ -382,6 +403,26 @@ impl<V, F> Handovers<V, F> {
 
     /// Takes `vm`'s guest out of the table (and out of the admission
     /// ledger).
+    /// [`Self::take`], the name held as closing until the guard goes (after
+    /// the guest's files are released).
+    pub(crate) fn take_closing(&self, vm: &str) -> (Option<Slot<V, F>>, Closing<'_, V, F>) {
+        self.table().closing.insert(vm.into());
+        let guard = Closing {
+            handovers: self,
+            vm: vm.into(),
+        };
+        (self.take(vm), guard)
+    }
+
+    /// Waits (up to `limit`) until no guest named `vm` is being discarded:
+    /// a VM sent home and brought again at once must find its old files gone.
+    pub(crate) async fn wait_closed(&self, vm: &str, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.table().closing.contains(vm) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub(crate) fn take(&self, vm: &str) -> Option<Slot<V, F>> {
         let slot = self.table().guests.remove(vm).map(|(_, slot)| slot);
         self.admission.release(vm);
@@ -462,7 +503,8 @@ impl<V, F> Handovers<V, F> {
 /// Quits a VM, removes its files and forgets it (its record too, unless
 /// it is a tombstone of a return).
 pub(crate) async fn discard<H: Host>(host: &H, vm: &str) {
-    let slot = host.handovers().take(vm);
+    // Its name stays taken until its files are gone.
+    let (slot, _closing) = host.handovers().take_closing(vm);
     let mut released = false;
     if let Some(slot) = slot {
         let guest = slot.lock().await;

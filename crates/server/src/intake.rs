@@ -165,6 +165,10 @@ fn version_gate(req: &Message, minor: u16) -> Option<Message> {
     Some(Message::error(ErrorCode::VersionMismatch, why))
 }
 
+/// How long a prepare waits for a guest of the same name still being
+/// discarded (its QEMU quitting, its files going).
+const CLOSING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Prepares to take `vm` from `desktop`: its files and a VM waiting for
 /// the state, recorded `Preparing`.
 pub(crate) async fn prepare<H: Host>(
@@ -180,6 +184,7 @@ pub(crate) async fn prepare<H: Host>(
     let handovers = host.handovers();
     // The name is claimed before anything of the VM is made, so that no
     // other prepare (of any desktop) makes or removes files of that name.
+    handovers.wait_closed(vm, CLOSING_WAIT).await;
     let _claim = handovers.claim(vm, desktop)?;
     // A tombstone of the VM's last return goes once its desktop brings
     // it again.

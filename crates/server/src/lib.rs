@@ -172,6 +172,27 @@ fn check_tun_for_everyone() -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Confined QEMUs run in a mount namespace of their own through
+/// bubblewrap, which must be installed.
+fn check_bwrap() -> Result<(), ServerError> {
+    let found = std::process::Command::new(jettison_qemu::jail::BWRAP)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        Ok(())
+    } else {
+        Err(ServerError::WrongState(format!(
+            "`{}` not found: QEMUs running as users of their own (confine_qemu) run in a mount \
+             namespace through bubblewrap; install it (`apt install bubblewrap`), or set \
+             confine_qemu = false",
+            jettison_qemu::jail::BWRAP
+        )))
+    }
+}
+
 impl Server {
     /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
     /// killed predecessor), prepares the directories and loads the recorded
@@ -182,8 +203,11 @@ impl Server {
         }
         // Confined QEMUs pass through it to their own directories in it.
         std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o711))?;
-        if config.confine_qemu && config.bridge.is_some() {
-            check_tun_for_everyone()?;
+        if config.confine_qemu {
+            check_bwrap()?;
+            if config.bridge.is_some() {
+                check_tun_for_everyone()?;
+            }
         }
         let qemu_users = config.confine_qemu.then(|| {
             let gid = match config.accel {
@@ -194,6 +218,7 @@ impl Server {
                 config.qemu_first_uid,
                 u32::try_from(config.limits.max_vms).unwrap_or(u32::MAX),
                 gid,
+                true,
             )
         });
         let tls = jettison_tls::TlsContext::load(&config.tls)?;

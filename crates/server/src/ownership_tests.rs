@@ -248,3 +248,29 @@ fn a_vms_disk_file_is_never_another_vms_file() {
     }
     assert_ne!(disk_name("a"), "a-disk");
 }
+
+/// A guest being discarded keeps its name until its files are gone: a
+/// prepare of the name in between waits for them instead of finding the
+/// old lazy files in its way.
+#[tokio::test]
+async fn a_name_being_closed_is_taken_until_its_files_go() {
+    let host = victim().await;
+    let handovers = host.handovers();
+    let (slot, closing) = handovers.take_closing("vm");
+    assert!(slot.is_some());
+    let Err(err) = handovers.claim("vm", DESKTOP) else {
+        panic!("claimed while closing");
+    };
+    assert!(err.to_string().contains("still being closed"), "{err}");
+    let waited = tokio::time::Instant::now();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(closing);
+    };
+    tokio::join!(
+        handovers.wait_closed("vm", std::time::Duration::from_secs(5)),
+        release
+    );
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(50));
+    assert!(handovers.claim("vm", DESKTOP).is_ok());
+}

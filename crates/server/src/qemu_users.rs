@@ -14,6 +14,7 @@ use jettison_qemu::Confinement;
 /// The range and who holds what.
 #[derive(Debug)]
 pub struct QemuUsers {
+    jail: bool,
     first: u32,
     count: u32,
     gid: Option<u32>,
@@ -33,9 +34,11 @@ pub struct Lease {
 
 impl QemuUsers {
     /// Ids `first .. first + count`; every QEMU in group `gid`, or in a
-    /// group of its own id when `None`.
-    pub fn new(first: u32, count: u32, gid: Option<u32>) -> Arc<Self> {
+    /// group of its own id when `None`; in a mount namespace of its own with
+    /// `jail`.
+    pub fn new(first: u32, count: u32, gid: Option<u32>, jail: bool) -> Arc<Self> {
         Arc::new(QemuUsers {
+            jail,
             first,
             count,
             gid,
@@ -55,6 +58,7 @@ impl QemuUsers {
             confinement: Confinement {
                 uid,
                 gid: self.gid.unwrap_or(uid),
+                jail: self.jail,
             },
             run_dir,
         })
@@ -94,7 +98,7 @@ mod tests {
     #[test]
     fn leases_are_distinct_bounded_and_given_back() {
         let dir = tempfile::tempdir().unwrap();
-        let users = QemuUsers::new(5000, 2, None);
+        let users = QemuUsers::new(5000, 2, None, true);
         let a = users.lease(dir.path().join("a")).unwrap();
         std::fs::create_dir(&a.run_dir).unwrap();
         let b = users.lease(dir.path().join("b")).unwrap();
@@ -111,7 +115,7 @@ mod tests {
 
     #[test]
     fn a_shared_group_is_used_when_given() {
-        let users = QemuUsers::new(7000, 4, Some(36));
+        let users = QemuUsers::new(7000, 4, Some(36), false);
         let l = users.lease(PathBuf::from("/nonexistent/x")).unwrap();
         assert_eq!((l.confinement.uid, l.confinement.gid), (7000, 36));
     }
