@@ -154,7 +154,7 @@ pub fn render(r: &BenchResults) -> String {
     }
     if !r.server_memory.is_empty() {
         let _ = writeln!(o, "\n### Server memory per consolidated VM\n");
-        let _ = writeln!(o, "| guest | fetched | QEMU RSS | replica on disk | page cache | server daemon RSS | (QEMU + replica) / guest |");
+        let _ = writeln!(o, "| guest | fetched | QEMU RSS | replica on disk | page cache | server daemon RSS | (QEMU + fetched) / guest |");
         let _ = writeln!(o, "|---|---|---|---|---|---|---|");
         for m in &r.server_memory {
             let _ = writeln!(

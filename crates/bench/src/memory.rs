@@ -77,7 +77,10 @@ pub async fn server_memory(
         qemu_rss_bytes: qemu,
         replica_bytes,
         page_cache_bytes: page_cache_bytes(&lazy)?,
-        fraction_of_vm: (qemu + replica_bytes) as f64 / vm_bytes as f64,
+        // The replica is allocated whole when the VM arrives (so that a full
+        // disk fails no running VM): what it holds of the VM is what was
+        // fetched.
+        fraction_of_vm: (qemu + fetched) as f64 / vm_bytes as f64,
     })
 }
 

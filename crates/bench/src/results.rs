@@ -119,11 +119,12 @@ pub struct ServerMemory {
     pub daemon_rss_bytes: u64,
     /// The consolidated VM's QEMU resident memory.
     pub qemu_rss_bytes: u64,
-    /// Disk blocks the replica file holds.
+    /// Disk blocks the replica file holds (all of the VM's memory: it is
+    /// allocated whole when the VM arrives).
     pub replica_bytes: u64,
     /// Page cache holding the memory file.
     pub page_cache_bytes: u64,
-    /// `(qemu_rss + replica) / memory`.
+    /// `(qemu_rss + fetched) / memory`: what the server holds of the VM.
     pub fraction_of_vm: f64,
 }
 
