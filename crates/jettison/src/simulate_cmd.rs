@@ -85,6 +85,12 @@ pub struct SimulateArgs {
     /// Seeds of each sweep point (95 % intervals need two or more).
     #[arg(long, default_value_t = 5)]
     sweep_seeds: u32,
+    /// Also simulate the hybrid against wake storms: the same combination
+    /// as the sweeps, without and with the server's pull of the rest of a
+    /// VM's memory, on the synthetic model and with nightly scans, over
+    /// --seeds seeds (a `storms` section in the JSON and the Markdown).
+    #[arg(long)]
+    storms: bool,
 }
 
 /// `--selective-resume`.
@@ -255,11 +261,39 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         report.sweeps = Some(simulate_sweeps::run(&params, one, key, args.sweep_seeds));
         eprintln!("sweeps done in {:.0?}", started.elapsed());
     }
+    if args.storms {
+        anyhow::ensure!(
+            args.synthetic,
+            "--storms varies the synthetic fleet: use it with --synthetic"
+        );
+        let (_, o) = basis
+            .as_ref()
+            .context("no online combination for --storms")?;
+        let one = config_of(&config, o).context("the combination is not configured")?;
+        let started = std::time::Instant::now();
+        let pull = jettison_sim::PullConfig::default();
+        report.storms = Some(jettison_sim::storms::evaluate(
+            &params, &one, &pull, args.seeds,
+        ));
+        eprintln!("storms done in {:.0?}", started.elapsed());
+    }
     let sweep_plots = match (&report.sweeps, &args.plot) {
         (Some(sweeps), Some(plot)) => simulate_sweeps::write_plots(sweeps, plot)?,
         _ => Vec::new(),
     };
     print!("{}", summary::console(&report, args.all));
+    let storms_md = match (&report.storms, &basis) {
+        (Some(rows), Some((key, _))) => Some(jettison_sim::storms::markdown(
+            rows,
+            key,
+            &jettison_sim::PullConfig::default(),
+            &params,
+        )),
+        _ => None,
+    };
+    if let Some(md) = &storms_md {
+        print!("{md}");
+    }
     println!(
         "(savings against the desktop left on; GiB over the network; plain sleep breaks the background \
          applications' network presence; simulated in {took:.2?})"
@@ -289,6 +323,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
                     .map(|(_, p)| link(p).display().to_string())
             };
             page += &jettison_sim::model_summary::sweeps_markdown(sweeps, &plots);
+        }
+        if let Some(md) = &storms_md {
+            page += md;
         }
         if let Some(plot) = &args.plot {
             page += &format!(

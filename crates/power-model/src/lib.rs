@@ -13,6 +13,8 @@
 //! * [`bound`]: the policies' competitive bounds in the simulator's model.
 //! * [`prefetch`]: which pages a miss fetches besides its own
 //!   ([`PrefetchConfig`]): none, neighbourhood, recorded working set, both.
+//! * [`pull`]: against wake storms, when to pull the rest of a VM's
+//!   memory during one wake ([`PullPolicy`]), so its desktop sleeps through.
 //! * [`wol`]: magic packets and MAC addresses (building and parsing them;
 //!   sending and hearing them is `jettison-power`'s).
 
@@ -23,6 +25,7 @@ pub mod energy;
 pub mod policy;
 pub mod prefetch;
 pub mod profile;
+pub mod pull;
 pub mod timeline;
 pub mod wol;
 
@@ -32,5 +35,6 @@ pub use policy::{
 };
 pub use prefetch::PrefetchConfig;
 pub use profile::{Device, PowerProfile};
+pub use pull::{PullCharge, PullConfig, PullDecision, PullPolicy};
 pub use timeline::{HostState, Placement, Timeline, TimelineError, WakeReason};
 pub use wol::{magic_packet, parse_magic_packet, MacAddr, WolError};

@@ -3,7 +3,7 @@
 
 use jettison_power_model::bound::BoundedPolicy;
 use jettison_power_model::policy::{BreakEven, FixedTimeout, NeverSleep, SkiRental};
-use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::{break_even_ms, PowerProfile, PrefetchConfig, PullConfig, SleepPolicy};
 use serde::{Deserialize, Serialize};
 
 /// An online sleep policy to simulate.
@@ -129,6 +129,10 @@ pub struct SimConfig {
     /// [`crate::cost`]). 0 by default; `jettison simulate` sets the
     /// synthetic model's ([`crate::SynthParams::durable_copy_ms`]).
     pub durable_copy_ms: u64,
+    /// Against wake storms: every online combination also pulls the rest of
+    /// a VM's memory when this policy says so
+    /// ([`jettison_power_model::PullPolicy`]); none by default.
+    pub pull: Option<PullConfig>,
 }
 
 impl Default for SimConfig {
@@ -141,6 +145,7 @@ impl Default for SimConfig {
             full_migration: FullMigration::default(),
             decision_tick_ms: jettison_power_model::policy::AGENT_TICK_MS,
             durable_copy_ms: 0,
+            pull: None,
         }
     }
 }

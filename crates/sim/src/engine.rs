@@ -39,13 +39,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use jettison_power_model::{PowerProfile, PrefetchConfig, SleepPolicy};
+use jettison_power_model::{PowerProfile, PrefetchConfig, PullPolicy, SleepPolicy};
 
 use crate::config::{prefetch_name, SimConfig, Variant};
 use crate::cost::{gap_j, Wakes};
 use crate::delay::{latency_quantiles, return_group, return_groups, Return};
 use crate::fetch::{self, Fetches, History, Present, DEVICE_STATE_BYTES, PAGE_BYTES};
-use crate::online::run_period;
+use crate::online::{run_period_pulling, Pulling};
 use crate::oracle::oracle_period_after_copy;
 use crate::report::{Bucket, Outcome, Report};
 use crate::trace::{DesktopTrace, FleetTrace, IdlePeriod, Span};
@@ -62,6 +62,7 @@ struct Setup {
     tick_ms: u64,
     window_ms: u64,
     durable_ms: u64,
+    pull: Option<jettison_power_model::PullConfig>,
 }
 
 /// The schemes' running figures.
@@ -122,6 +123,7 @@ pub fn simulate(trace: &FleetTrace, config: &SimConfig) -> Report {
             .collect(),
         tick_ms: config.decision_tick_ms,
         durable_ms: config.durable_copy_ms,
+        pull: config.pull.clone(),
         policies: config.distinct_policies(),
         total_pages: config.full_migration.vm_bytes / PAGE_BYTES,
         window_ms: config.full_migration.window_ms,
@@ -240,12 +242,24 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
         .iter()
         .map(|prof| setup.policies.iter().map(|s| s.build(prof, di)).collect())
         .collect();
+    // with a pull policy, one per combination (built from the same profile)
+    let mut pulls: Vec<Vec<PullPolicy>> = match &setup.pull {
+        None => Vec::new(),
+        Some(c) => setup
+            .profiles
+            .iter()
+            .map(|prof| {
+                let one = PullPolicy::new(c.clone(), prof);
+                vec![one; setup.policies.len()]
+            })
+            .collect(),
+    };
     let mut history = History::for_configs(&setup.prefetch);
     let mut present = Present::default();
+    let base = &setup.profile;
     for pe in &desk.idle {
         let fetched = period_fetches(setup, pe, &history, &mut present);
         let b = Bucket::of(pe.span);
-        let base = &setup.profile;
         let server_j = base.server.watts_per_partial_vm() * pe.span.len_ms() as f64 / 1000.0;
         for (vi, v) in setup.variants.iter().enumerate() {
             let f = &fetched[v.prefetch];
@@ -256,12 +270,21 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                 o.network_bytes += f.pages * PAGE_BYTES + 2 * DEVICE_STATE_BYTES;
             };
             let group = return_group(pe.span, setup.window_ms);
+            let mut pull_row = pulls.get_mut(vi).map(|v| v.iter_mut());
             for (pol, o) in online[vi].iter_mut().zip(&mut tally.online[vi]) {
                 let slept = o.sleeps;
-                let (j, resume_ms) = run_period(
+                let pulling = pull_row.as_mut().and_then(Iterator::next);
+                let extra_w = pulling.as_ref().map_or(0.0, |x| x.extra_server_w());
+                let pulling = pulling.map(|policy| Pulling {
+                    policy,
+                    total_pages: setup.total_pages,
+                    present_after: &f.present_after,
+                });
+                let (j, resume_ms, pulled) = run_period_pulling(
                     base,
                     wakes,
                     pol.as_mut(),
+                    pulling,
                     pe.span,
                     &f.times,
                     setup.tick_ms,
@@ -269,8 +292,16 @@ fn desktop(setup: &Setup, di: u64, desk: &DesktopTrace) -> Tally {
                     o,
                 );
                 o.wasted_migrations += u64::from(o.sleeps == slept);
-                o.add(b, j + server_j, server_j);
+                // a pulled VM holds its whole memory on the server from then on
+                let extra_j = pulled.map_or(0.0, |x| {
+                    extra_w * pe.span.end_ms.saturating_sub(x.done_ms) as f64 / 1000.0
+                });
+                o.add(b, j + server_j + extra_j, server_j + extra_j);
                 count(o);
+                if let Some(x) = pulled {
+                    o.pages_fetched += x.pages;
+                    o.network_bytes += x.pages * PAGE_BYTES;
+                }
                 o.returns.push(Return {
                     group,
                     bytes: f.pages * PAGE_BYTES + DEVICE_STATE_BYTES,

@@ -135,6 +135,8 @@ pub(crate) struct Fetches {
     pub times: Vec<u64>,
     /// Pages that crossed the network.
     pub pages: u64,
+    /// Pages on the server once each miss is served (as `times`).
+    pub present_after: Vec<u64>,
 }
 
 /// The fetches of `period` with neighbourhood groups of `group` pages within
@@ -165,6 +167,7 @@ pub(crate) fn fetches(
             page..page + 1
         };
         present.insert_range(g);
+        out.present_after.push(present.len() as u64);
     }
     out.pages = present.len() as u64;
     present.clear();

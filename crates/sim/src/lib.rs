@@ -21,6 +21,9 @@
 //! * [`sweep`]: sensitivity sweeps over seeds with confidence intervals;
 //!   [`model_summary`] renders them and the synthetic model's parameters
 //!   ([`synth_params`], each with its source).
+//! * [`storms`]: the hybrid against wake storms (the pull of
+//!   `jettison-power-model`), with and without, on the default model and
+//!   with nightly scans.
 //! * [`io`]: a thin JSON load and save, the only I/O.
 
 #![forbid(unsafe_code)]
@@ -38,6 +41,7 @@ mod oracle;
 mod par;
 pub mod rank;
 pub mod report;
+pub mod storms;
 pub mod summary;
 pub mod sweep;
 pub mod synth;
@@ -54,7 +58,7 @@ use thiserror::Error;
 pub use config::{prefetch_name, FullMigration, PolicySpec, SelectiveResume, SimConfig};
 pub use engine::simulate;
 /// The power crate's types that [`SimConfig`] holds.
-pub use jettison_power_model::{PowerProfile, PrefetchConfig};
+pub use jettison_power_model::{PowerProfile, PrefetchConfig, PullConfig};
 pub use report::{Bucket, Outcome, Report};
 pub use synth::{generate, SynthParams};
 pub use trace::{DesktopTrace, FleetTrace, IdlePeriod, Request, Span, DAY_MS};

@@ -1,9 +1,10 @@
 //! An online sleep policy over one idle period, as the desktop agent runs
 //! it (see [`crate::cost`] for the model).
 
-use jettison_power_model::{Decision, PowerProfile, SleepPolicy};
+use jettison_power_model::{Decision, PowerProfile, PullDecision, PullPolicy, SleepPolicy};
 
 use crate::cost::{gap_j, page_cycle, rest_at_return, Wakes};
+use crate::fetch::PAGE_BYTES;
 use crate::report::Outcome;
 use crate::trace::Span;
 
@@ -21,6 +22,7 @@ fn tick_at_or_after(phase: u64, tick: u64, t: u64) -> u64 {
 /// after the policy first says sleep (the agent makes the VM's memory
 /// durable first, serving misses meanwhile).
 #[allow(clippy::too_many_arguments)]
+#[cfg(test)]
 pub(crate) fn run_period(
     p: &PowerProfile,
     wakes: &Wakes,
@@ -31,8 +33,53 @@ pub(crate) fn run_period(
     durable_ms: u64,
     out: &mut Outcome,
 ) -> (f64, u64) {
+    let (j, wait, _) = run_period_pulling(
+        p, wakes, policy, None, span, misses, tick_ms, durable_ms, out,
+    );
+    (j, wait)
+}
+
+/// The pull policy of a period ([`PullPolicy`]) and what it needs to know.
+#[derive(Debug)]
+pub(crate) struct Pulling<'a> {
+    pub policy: &'a mut PullPolicy,
+    /// Pages of the VM.
+    pub total_pages: u64,
+    /// Pages on the server once each miss is served (same length as the
+    /// misses).
+    pub present_after: &'a [u64],
+}
+
+/// A pull made in a period: when it ended, and the pages it brought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pulled {
+    pub done_ms: u64,
+    pub pages: u64,
+}
+
+/// [`run_period`] with a pull policy: at each wake by a miss it is asked
+/// ([`PullPolicy::on_wake`]); a pull keeps the desktop up for its
+/// rate-limited transfer, serving the misses that come meanwhile, after
+/// which the VM misses nothing more this period. Returns also the pull.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_period_pulling(
+    p: &PowerProfile,
+    wakes: &Wakes,
+    policy: &mut dyn SleepPolicy,
+    mut pull: Option<Pulling<'_>>,
+    span: Span,
+    misses: &[u64],
+    tick_ms: u64,
+    durable_ms: u64,
+    out: &mut Outcome,
+) -> (f64, u64, Option<Pulled>) {
     let (start, end) = (span.start_ms, span.end_ms);
+    let mut misses = misses;
+    let mut pulled = None;
     policy.on_period_start(start);
+    if let Some(pl) = pull.as_mut() {
+        pl.policy.on_period_start();
+    }
     let tick = tick_ms.max(1);
     let idle_w = p.desktop.idle_w;
     let mut joules = 0.0;
@@ -80,7 +127,7 @@ pub(crate) fn run_period(
                         let j = joules + gap_j(p, end - t, Some(0), &p.resume);
                         // resumed fully at the return (or still suspending)
                         let wait = (t + p.suspend.latency_ms).saturating_sub(end);
-                        return (j, wait + p.resume.latency_ms);
+                        return (j, wait + p.resume.latency_ms, pulled);
                     }
                     Some(&r) => {
                         let (j, back) = page_cycle(p, wakes, t, r);
@@ -95,12 +142,38 @@ pub(crate) fn run_period(
                         if back >= end {
                             // the user came back while it resumed for pages
                             let wait = back - end + wakes.rest.latency_ms;
-                            return (joules + wakes.rest_j, wait);
+                            return (joules + wakes.rest_j, wait, pulled);
                         }
                         // the waiting requests are served as it is up
                         policy.on_request(back);
                         (up, last, phase, woken_at) = (back, back, back, Some(back));
                         t = back + tick;
+                        if let Some(pl) = pull.as_mut() {
+                            let have = next.checked_sub(1).map_or(0, |i| pl.present_after[i]);
+                            let missing = pl.total_pages.saturating_sub(have) * PAGE_BYTES;
+                            if let PullDecision::Pull { duration_ms, .. } =
+                                pl.policy.on_wake(back, missing)
+                            {
+                                // up for the transfer, serving what comes
+                                let done = (back + duration_ms).min(end);
+                                while next < misses.len() && misses[next] <= done {
+                                    policy.on_request(misses[next]);
+                                    out.stalls.add(0);
+                                    next += 1;
+                                }
+                                // and nothing is missing after it
+                                misses = &misses[..next];
+                                out.pulls += 1;
+                                let pages = pl.total_pages.saturating_sub(have);
+                                pulled = Some(Pulled {
+                                    done_ms: done,
+                                    pages,
+                                });
+                                policy.on_request(done);
+                                (last, phase) = (done, done);
+                                t = if done >= end { end } else { done + tick };
+                            }
+                        }
                         continue;
                     }
                 }
@@ -120,5 +193,5 @@ pub(crate) fn run_period(
         // if it had ended then, a convention of the model)
         wait = wakes.rest.latency_ms;
     }
-    (joules, wait)
+    (joules, wait, pulled)
 }

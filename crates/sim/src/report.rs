@@ -107,6 +107,11 @@ pub struct Outcome {
     /// are not counted: traces do not record guest writes. Full migration
     /// counts its way out only, like its energy.
     pub network_bytes: u64,
+    /// Pulls of the rest of a VM's memory against a wake storm
+    /// ([`jettison_power_model::PullPolicy`]; only with
+    /// [`crate::SimConfig::pull`]).
+    #[serde(default)]
+    pub pulls: u64,
     /// Per bucket, joules spent in idle periods (for the percentages).
     #[serde(skip)]
     pub(crate) by_bucket_j: BTreeMap<Bucket, f64>,
@@ -147,6 +152,7 @@ impl Outcome {
         self.fetches += other.fetches;
         self.pages_fetched += other.pages_fetched;
         self.network_bytes += other.network_bytes;
+        self.pulls += other.pulls;
         for (b, j) in &other.by_bucket_j {
             *self.by_bucket_j.entry(*b).or_default() += j;
         }
@@ -234,6 +240,10 @@ pub struct Report {
     /// (`jettison simulate --sweeps`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweeps: Option<Vec<crate::sweep::Sweep>>,
+    /// The hybrid against wake storms, with and without ([`crate::storms`]);
+    /// filled by the caller (`jettison simulate --storms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storms: Option<Vec<crate::storms::StormRow>>,
 }
 
 impl Report {

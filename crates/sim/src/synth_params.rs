@@ -82,6 +82,19 @@ pub struct SynthParams {
     /// Probability that an access is cold: one uniform page of guest
     /// memory instead of the hot set.
     pub cold_p: f64,
+    /// Probability that an idle period of at least `scan_min_period_ms`
+    /// holds a scan (a nightly virus scan, an indexer, an update): the wake
+    /// storm that partial migration meets worst. 0 in the default model;
+    /// `jettison simulate --storms` sets it.
+    pub scan_p: f64,
+    /// Shortest idle period that may hold a scan, ms.
+    pub scan_min_period_ms: u64,
+    /// Bursts of a scan.
+    pub scan_bursts: u32,
+    /// Time between a scan's bursts, ms.
+    pub scan_interval_ms: u64,
+    /// Cold pages (uniform in guest memory) of each burst.
+    pub scan_burst_pages: u32,
 }
 
 impl Default for SynthParams {
@@ -115,6 +128,11 @@ impl Default for SynthParams {
             timer_spread_ms: 1_000,
             access_mean_pages: 8.0,
             cold_p: 0.1,
+            scan_p: 0.0,
+            scan_min_period_ms: 2 * 3_600_000,
+            scan_bursts: 40,
+            scan_interval_ms: 90_000,
+            scan_burst_pages: 256,
         }
     }
 }
@@ -337,6 +355,36 @@ impl SynthParams {
                 "cold_p",
                 self.cold_p.to_string(),
                 "probability an access is cold (a uniform page)",
+                ASSUMED,
+            ),
+            row(
+                "scan_p",
+                self.scan_p.to_string(),
+                "probability a long idle period holds a scan (wake storm)",
+                "assumed (0 in the default model; `--storms` sets 0.5)",
+            ),
+            row(
+                "scan_min_period_ms",
+                min(self.scan_min_period_ms),
+                "shortest idle period that may hold a scan",
+                ASSUMED,
+            ),
+            row(
+                "scan_bursts",
+                self.scan_bursts.to_string(),
+                "bursts of a scan",
+                ASSUMED,
+            ),
+            row(
+                "scan_interval_ms",
+                format!("{} s", self.scan_interval_ms as f64 / 1000.0),
+                "time between a scan's bursts",
+                ASSUMED,
+            ),
+            row(
+                "scan_burst_pages",
+                self.scan_burst_pages.to_string(),
+                "cold pages of a scan burst",
                 ASSUMED,
             ),
         ]

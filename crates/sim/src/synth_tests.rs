@@ -317,3 +317,38 @@ fn the_memory_copy_scales_with_guest_memory() {
     };
     assert_eq!(small_vm.durable_copy_ms(), 1_200);
 }
+
+#[test]
+fn a_scan_adds_bursts_of_cold_pages_to_long_periods_only() {
+    let base = SynthParams {
+        desktops: 4,
+        days: 7,
+        hot_pages: 256,
+        arrival_accesses: 64,
+        ..SynthParams::default()
+    };
+    let calm = generate(&base);
+    let stormy = generate(&SynthParams {
+        scan_p: 1.0,
+        ..base.clone()
+    });
+    let long = |t: &FleetTrace| -> Vec<usize> {
+        t.desktops
+            .iter()
+            .flat_map(|d| &d.idle)
+            .filter(|p| p.span.len_ms() >= base.scan_min_period_ms)
+            .map(|p| p.requests.len())
+            .collect()
+    };
+    let (a, b) = (long(&calm), long(&stormy));
+    assert_eq!(a.len(), b.len());
+    assert!(!a.is_empty());
+    let scan = (base.scan_bursts * base.scan_burst_pages) as usize;
+    for (x, y) in a.iter().zip(&b) {
+        // nearly every scanned page is fresh (uniform over 4 GiB)
+        assert!(y >= &(x + scan * 9 / 10), "{x} -> {y}");
+    }
+    stormy.validate().unwrap();
+    // still one trace per seed
+    assert_eq!(generate(&base), calm);
+}

@@ -31,6 +31,13 @@
 //!   (mean 4) accesses within `timer_spread_ms` (1 s): background services
 //!   wake together on timers and heartbeats.
 //!
+//! * A **scan** (none in the default model): with probability `scan_p`
+//!   a period of at least `scan_min_period_ms` holds `scan_bursts` bursts
+//!   `scan_interval_ms` apart, each of `scan_burst_pages` uniform pages
+//!   (a virus scan, an indexer or an update reading files into the page
+//!   cache): demand that wakes a sleeping desktop at every burst, the wake
+//!   storm of [`jettison_power_model::PullPolicy`].
+//!
 //! A period's requests are each page's first touch in the period (later
 //! touches find it on the server whatever the prefetching). With these
 //! defaults a period asks for about 2,900 pages (11 MiB, 0.3 % of memory)
@@ -130,6 +137,29 @@ impl Vm {
         }
     }
 
+    /// A scan (the wake storm): `scan_bursts` bursts `scan_interval_ms`
+    /// apart, each of `scan_burst_pages` uniform pages, starting uniform
+    /// between the arrival burst's end `from` and the latest start that
+    /// ends before `limit` (ms into the period), appended to `out`.
+    fn scan(&self, p: &SynthParams, rng: &mut Rng, from: f64, limit: f64, out: &mut Vec<Request>) {
+        let length = p.scan_interval_ms as f64 * f64::from(p.scan_bursts.saturating_sub(1));
+        let latest = (limit - length - 1.0).max(from);
+        let first = rng.range(from, latest.max(from + 1.0));
+        for k in 0..p.scan_bursts {
+            let at = first + p.scan_interval_ms as f64 * f64::from(k);
+            if at >= limit {
+                break;
+            }
+            for _ in 0..p.scan_burst_pages {
+                let page = (rng.next_u64() % u64::from(p.vm_pages.max(1))) as u32;
+                out.push(Request {
+                    offset_ms: at as u32,
+                    page,
+                });
+            }
+        }
+    }
+
     /// The VM's requests over an idle period of `len_ms`: each page's first
     /// touch, sorted by time.
     pub(crate) fn requests(&mut self, p: &SynthParams, rng: &mut Rng, len_ms: u64) -> Vec<Request> {
@@ -158,6 +188,10 @@ impl Vm {
         let mut all = Vec::with_capacity(times.len() * 4);
         for at in times {
             self.access(p, rng, at, &mut all);
+        }
+        if p.scan_p > 0.0 && len_ms >= p.scan_min_period_ms && rng.unit() < p.scan_p {
+            self.scan(p, rng, burst, limit, &mut all);
+            all.sort_by_key(|r| r.offset_ms);
         }
         all.retain(|r| self.touched.insert(u64::from(r.page)));
         self.touched.clear();
