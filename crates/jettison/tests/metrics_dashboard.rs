@@ -62,7 +62,9 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
     let before = scrape(&cluster, Daemon::Server);
     assert_eq!(must(&before, "jettison_server_pages_fetched_total"), 0.0);
     assert_eq!(must(&before, "jettison_server_vms_consolidated"), 0.0);
-    assert!(page(&cluster, "/").body.contains("no desktop has brought a VM here yet"));
+    assert!(page(&cluster, "/")
+        .body
+        .contains("no desktop has brought a VM here yet"));
 
     // A plaintext client on the server's port is refused in the handshake.
     let addr: std::net::SocketAddr = cluster.server_addr.parse().unwrap();
@@ -84,12 +86,29 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
     }
 
     migrate(&cluster).await.unwrap();
-    common::wait_log(&cluster, "server", "desktop goes to sleep", 1, Duration::from_secs(120)).await;
-    common::wait_log(&cluster, "agent", "asleep (frozen)", 1, Duration::from_secs(30)).await;
+    common::wait_log(
+        &cluster,
+        "server",
+        "desktop goes to sleep",
+        1,
+        Duration::from_secs(120),
+    )
+    .await;
+    common::wait_log(
+        &cluster,
+        "agent",
+        "asleep (frozen)",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     let away = scrape(&cluster, Daemon::Server);
     let fetched = must(&away, "jettison_server_pages_fetched_total");
     assert!(fetched > 0.0, "the guest ran on the server");
-    assert_eq!(must(&away, "jettison_server_fetched_bytes_total"), fetched * 4096.0);
+    assert_eq!(
+        must(&away, "jettison_server_fetched_bytes_total"),
+        fetched * 4096.0
+    );
     assert!(must(&away, "jettison_server_fault_service_seconds_count") > 0.0);
     assert_eq!(must(&away, "jettison_server_vms_consolidated"), 1.0);
     assert_eq!(must(&away, "jettison_server_desktops_asleep"), 1.0);
@@ -113,8 +132,13 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
         ) >= 1.0
     );
     assert!(
-        must(&woken, "jettison_server_fault_service_seconds_bucket{le=\"+Inf\"}")
-            > must(&away, "jettison_server_fault_service_seconds_bucket{le=\"+Inf\"}")
+        must(
+            &woken,
+            "jettison_server_fault_service_seconds_bucket{le=\"+Inf\"}"
+        ) > must(
+            &away,
+            "jettison_server_fault_service_seconds_bucket{le=\"+Inf\"}"
+        )
     );
 
     // The dashboard: the fleet row of the VM, its timeline, the JSON.
@@ -123,7 +147,8 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
     assert!(html.contains("<td rowspan=\"1\">desktop</td>"), "{html}");
     assert!(html.contains(&row), "{row} missing in {html}");
     assert!(html.contains("src=\"/timeline/desktop\""));
-    let json: serde_json::Value = serde_json::from_str(&page(&cluster, "/api/dashboard").body).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&page(&cluster, "/api/dashboard").body).unwrap();
     assert_eq!(json["desktops"][0]["desktop"], "desktop");
     assert_eq!(json["desktops"][0]["vms"][0]["vm"], cluster.vm.as_str());
     assert_eq!(json["desktops"][0]["vms"][0]["runs"], "server");
@@ -131,8 +156,18 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
     assert_eq!(json["latency"][0]["vm"], cluster.vm.as_str());
     let svg = page(&cluster, "/timeline/desktop");
     assert_eq!(svg.content_type.as_deref(), Some("image/svg+xml"));
-    assert!(svg.body.starts_with("<svg") && svg.body.contains("page miss"), "{}", &svg.body[..200.min(svg.body.len())]);
-    assert_eq!(cluster.http_get(Daemon::Server, "/timeline/nobody").unwrap().status, 404);
+    assert!(
+        svg.body.starts_with("<svg") && svg.body.contains("page miss"),
+        "{}",
+        &svg.body[..200.min(svg.body.len())]
+    );
+    assert_eq!(
+        cluster
+            .http_get(Daemon::Server, "/timeline/nobody")
+            .unwrap()
+            .status,
+        404
+    );
 
     // The same page through the demo's forwarder on this machine's loopback.
     let fwd = cluster
@@ -148,14 +183,25 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
     // its sleep, its wakes by reason and what it served.
     cluster.user_returns().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while power_record(&cluster).await.unwrap().reintegrations.is_empty() {
+    while power_record(&cluster)
+        .await
+        .unwrap()
+        .reintegrations
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "the VM did not come home");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let agent = scrape(&cluster, Daemon::Agent);
     let served = must(&agent, "jettison_agent_pages_served_total");
-    assert!(served >= must(&woken, "jettison_server_pages_fetched_total"), "{agent}");
-    assert_eq!(must(&agent, "jettison_agent_served_bytes_total"), served * 4096.0);
+    assert!(
+        served >= must(&woken, "jettison_server_pages_fetched_total"),
+        "{agent}"
+    );
+    assert_eq!(
+        must(&agent, "jettison_agent_served_bytes_total"),
+        served * 4096.0
+    );
     assert!(must(&agent, "jettison_agent_asleep_seconds_total") > 0.0);
     assert!(must(&agent, "jettison_agent_wakes_total{reason=\"page_miss\"}") >= 1.0);
     // The user's return is a wake if it found the desktop asleep, else the
@@ -167,7 +213,8 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
 
     let home = scrape(&cluster, Daemon::Server);
     assert_eq!(must(&home, "jettison_server_vms_consolidated"), 0.0);
-    let json: serde_json::Value = serde_json::from_str(&page(&cluster, "/api/dashboard").body).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&page(&cluster, "/api/dashboard").body).unwrap();
     assert_eq!(json["desktops"][0]["vms"][0]["runs"], "home");
     assert!(!json["days"].as_array().unwrap().is_empty());
 }

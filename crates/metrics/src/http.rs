@@ -71,9 +71,11 @@ mod tests {
     /// A plain HTTP/1.1 GET over a real socket.
     async fn http_get(addr: SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -91,11 +93,22 @@ mod tests {
         let task = tokio::spawn(serve(listener, Arc::new(r), extra));
         let reply = http_get(addr, "/metrics").await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        assert!(reply.contains("content-type: application/openmetrics-text"), "{reply}");
-        assert!(reply.contains("\njettison_agent_pages_served_total 2\n"), "{reply}");
-        assert!(reply.contains("\njettison_agent_served_bytes_total 8192\n"), "{reply}");
+        assert!(
+            reply.contains("content-type: application/openmetrics-text"),
+            "{reply}"
+        );
+        assert!(
+            reply.contains("\njettison_agent_pages_served_total 2\n"),
+            "{reply}"
+        );
+        assert!(
+            reply.contains("\njettison_agent_served_bytes_total 8192\n"),
+            "{reply}"
+        );
         m.served(1, 4096);
-        assert!(http_get(addr, "/metrics").await.contains("\njettison_agent_pages_served_total 3\n"));
+        assert!(http_get(addr, "/metrics")
+            .await
+            .contains("\njettison_agent_pages_served_total 3\n"));
         assert!(http_get(addr, "/hello").await.ends_with("hi"));
         assert!(http_get(addr, "/nothing").await.starts_with("HTTP/1.1 404"));
         task.abort();
@@ -106,6 +119,10 @@ mod tests {
         let first = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = first.local_addr().unwrap();
         let e = bind(addr).await.unwrap_err();
-        assert!(e.to_string().starts_with(&format!("metrics listener on {addr}: ")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("metrics listener on {addr}: ")),
+            "{e}"
+        );
     }
 }

@@ -136,10 +136,14 @@ mod tests {
             "jettison_server_replica_hits_total 0",
             "# EOF",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
         }
         assert!(
-            text.lines().any(|l| l.starts_with("jettison_tls_refusals_total{reason=\"unknown_ca\"} ")),
+            text.lines()
+                .any(|l| l.starts_with("jettison_tls_refusals_total{reason=\"unknown_ca\"} ")),
             "{text}"
         );
         let sum: f64 = text

@@ -140,12 +140,24 @@ mod tests {
         let mut r = Registry::default();
         r.register_collector(Box::new(Snapshot::new(|| {
             vec![
-                Sample::new("jettison_agent_asleep", "Time asleep", Some("seconds"), Kind::Counter, 12.5),
+                Sample::new(
+                    "jettison_agent_asleep",
+                    "Time asleep",
+                    Some("seconds"),
+                    Kind::Counter,
+                    12.5,
+                ),
                 Sample::new("jettison_agent_wakes", "Wakes", None, Kind::Counter, 2.0)
                     .label("reason", "page_miss"),
                 Sample::new("jettison_agent_wakes", "Wakes", None, Kind::Counter, 1.0)
                     .label("reason", "user_return"),
-                Sample::new("jettison_server_vms_consolidated", "VMs", None, Kind::Gauge, 3.0),
+                Sample::new(
+                    "jettison_server_vms_consolidated",
+                    "VMs",
+                    None,
+                    Kind::Gauge,
+                    3.0,
+                ),
             ]
         })));
         let text = crate::encode(&r).unwrap();
@@ -159,8 +171,15 @@ mod tests {
             "# TYPE jettison_server_vms_consolidated gauge",
             "jettison_server_vms_consolidated 3.0",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
         }
-        assert_eq!(text.matches("# TYPE jettison_agent_wakes ").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("# TYPE jettison_agent_wakes ").count(),
+            1,
+            "{text}"
+        );
     }
 }

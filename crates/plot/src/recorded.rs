@@ -1,7 +1,9 @@
 //! The figure's input from a recorded [`Timeline`] (the agent's power
 //! record in the demo, the server's view of a desktop on its dashboard).
 
-use jettison_power_model::{HostState, Placement as VmPlacement, PowerProfile, Timeline, WakeReason};
+use jettison_power_model::{
+    HostState, Placement as VmPlacement, PowerProfile, Timeline, WakeReason,
+};
 
 use crate::{Placement, PowerState, TimelineInput};
 
@@ -108,12 +110,14 @@ mod tests {
     #[test]
     fn a_window_of_a_timeline_is_shifted_to_zero() {
         let mut t = Timeline::starting(10_000, HostState::Idle);
-        t.record_placement(10_000, "vm", VmPlacement::Server).unwrap();
+        t.record_placement(10_000, "vm", VmPlacement::Server)
+            .unwrap();
         t.record(12_000, HostState::Suspending).unwrap();
         t.record(13_000, HostState::Asleep).unwrap();
         t.record_wake(20_000, WakeReason::PageMiss).unwrap();
         t.record(21_000, HostState::Idle).unwrap();
-        t.record_placement(25_000, "vm", VmPlacement::Desktop).unwrap();
+        t.record_placement(25_000, "vm", VmPlacement::Desktop)
+            .unwrap();
         let profile = PowerProfile::default();
         let input = from_recorded(
             "t",
@@ -127,14 +131,24 @@ mod tests {
         );
         input.validate().unwrap();
         assert_eq!(input.duration_s, 20.0);
-        assert_eq!(input.desktop_states.first(), Some(&(0.0, 2.0, PowerState::Idle)));
-        assert!(input.desktop_states.contains(&(3.0, 10.0, PowerState::Asleep)));
+        assert_eq!(
+            input.desktop_states.first(),
+            Some(&(0.0, 2.0, PowerState::Idle))
+        );
+        assert!(input
+            .desktop_states
+            .contains(&(3.0, 10.0, PowerState::Asleep)));
         assert_eq!(
             input.vm_placement,
-            vec![(0.0, 15.0, Placement::Server), (15.0, 20.0, Placement::Home)]
+            vec![
+                (0.0, 15.0, Placement::Server),
+                (15.0, 20.0, Placement::Home)
+            ]
         );
         assert_eq!(input.pages_fetched, vec![(0.0, 0), (10.9, 1), (11.5, 4)]);
         assert_eq!(input.wakes, vec![(10.0, "page miss".to_string())]);
-        assert!(crate::render_svg_string(&input, 900, 600).unwrap().starts_with("<svg"));
+        assert!(crate::render_svg_string(&input, 900, 600)
+            .unwrap()
+            .starts_with("<svg"));
     }
 }

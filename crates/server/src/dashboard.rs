@@ -82,8 +82,11 @@ async fn page(server: &Server, metrics: &ServerMetrics) -> Page {
 
 async fn index(State(ctx): State<Ctx>) -> Response {
     match ctx.server.upgrade() {
-        Some(s) => Html(crate::dashboard_html::render(&page(&s, &ctx.metrics).await, REFRESH_S))
-            .into_response(),
+        Some(s) => Html(crate::dashboard_html::render(
+            &page(&s, &ctx.metrics).await,
+            REFRESH_S,
+        ))
+        .into_response(),
         None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
@@ -100,7 +103,11 @@ async fn timeline(State(ctx): State<Ctx>, Path(desktop): Path<String>) -> Respon
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let Some(d) = server.handovers.fleet.desktops().remove(&desktop) else {
-        return (StatusCode::NOT_FOUND, format!("no desktop {desktop:?} here")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no desktop {desktop:?} here"),
+        )
+            .into_response();
     };
     let profile = PowerProfile::default();
     let input = jettison_plot::from_recorded(

@@ -120,8 +120,10 @@ pub fn render(p: &Page, refresh_s: u32) -> String {
         server = esc(&p.server),
         now = utc_time(p.now_ms),
     );
-    h.push_str("<h2>Fleet</h2>\n<table id=\"fleet\"><tr><th>desktop</th><th>power state</th>\
-                <th>since</th><th>VM</th><th>runs on</th><th>since</th></tr>\n");
+    h.push_str(
+        "<h2>Fleet</h2>\n<table id=\"fleet\"><tr><th>desktop</th><th>power state</th>\
+                <th>since</th><th>VM</th><th>runs on</th><th>since</th></tr>\n",
+    );
     if p.desktops.is_empty() {
         h.push_str("<tr><td colspan=\"6\">no desktop has brought a VM here yet</td></tr>\n");
     }
@@ -260,7 +262,12 @@ mod tests {
         assert!(h.contains("src=\"/timeline/desk&lt;1&gt;\""), "{h}");
         assert!(h.contains("<td>2026-05-28</td><td class=\"n\">10.0</td><td class=\"n\">60.0</td><td class=\"n\">50.0</td>"), "{h}");
         assert!(h.contains("42 faults served since the server started, mean 1.50 ms"));
-        assert!(h.contains("<td class=\"n\">0.80</td><td class=\"n\">1.50</td><td class=\"n\">9.00</td>"), "{h}");
+        assert!(
+            h.contains(
+                "<td class=\"n\">0.80</td><td class=\"n\">1.50</td><td class=\"n\">9.00</td>"
+            ),
+            "{h}"
+        );
         assert!(!h.contains("desk<1>"), "names are escaped");
     }
 

@@ -167,7 +167,10 @@ impl Fleet {
     /// `pages` pages of `vm` were fetched (from the desktop it belongs to).
     pub fn fetched(&self, vm: &str, pages: u64, t_ms: u64) {
         let mut all = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(d) = all.values_mut().find(|d| d.vms.get(vm).is_some_and(|v| v.here)) else {
+        let Some(d) = all
+            .values_mut()
+            .find(|d| d.vms.get(vm).is_some_and(|v| v.here))
+        else {
             return;
         };
         let full = d.fetches.len() >= MAX_FETCH_POINTS;
@@ -210,7 +213,11 @@ pub const DAY_MS: u64 = 86_400_000;
 /// own: the state at `from` first, then the changes, wakes and placements
 /// within.
 pub fn window(t: &Timeline, from: u64, to: u64) -> Option<Timeline> {
-    let start = t.events.first().map(|e| e.0.max(from)).filter(|&s| s < to)?;
+    let start = t
+        .events
+        .first()
+        .map(|e| e.0.max(from))
+        .filter(|&s| s < to)?;
     let first = t.state_at(start)?;
     let mut w = Timeline::starting(start, first);
     w.events
@@ -221,10 +228,24 @@ pub fn window(t: &Timeline, from: u64, to: u64) -> Option<Timeline> {
         .filter(|(at, _)| *at >= start && *at < to)
         .cloned()
         .collect();
-    w.service_wakes = t.service_wakes.iter().filter(|&&at| at >= start && at < to).copied().collect();
-    w.rest_resumes = t.rest_resumes.iter().filter(|&&at| at >= start && at < to).copied().collect();
+    w.service_wakes = t
+        .service_wakes
+        .iter()
+        .filter(|&&at| at >= start && at < to)
+        .copied()
+        .collect();
+    w.rest_resumes = t
+        .rest_resumes
+        .iter()
+        .filter(|&&at| at >= start && at < to)
+        .copied()
+        .collect();
     for (vm, events) in &t.vms {
-        let before = events.iter().take_while(|e| e.0 <= start).last().map(|e| (start, e.1));
+        let before = events
+            .iter()
+            .take_while(|e| e.0 <= start)
+            .last()
+            .map(|e| (start, e.1));
         let within = events.iter().filter(|e| e.0 > start && e.0 < to).copied();
         let v: Vec<(u64, Placement)> = before.into_iter().chain(within).collect();
         if !v.is_empty() {

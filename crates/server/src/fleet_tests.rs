@@ -24,12 +24,18 @@ fn a_desktop_goes_idle_sleeps_is_woken_and_comes_back() {
     f.awake("desk-1", T0 + 200_000);
     f.vm("desk-1", "vm1", "home", false, T0 + 210_000);
     let d = &f.desktops()["desk-1"];
-    assert_eq!(d.timeline.wakes.last(), Some(&(T0 + 200_000, WakeReason::UserReturn)));
+    assert_eq!(
+        d.timeline.wakes.last(),
+        Some(&(T0 + 200_000, WakeReason::UserReturn))
+    );
     assert_eq!(d.state(), HostState::Active, "no VM of it here any more");
     assert_eq!(d.since_ms(), T0 + 210_000);
     assert_eq!(
         d.timeline.vms["vm1"],
-        vec![(T0 + 1000, Placement::Server), (T0 + 210_000, Placement::Desktop)]
+        vec![
+            (T0 + 1000, Placement::Server),
+            (T0 + 210_000, Placement::Desktop)
+        ]
     );
 }
 
@@ -52,8 +58,14 @@ fn sleep_saves_energy_and_days_are_split_at_midnight() {
     // Two hours each side of midnight, asleep for nearly all of it: the
     // first day's baseline is the idle desktop's two hours.
     let idle_w = PowerProfile::default().desktop.idle_w;
-    assert!((days[0].baseline_wh - 2.0 * idle_w).abs() < 0.01, "{days:?}");
-    assert!((days[1].baseline_wh - 2.0 * idle_w).abs() < 0.01, "{days:?}");
+    assert!(
+        (days[0].baseline_wh - 2.0 * idle_w).abs() < 0.01,
+        "{days:?}"
+    );
+    assert!(
+        (days[1].baseline_wh - 2.0 * idle_w).abs() < 0.01,
+        "{days:?}"
+    );
 }
 
 #[test]
@@ -67,7 +79,10 @@ fn a_window_keeps_the_state_at_its_start() {
     assert_eq!(w.events, vec![(5000, HostState::Asleep)]);
     assert!(w.wakes.is_empty());
     assert_eq!(w.vms["vm"], vec![(5000, Placement::Server)]);
-    assert!(window(&t, 0, 500).is_none(), "nothing before the first event");
+    assert!(
+        window(&t, 0, 500).is_none(),
+        "nothing before the first event"
+    );
 }
 
 #[test]

@@ -21,9 +21,9 @@ mod intake;
 #[cfg(test)]
 mod intake_tests;
 pub mod lan;
-mod metrics;
 #[cfg(test)]
 mod matrix_tests;
+mod metrics;
 #[cfg(test)]
 mod ownership_tests;
 mod qemu_users;

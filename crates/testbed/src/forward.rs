@@ -25,7 +25,11 @@ pub struct Forwarder {
 impl Forwarder {
     /// Listens on `listen` (in the caller's namespace) and forwards each
     /// connection to `target` as seen from inside `host`.
-    pub fn start(listen: SocketAddr, host: &Host, target: SocketAddr) -> Result<Self, TestbedError> {
+    pub fn start(
+        listen: SocketAddr,
+        host: &Host,
+        target: SocketAddr,
+    ) -> Result<Self, TestbedError> {
         let listener = TcpListener::bind(listen)
             .map_err(|e| TestbedError::Spec(format!("forwarder on {listen}: {e}")))?;
         let local = listener
