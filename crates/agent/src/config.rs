@@ -17,6 +17,9 @@
 //!                                        # the VMs running at home (see below)
 //! stop_timeout_s = 60                    # "shutdown": how long the guests get to power off
 //!
+//! [metrics]                              # absent: no metrics listener
+//! listen = "127.0.0.1:9472"              # GET /metrics (Prometheus)
+//!
 //! [tls]                                  # mutual TLS (see `jettison certs`); SIGHUP reloads it
 //! ca = "/etc/jettison/tls/ca.pem"
 //! cert = "/etc/jettison/tls/desk-17.pem"
@@ -131,6 +134,11 @@ pub struct AgentConfig {
     pub stop_timeout_s: u64,
     /// Sleeping while the VMs are away (see `power`); never, if absent.
     pub power: Option<crate::power::PowerConfig>,
+    /// The HTTP listener of the Prometheus metrics (`/metrics`); none if
+    /// absent. Its `listen` defaults to loopback, port
+    /// [`jettison_metrics::AGENT_PORT`].
+    #[serde(default)]
+    pub metrics: Option<jettison_metrics::MetricsConfig>,
     /// The VMs of this desktop.
     #[serde(default, rename = "vm")]
     pub vms: Vec<VmConfig>,
@@ -400,6 +408,12 @@ mod tests {
             Some("52:54:00:12:34:17")
         );
         assert_eq!(cfg.on_stop, OnStop::Leave);
+        let metrics = cfg.metrics.expect("the packaged agent serves metrics");
+        assert_eq!(
+            metrics.address(jettison_metrics::AGENT_PORT).to_string(),
+            "127.0.0.1:9472",
+            "on loopback"
+        );
     }
 
     /// The packaged unit signals only the daemon on stop, so that the

@@ -12,6 +12,7 @@ pub mod handover_out;
 mod handover_tests;
 mod home;
 mod memory_copy;
+mod metrics;
 mod migrate;
 pub mod power;
 mod power_loop;
@@ -86,6 +87,9 @@ pub enum AgentError {
     /// The power backend failed.
     #[error("power: {0}")]
     Power(String),
+    /// The metrics listener could not be opened.
+    #[error(transparent)]
+    Metrics(#[from] jettison_metrics::MetricsError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -102,6 +106,8 @@ pub struct Agent {
     slots: BTreeMap<String, Arc<VmSlot>>,
     /// The state server's listener and whether the agent dozes (see [`doze`]).
     gate: doze::StateGate,
+    /// The Prometheus metrics the state server feeds.
+    metrics: jettison_metrics::AgentMetrics,
 }
 
 impl Agent {
@@ -133,6 +139,7 @@ impl Agent {
             power,
             slots,
             gate: doze::StateGate::default(),
+            metrics: jettison_metrics::AgentMetrics::default(),
         })
     }
 
@@ -159,6 +166,18 @@ impl Agent {
         agent.restore_lost_memory().await;
         let listen = agent.open_state_server().await?;
         let control = bind_control(&agent.config.control_socket)?;
+        let metrics = match &agent.config.metrics {
+            Some(m) => {
+                let l = jettison_metrics::bind(m.address(jettison_metrics::AGENT_PORT)).await?;
+                let registry = Arc::new(metrics::registry(&agent));
+                Some(tokio::spawn(jettison_metrics::serve(
+                    l,
+                    registry,
+                    Default::default(),
+                )))
+            }
+            None => None,
+        };
         let host: Arc<str> = agent.config.host.clone().into();
         tracing::info!(listen = %listen, control = %agent.config.control_socket.display(), "agent up");
         for slot in agent.slots.values() {
@@ -188,6 +207,9 @@ impl Agent {
         agent.close_state_server().await;
         ctl.abort();
         settle.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         if let Some(p) = power {
             p.abort();
         }

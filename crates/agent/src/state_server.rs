@@ -151,6 +151,8 @@ impl Agent {
         };
         match read {
             Ok(Ok(chunks)) => {
+                let bytes: u64 = chunks.iter().map(|c| c.data.len() as u64).sum();
+                self.metrics.served(bytes / jettison_wire::PAGE_SIZE, bytes);
                 if let Some(p) = &self.power {
                     let page = jettison_wire::PAGE_SIZE;
                     let first = chunks.iter().map(|c| c.offset / page).min().unwrap_or(0);

@@ -100,7 +100,10 @@ pub async fn serve_tls<H>(
                             )
                             .await
                         }
-                        Err(e) => refusals.log(&addr.to_string(), &e),
+                        Err(e) => {
+                            jettison_metrics::tls_refused(e.reason());
+                            refusals.log(&addr.to_string(), &e)
+                        }
                     }
                 });
             }

@@ -45,6 +45,11 @@ pub struct Cluster {
     pub server_addr: String,
     /// The peer host's chat, mail and status addresses (LAN runs).
     pub peer_addrs: Option<PeerAddrs>,
+    /// The server's metrics and dashboard listener, in its host (on a LAN
+    /// its own loopback, the default; see `observe`).
+    pub server_metrics: std::net::SocketAddr,
+    /// The agent's metrics listener, in its host.
+    pub agent_metrics: std::net::SocketAddr,
     bins: Binaries,
     agent: Option<Child>,
     server: Option<Child>,
@@ -100,6 +105,18 @@ impl Cluster {
             None => (
                 format!("127.0.0.1:{}", free_port()?),
                 format!("127.0.0.1:{}", free_port()?),
+            ),
+        };
+        // On a LAN each daemon listens on its host's loopback, at the
+        // default ports; on this machine's loopback, at free ones.
+        let (server_metrics, agent_metrics) = match &lan {
+            Some(_) => (
+                std::net::SocketAddr::from(([127, 0, 0, 1], jettison_metrics::SERVER_PORT)),
+                std::net::SocketAddr::from(([127, 0, 0, 1], jettison_metrics::AGENT_PORT)),
+            ),
+            None => (
+                std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+                std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?)),
             ),
         };
         let peer_addrs = lan.as_ref().map(|l| {
@@ -181,11 +198,11 @@ impl Cluster {
             // A top-level key, so before the [tls] table.
             server_toml.insert_str(0, &format!("checkpoint_interval_s = {n}\n"));
         }
+        server_toml.push_str(&crate::configs::metrics_section(server_metrics));
         std::fs::write(dir.join("server.toml"), server_toml)?;
-        std::fs::write(
-            dir.join("agent.toml"),
-            agent_toml_on_stop(&layout, &vm, &opts.agent_on_stop),
-        )?;
+        let mut agent_toml = agent_toml_on_stop(&layout, &vm, &opts.agent_on_stop);
+        agent_toml.push_str(&crate::configs::metrics_section(agent_metrics));
+        std::fs::write(dir.join("agent.toml"), agent_toml)?;
         let mut cluster = Cluster {
             mem_path: PathBuf::from(format!("/dev/shm/{id}.mem")),
             disk_path,
@@ -196,6 +213,8 @@ impl Cluster {
             state_addr,
             server_addr,
             peer_addrs,
+            server_metrics,
+            agent_metrics,
             bins: bins.clone(),
             agent: None,
             server: None,

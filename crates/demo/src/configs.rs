@@ -82,6 +82,12 @@ pub fn server_toml_prefetch(
     s
 }
 
+/// A daemon's `[metrics]` table listening on `listen` (a table: appended
+/// after the top-level keys).
+pub fn metrics_section(listen: std::net::SocketAddr) -> String {
+    format!("\n[metrics]\nlisten = \"{listen}\"\n")
+}
+
 /// A prefetch policy as a TOML value.
 pub fn prefetch_toml(p: &PrefetchConfig) -> String {
     match *p {

@@ -8,6 +8,7 @@ pub mod configs;
 pub mod console;
 pub mod disk;
 pub mod guest;
+pub mod observe;
 pub mod options;
 pub mod power_report;
 pub mod procs;

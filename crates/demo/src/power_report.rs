@@ -76,9 +76,5 @@ pub fn build(rec: &PowerRecord, plot: &Path) -> anyhow::Result<(Value, Value)> {
 
 /// A wake reason in words.
 pub fn reason(r: &WakeReason) -> String {
-    match r {
-        WakeReason::PageMiss => "page miss".into(),
-        WakeReason::UserReturn => "user return".into(),
-        WakeReason::Other(s) => s.clone(),
-    }
+    jettison_plot::recorded::wake_label(r)
 }

@@ -79,6 +79,7 @@ pub use fault::runs as page_runs;
 pub use jettison_power_model::PrefetchConfig;
 pub use mount::LazyMemMount;
 pub use serve::FAULT_LATENCY_TARGET;
+pub use stats::MemObserver;
 pub use vm::VmMemory;
 
 /// Size of a page: the unit of presence, fetching and dirty tracking.

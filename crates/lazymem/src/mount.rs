@@ -25,6 +25,8 @@ pub struct LazyMemMount {
     /// Serialises `add_vm`, so a refused duplicate never touches a replica.
     add_lock: Mutex<()>,
     session: Option<BackgroundSession>,
+    /// Told of the VMs' faults and fetches (see [`Self::with_observer`]).
+    observer: Option<Arc<dyn crate::MemObserver>>,
 }
 
 impl LazyMemMount {
@@ -68,7 +70,15 @@ impl LazyMemMount {
             opts,
             add_lock: Mutex::new(()),
             session: Some(session),
+            observer: None,
         })
+    }
+
+    /// Tells `observer` of the faults, fetches, retries and replica hits of
+    /// the VMs added from now on (the server's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn crate::MemObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The (absolute) mountpoint.
@@ -130,6 +140,7 @@ impl LazyMemMount {
             self.opts.prefetch.group_pages(),
             working_set,
             self.opts.reserve_replicas,
+            self.observer.clone(),
         )?);
         self.registry.insert(vm.clone());
         info!(vm = name, size, replica = %replica.display(), working_set = ws_pages, "VM memory added");

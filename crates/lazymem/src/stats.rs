@@ -1,15 +1,32 @@
 //! Per-VM counters, the fault latency histogram and the fetch order record.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use jettison_wire::{LatencySummary, VmMemStats};
 
+/// Told of every fault, fetch, retry and replica hit of every VM of a
+/// mount, as they happen (the server's Prometheus metrics): see
+/// [`crate::LazyMemMount::with_observer`]. Called with the VM's counters'
+/// lock held: keep it short and never block.
+pub trait MemObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// A fault (a read of an absent page) of `vm` was served in `service`.
+    fn fault(&self, vm: &str, service: Duration);
+    /// `pages` pages (`bytes` bytes) of `vm` arrived from its source.
+    fn fetched(&self, vm: &str, pages: u64, bytes: u64);
+    /// A fetch of `vm` failed and is retried.
+    fn retry(&self, vm: &str);
+    /// A read of `vm` was served from the replica.
+    fn replica_hit(&self, vm: &str);
+}
+
 /// Mutable statistics of one VM (behind one mutex; updates are rare and short).
 #[derive(Debug)]
 pub(crate) struct Stats {
     inner: Mutex<Inner>,
+    /// The VM's name and the mount's observer, if any.
+    observer: Option<(String, Arc<dyn MemObserver>)>,
 }
 
 #[derive(Debug)]
@@ -26,7 +43,7 @@ struct Inner {
 }
 
 impl Stats {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(observer: Option<(String, Arc<dyn MemObserver>)>) -> Self {
         // 3 significant digits, auto-resizing: no sample is ever rejected.
         let mut latency_us = Histogram::new(3).expect("3 significant digits is valid");
         latency_us.auto(true);
@@ -40,6 +57,13 @@ impl Stats {
                 latency_us,
                 fetched: Vec::new(),
             }),
+            observer,
+        }
+    }
+
+    fn observe(&self, f: impl FnOnce(&str, &dyn MemObserver)) {
+        if let Some((vm, o)) = &self.observer {
+            f(vm, &**o);
         }
     }
 
@@ -49,6 +73,7 @@ impl Stats {
 
     pub(crate) fn replica_hit(&self) {
         self.lock().replica_hits += 1;
+        self.observe(|vm, o| o.replica_hit(vm));
     }
 
     /// Records one serviced fault (a READ that needed the source).
@@ -60,10 +85,12 @@ impl Stats {
             .max(1);
         // Cannot fail with auto-resize on.
         let _ = s.latency_us.record(us);
+        self.observe(|vm, o| o.fault(vm, service));
     }
 
     pub(crate) fn retry(&self) {
         self.lock().fetch_retries += 1;
+        self.observe(|vm, o| o.retry(vm));
     }
 
     /// Records pages received from the source, `first..first+count`.
@@ -72,6 +99,7 @@ impl Stats {
         s.pages_fetched += count;
         s.bytes_fetched += bytes;
         s.fetched.extend(first..first + count);
+        self.observe(|vm, o| o.fetched(vm, count, bytes));
     }
 
     pub(crate) fn fetched_pages(&self) -> Vec<u64> {
@@ -111,7 +139,7 @@ mod tests {
 
     #[test]
     fn summary() {
-        let s = Stats::new();
+        let s = Stats::new(None);
         assert_eq!(s.snapshot(0).fault_latency_us, LatencySummary::default());
         for ms in 1..=100 {
             s.fault(Duration::from_millis(ms));
@@ -130,5 +158,41 @@ mod tests {
             (1, 1, 5)
         );
         assert_eq!(s.fetched_pages(), vec![7, 8, 9]);
+    }
+
+    /// Sums what it is told, per event kind.
+    #[derive(Debug, Default)]
+    struct Sums(Mutex<(Vec<String>, u64, u64, u64, u64)>);
+
+    impl MemObserver for Sums {
+        fn fault(&self, vm: &str, _: Duration) {
+            let mut s = self.0.lock().unwrap();
+            s.0.push(vm.into());
+            s.1 += 1;
+        }
+        fn fetched(&self, _: &str, pages: u64, bytes: u64) {
+            let mut s = self.0.lock().unwrap();
+            s.2 += pages;
+            s.3 += bytes;
+        }
+        fn retry(&self, _: &str) {
+            self.0.lock().unwrap().4 += 1;
+        }
+        fn replica_hit(&self, _: &str) {}
+    }
+
+    #[test]
+    fn the_observer_hears_each_event_with_its_vm() {
+        let sums = Arc::new(Sums::default());
+        let s = Stats::new(Some(("desk-1".into(), sums.clone())));
+        s.fault(Duration::from_millis(2));
+        s.fetched(0, 4, 4 * 4096);
+        s.fetched(9, 1, 4096);
+        s.retry();
+        let seen = sums.0.lock().unwrap();
+        assert_eq!(
+            (seen.0.clone(), seen.1, seen.2, seen.3, seen.4),
+            (vec!["desk-1".to_string()], 1, 5, 5 * 4096, 1)
+        );
     }
 }

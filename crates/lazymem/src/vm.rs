@@ -85,6 +85,7 @@ impl VmMemory {
         group: u64,
         working_set: Vec<u64>,
         reserve: bool,
+        observer: Option<Arc<dyn crate::MemObserver>>,
     ) -> Result<Self, LazyMemError> {
         let ctx = || format!("replica {}", replica_path.display());
         let replica = OpenOptions::new()
@@ -125,7 +126,7 @@ impl VmMemory {
                 written: BTreeSet::new(),
             }),
             source,
-            stats: Stats::new(),
+            stats: Stats::new(observer.map(|o| (name.to_owned(), o))),
             group: group.max(1),
             working_set: Mutex::new(Some(working_set)),
             cancelled: AtomicBool::new(false),
@@ -407,6 +408,7 @@ mod tests {
             1,
             vec![],
             false,
+            None,
         )
         .unwrap()
     }

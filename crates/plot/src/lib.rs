@@ -29,6 +29,7 @@ pub mod font;
 pub mod layout;
 pub mod lines;
 mod model;
+pub mod recorded;
 mod sample;
 pub mod scatter;
 
@@ -40,6 +41,7 @@ pub use bars::{render_bars, render_bars_svg_string, BarChart, BarSeries};
 pub use error::PlotError;
 pub use lines::{render_lines, render_lines_svg_string, LineChart, LinePoint, LineSeries};
 pub use model::{Placement, PowerState, TimelineInput};
+pub use recorded::{from_recorded, Recorded};
 pub use sample::sample_input;
 pub use scatter::{render_scatter, render_scatter_svg_string, ScatterChart, ScatterPoint};
 

@@ -33,6 +33,9 @@
 //! max_total_replica_mib = 1048576           # all replicas (memory + disk), reserved on disk
 //! min_free_mib = 1024                       # kept free where replicas and state live
 //!
+//! [metrics]                                 # absent: no metrics listener
+//! listen = "127.0.0.1:9471"                 # GET /metrics (Prometheus), / (the dashboard)
+//!
 //! [tls]                                     # mutual TLS (see `jettison certs`); SIGHUP reloads it
 //! ca = "/etc/jettison/tls/ca.pem"
 //! cert = "/etc/jettison/tls/consol-1.pem"
@@ -167,6 +170,11 @@ pub struct ServerConfig {
     /// users).
     #[serde(default = "default_first_uid")]
     pub qemu_first_uid: u32,
+    /// The HTTP listener of the Prometheus metrics (`/metrics`) and the
+    /// dashboard (`/`); none if absent. Its `listen` defaults to loopback,
+    /// port [`jettison_metrics::SERVER_PORT`].
+    #[serde(default)]
+    pub metrics: Option<jettison_metrics::MetricsConfig>,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -394,5 +402,15 @@ mod tests {
         assert_eq!(cfg.accel, Accel::Kvm);
         assert_eq!(cfg.tls.allowed_peers.len(), 2);
         assert_eq!(cfg.prefetch, default_prefetch());
+        let metrics = cfg.metrics.expect("the packaged server serves metrics");
+        assert_eq!(
+            metrics.address(jettison_metrics::SERVER_PORT).to_string(),
+            "127.0.0.1:9471",
+            "on loopback"
+        );
+        // The same without its [metrics] table (its last): no listener.
+        let text = include_str!("../../../packaging/server.toml");
+        let cfg = ServerConfig::parse(&text[..text.find("\n[metrics]").unwrap()]).unwrap();
+        assert!(cfg.metrics.is_none(), "no [metrics] table: no listener");
     }
 }

@@ -260,6 +260,8 @@ pub(crate) struct Handovers<V, F> {
     /// a VM is entered before it is prepared and leaves with
     /// [`Handovers::take`].
     pub(crate) admission: Admission,
+    /// The desktops and where their VMs run, for the dashboard.
+    pub(crate) fleet: Arc<crate::fleet::Fleet>,
 }
 
 /// A VM name claimed by a prepare (see [`Handovers::claim`]); the claim
@@ -299,6 +301,7 @@ impl<V, F> Handovers<V, F> {
             }),
             records,
             admission,
+            fleet: Arc::default(),
         }
     }
 
@@ -394,6 +397,9 @@ impl<V, F> Handovers<V, F> {
     /// Adds `vm`'s guest, which belongs to its desktop.
     pub(crate) fn insert(&self, vm: &str, guest: Guest<V, F>) -> Slot<V, F> {
         let desktop = guest.desktop.clone();
+        let (placement, here) = crate::fleet::placement_of(guest.handover);
+        self.fleet
+            .vm(&desktop, vm, placement, here, crate::fleet::now_ms());
         let slot = Arc::new(tokio::sync::Mutex::new(guest));
         self.table()
             .guests
@@ -424,9 +430,13 @@ impl<V, F> Handovers<V, F> {
     }
 
     pub(crate) fn take(&self, vm: &str) -> Option<Slot<V, F>> {
-        let slot = self.table().guests.remove(vm).map(|(_, slot)| slot);
+        let entry = self.table().guests.remove(vm);
         self.admission.release(vm);
-        slot
+        entry.map(|(desktop, slot)| {
+            self.fleet
+                .vm(&desktop, vm, "home", false, crate::fleet::now_ms());
+            slot
+        })
     }
 
     /// Whether `slot` is still `vm`'s guest (not discarded meanwhile).
@@ -449,6 +459,9 @@ impl<V, F> Handovers<V, F> {
             step(guest.handover).map_err(|e| ServerError::WrongState(format!("VM {vm}: {e}")))?;
         self.records.save(vm, &guest.record(next))?;
         guest.handover = next;
+        let (placement, here) = crate::fleet::placement_of(next);
+        self.fleet
+            .vm(&guest.desktop, vm, placement, here, crate::fleet::now_ms());
         jettison_daemon::fault::point(&format!("server:{next:?}"));
         Ok(())
     }

@@ -8,7 +8,10 @@ mod admission_intake_tests;
 mod checkpoint;
 pub mod config;
 mod control;
+mod dashboard;
+pub mod dashboard_html;
 pub mod fetch_client;
+pub mod fleet;
 mod guests;
 mod home;
 #[cfg(test)]
@@ -20,6 +23,7 @@ mod intake_tests;
 pub mod lan;
 #[cfg(test)]
 mod matrix_tests;
+mod metrics;
 #[cfg(test)]
 mod ownership_tests;
 mod qemu_users;
@@ -97,6 +101,9 @@ pub enum ServerError {
     /// TLS material could not be loaded.
     #[error(transparent)]
     Tls(#[from] jettison_tls::TlsError),
+    /// The metrics listener could not be opened.
+    #[error(transparent)]
+    Metrics(#[from] jettison_metrics::MetricsError),
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -154,6 +161,8 @@ pub struct Server {
     /// VMs whose QEMU died, to resume from their checkpoints.
     recover: tokio::sync::mpsc::UnboundedSender<(String, records::Record)>,
     to_recover: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, records::Record)>>>,
+    /// The Prometheus metrics the memory filesystem feeds.
+    metrics: jettison_metrics::ServerMetrics,
 }
 
 /// Confined QEMUs open the tun device as their own users to attach to
@@ -246,8 +255,15 @@ impl Server {
         limits
             .max_total_memory_mib
             .get_or_insert_with(|| 2 * host_ram_mib());
+        let handovers = guests::Handovers::new(records, admission::Admission::new(limits));
+        let metrics = jettison_metrics::ServerMetrics::default();
+        let observer = Arc::new(metrics::Observer {
+            metrics: metrics.clone(),
+            fleet: handovers.fleet.clone(),
+        });
         let mount =
-            LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?;
+            LazyMemMount::mount(&config.mount_dir, tokio::runtime::Handle::current(), opts)?
+                .with_observer(observer);
         let (recover, to_recover) = tokio::sync::mpsc::unbounded_channel();
         Ok(Server {
             config,
@@ -255,7 +271,7 @@ impl Server {
             tls,
             mount,
             images,
-            handovers: guests::Handovers::new(records, admission::Admission::new(limits)),
+            handovers,
             desktops: Mutex::new(HashMap::new()),
             working_sets,
             qemu_users,
@@ -266,6 +282,7 @@ impl Server {
             recoveries: Mutex::new(HashMap::new()),
             recover,
             to_recover: Mutex::new(Some(to_recover)),
+            metrics,
         })
     }
 
@@ -288,7 +305,11 @@ impl Server {
     pub(crate) fn waker(&self, desktop: &str) -> Arc<waker::DesktopWaker> {
         let mut d = self.desktops.lock().expect("desktops lock");
         d.entry(desktop.to_string())
-            .or_insert_with(|| Arc::new(waker::DesktopWaker::new(desktop)))
+            .or_insert_with(|| {
+                Arc::new(
+                    waker::DesktopWaker::new(desktop).observed_by(self.handovers.fleet.clone()),
+                )
+            })
             .clone()
     }
 
@@ -304,6 +325,19 @@ impl Server {
         let control = bind_control(&server.config.control_socket)?;
         let upkeep =
             jettison_daemon::reload::spawn_tls_upkeep(server.tls.clone(), server.tls_reader())?;
+        let metrics = match &server.config.metrics {
+            Some(m) => {
+                let l = jettison_metrics::bind(m.address(jettison_metrics::SERVER_PORT)).await?;
+                let registry = metrics::registry(&server.metrics, Arc::downgrade(&server));
+                let routes = dashboard::routes(&server);
+                Some(tokio::spawn(jettison_metrics::serve(
+                    l,
+                    Arc::new(registry),
+                    routes,
+                )))
+            }
+            None => None,
+        };
         let host: Arc<str> = server.config.host.clone().into();
         tracing::info!(listen = %server.config.listen, mount = %server.config.mount_dir.display(), "server up");
         let images = server.images.clone();
@@ -345,6 +379,9 @@ impl Server {
         agents.abort();
         ctl.abort();
         checkpoints.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         if let Some(r) = recovery {
             r.abort();
         }

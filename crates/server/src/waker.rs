@@ -39,6 +39,8 @@ pub struct DesktopWaker {
     sleeping: Mutex<Option<Sleeping>>,
     waking: tokio::sync::Mutex<()>,
     wakes: AtomicU64,
+    /// Told of its sleeps and wakes (the dashboard's view).
+    fleet: Option<std::sync::Arc<crate::fleet::Fleet>>,
 }
 
 impl DesktopWaker {
@@ -55,6 +57,19 @@ impl DesktopWaker {
             sleeping: Mutex::new(None),
             waking: tokio::sync::Mutex::new(()),
             wakes: AtomicU64::new(0),
+            fleet: None,
+        }
+    }
+
+    /// The same, telling `fleet` of the desktop's sleeps and wakes.
+    pub fn observed_by(mut self, fleet: std::sync::Arc<crate::fleet::Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    fn tell(&self, f: impl FnOnce(&crate::fleet::Fleet, &str, u64)) {
+        if let Some(fleet) = &self.fleet {
+            f(fleet, &self.name, crate::fleet::now_ms());
         }
     }
 
@@ -62,12 +77,14 @@ impl DesktopWaker {
     /// to `wol_addr` (checked by the caller: see [`crate::lan`]).
     pub fn going_to_sleep(&self, mac: MacAddr, wol_addr: std::net::SocketAddr) {
         *self.sleeping.lock().expect("waker lock") = Some(Sleeping { mac, wol_addr });
+        self.tell(|f, d, t| f.asleep(d, t));
         tracing::info!(desktop = %self.name, %mac, %wol_addr, "desktop goes to sleep");
     }
 
     /// Records that the desktop is awake (it talked to us).
     pub fn mark_awake(&self) {
         self.sleeping.lock().expect("waker lock").take();
+        self.tell(|f, d, t| f.awake(d, t));
     }
 
     /// Whether the desktop is believed asleep.
@@ -94,6 +111,7 @@ impl DesktopWaker {
             return Ok(None);
         };
         let started = Instant::now();
+        self.tell(|f, d, t| f.waking(d, t));
         // A desktop that announced its sleep refuses connections until it
         // has resumed (it may still be suspending when we first probe), and
         // a refused probe costs nothing: probe every PROBE_EVERY so that the
@@ -112,6 +130,7 @@ impl DesktopWaker {
             if let Some(conn) = probe().await {
                 *self.sleeping.lock().expect("waker lock") = None;
                 self.wakes.fetch_add(1, Ordering::Relaxed);
+                self.tell(|f, d, t| f.awake(d, t));
                 tracing::info!(desktop = %self.name, ms = started.elapsed().as_millis() as u64, packets, "desktop woke up");
                 return Ok(Some(conn));
             }

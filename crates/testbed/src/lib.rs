@@ -8,11 +8,13 @@
 //! namespaces and deletes them. A state record per LAN under
 //! [`STATE_DIR`] lets [`clean_leftovers`] find what a killed run left.
 //! Naming and addressing rules are in [`names`]. [`LoopFs`] is a small
-//! loop-mounted filesystem for tests that fill a disk.
+//! loop-mounted filesystem for tests that fill a disk. [`Forwarder`] carries
+//! TCP connections from the machine into a test host.
 
 #![forbid(unsafe_code)]
 
 pub mod clean;
+pub mod forward;
 pub mod host;
 pub mod lan;
 pub mod loopfs;
@@ -24,6 +26,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use clean::{clean_leftovers, Report};
+pub use forward::Forwarder;
 pub use host::{Host, Role};
 pub use lan::{Lan, LanSpec, STATE_DIR};
 pub use loopfs::LoopFs;

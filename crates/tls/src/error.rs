@@ -162,6 +162,27 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
 }
 
+impl TlsError {
+    /// A short `snake_case` word for why a handshake was refused (the
+    /// `reason` label of `jettison_tls_refusals_total`); `other` for the
+    /// errors that are not refusals of a peer.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TlsError::NotTls { .. } => "not_tls",
+            TlsError::NoCertificate { .. } => "no_certificate",
+            TlsError::UnknownCa { .. } => "unknown_ca",
+            TlsError::Expired { .. } => "expired",
+            TlsError::Revoked { .. } => "revoked",
+            TlsError::NotAuthorized { .. } => "not_authorized",
+            TlsError::WrongName { .. } => "wrong_name",
+            TlsError::RefusedByPeer { .. } => "refused_by_peer",
+            TlsError::Timeout { .. } => "timeout",
+            TlsError::Handshake { .. } => "handshake_failed",
+            _ => "other",
+        }
+    }
+}
+
 /// What an alert from the peer usually means in jettison.
 pub(crate) fn alert_meaning(alert: AlertDescription) -> &'static str {
     match alert {

@@ -121,11 +121,13 @@ async fn main() -> anyhow::Result<()> {
         "desktop agent and server (loopback)"
     };
     println!("  {hosts} up (run {})", cluster.vm);
+    let dashboard = show_dashboard(&cluster);
     let progress = Progress::on_stdout();
     let rt = round_trip(&cluster, &phases, &progress).await;
     progress.finish();
     let rt = rt?;
     let run_dir = cluster.dir.clone();
+    drop(dashboard);
     cluster.stop_daemons();
     let disk = match &cluster.disk_path {
         Some(image) => {
@@ -200,4 +202,23 @@ fn lines_after(log: &str, ms: u64) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Shows the server's dashboard on this machine's loopback while the demo
+/// runs: port 9471 (the server's default), or a free one if it is taken.
+fn show_dashboard(cluster: &Cluster) -> Option<jettison_testbed::Forwarder> {
+    use jettison_demo::observe::DASHBOARD_PORT;
+    let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let forwarder = match cluster.dashboard_forwarder(at(DASHBOARD_PORT)) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("  (port {DASHBOARD_PORT} is taken: {e}; using a free port)");
+            cluster.dashboard_forwarder(at(0)).ok().flatten()
+        }
+    };
+    let addr = forwarder
+        .as_ref()
+        .map_or(cluster.server_metrics, |f| f.local_addr());
+    println!("  dashboard: http://{addr}/ (metrics: http://{addr}/metrics), while the demo runs");
+    forwarder
 }
