@@ -5,13 +5,15 @@
 //! server = "10.0.0.2:7400"               # the consolidation server
 //! server_name = "consol-1"               # the name its certificate carries
 //! listen = "0.0.0.0:7401"                # this desktop's state server
-//! advertise = "10.0.0.17:7401"           # how the server dials it (default: listen)
+//! advertise = "10.0.0.17:7401"          # how the server dials it (default: listen; required
+//!                                        # when listen is 0.0.0.0 or [::], see below)
 //! control_socket = "/run/jettison/agent.sock"
 //! state_dir = "/var/lib/jettison/agent"  # handover records and device-state snapshots, per VM
 //! run_dir = "/run/jettison/agent"        # QEMU sockets, console logs
 //! memory_dir = "/dev/shm"                # VM memory files <vm>.mem
 //! qemu_binary = "qemu-system-x86_64"
-//! accel = "kvm"                          # or "tcg"
+//! accel = "auto"                         # the default: KVM if a probe guest runs
+//!                                        # under it, else TCG (logged); or "kvm", "tcg"
 //! bridge = "br0"                         # LAN bridge for the VMs' taps
 //! on_stop = "leave"                      # or "shutdown": what stopping the agent does to
 //!                                        # the VMs running at home (see below)
@@ -38,8 +40,9 @@
 //! extra_args = []                       # this desktop's QEMU only, never sent to the server
 //! autostart = true
 //! mac = "52:54:00:12:34:56"              # NIC on `bridge`; the VM keeps it on the server
-//! disk = "/var/lib/jettison/disks/desk-17.img"  # raw image, served lazily while away
-//! disk_mib = 64                          # size of an image the agent creates
+//! disk = "/var/lib/jettison/disks/desk-17.img"  # an existing raw image, served lazily
+//!                                        # while away (never created: a missing or
+//!                                        # qcow2 image stops the agent with the reason)
 //! ```
 //!
 //! `on_stop` decides what happens to a VM running at home when the agent
@@ -54,6 +57,12 @@
 //!   within `stop_timeout_s` seconds. (Keep systemd's `TimeoutStopSec` above
 //!   it; the VMs stop in parallel.)
 //!
+//! The server dials `advertise` to fetch the memory of a VM it runs, and
+//! checks that it can before it takes the VM. An unspecified address
+//! (`0.0.0.0`, `[::]`) names no host there, so it is refused at start:
+//! with `listen` on all interfaces (the default), `advertise` must be set
+//! to an address of this desktop the server reaches.
+//!
 //! A consolidated VM is untouched by either: nothing of it runs at home. A
 //! guest held at home in the middle of a handover is stopped with the agent;
 //! the handover's record decides on the next start.
@@ -61,7 +70,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use jettison_qemu::{Accel, MachineSpec};
+use jettison_qemu::{Accel, AccelChoice, MachineSpec};
 use jettison_wire::MacAddr;
 use serde::Deserialize;
 
@@ -118,8 +127,13 @@ pub struct AgentConfig {
     /// QEMU binary.
     #[serde(default = "default_qemu")]
     pub qemu_binary: PathBuf,
-    /// Accelerator.
-    #[serde(default)]
+    /// The accelerator asked for (`accel`: "auto", the default, "kvm" or
+    /// "tcg"); see `jettison_qemu::accel_probe`.
+    #[serde(default, rename = "accel")]
+    pub accel_choice: AccelChoice,
+    /// The accelerator in force: `accel` itself, or for "auto" what the
+    /// probe chose at start ([`Self::choose_accel`]); TCG until then.
+    #[serde(skip)]
     pub accel: Accel,
     /// The LAN bridge the VMs' taps are attached to (needed for VMs with a `mac`).
     pub bridge: Option<String>,
@@ -187,12 +201,13 @@ pub struct VmConfig {
     /// MAC address of the VM's NIC (a tap on `bridge`); no NIC if absent.
     /// Six hex pairs, unicast (checked while parsing).
     pub mac: Option<MacAddr>,
-    /// Raw disk image of the VM (created sparse, `disk_mib` large, if
-    /// missing); no disk if absent.
+    /// Raw disk image of the VM, which must exist (the agent never
+    /// creates one, see `crate::disk_image`); no disk if absent.
     pub disk: Option<PathBuf>,
-    /// Size of a disk image created by the agent.
-    #[serde(default = "default_disk_mib")]
-    pub disk_mib: u64,
+    /// No longer taken (the agent used to create a missing disk of this
+    /// size): refused with the reason, see [`AgentConfig::parse`].
+    #[serde(default)]
+    pub disk_mib: Option<u64>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -216,9 +231,6 @@ fn default_qemu() -> PathBuf {
 fn default_stop_timeout_s() -> u64 {
     60
 }
-fn default_disk_mib() -> u64 {
-    64
-}
 fn one() -> u32 {
     1
 }
@@ -227,6 +239,13 @@ fn yes() -> bool {
 }
 
 impl AgentConfig {
+    /// Settles the accelerator: for `accel = "auto"` boots the probe
+    /// guest under KVM (up to `jettison_qemu::accel_probe::PROBE_TIMEOUT`)
+    /// and takes TCG if it does not run; logs the choice and why.
+    pub fn choose_accel(&mut self) {
+        self.accel = jettison_qemu::choose_accel(self.accel_choice, &self.qemu_binary).accel;
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -241,13 +260,15 @@ impl AgentConfig {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let cfg: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut cfg: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.accel = cfg.accel_choice.fixed().unwrap_or_default();
         if cfg.stop_timeout_s > MAX_STOP_TIMEOUT_S {
             return Err(format!(
                 "stop_timeout_s = {}: at most {MAX_STOP_TIMEOUT_S} seconds",
                 cfg.stop_timeout_s
             ));
         }
+        check_advertised(&cfg.advertised())?;
         let mut seen = std::collections::HashSet::new();
         for vm in &cfg.vms {
             if !jettison_wire::valid_vm_name(&vm.name) {
@@ -262,6 +283,14 @@ impl AgentConfig {
             if vm.memory_mib < 16 || vm.cpus == 0 {
                 return Err(format!(
                     "vm {:?}: memory_mib must be at least 16 and cpus at least 1",
+                    vm.name
+                ));
+            }
+            if vm.disk_mib.is_some() {
+                return Err(format!(
+                    "vm {:?}: `disk_mib` is no longer taken: the agent never creates a disk \
+                     image (a mistyped `disk` path gave the guest an empty disk); create the \
+                     raw image yourself (`truncate -s 64M <path>`) and remove `disk_mib`",
                     vm.name
                 ));
             }
@@ -288,6 +317,31 @@ impl AgentConfig {
     }
 }
 
+/// Refuses an advertised address that names no host for the server: an
+/// unspecified IP (`0.0.0.0`, `[::]`), or no port (pure).
+pub fn check_advertised(addr: &str) -> Result<(), String> {
+    let bad = match addr.parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => "an unspecified IP (it means \"any local address\")",
+        Ok(_) => return Ok(()),
+        // host:port with a name: resolved by the server, which checks it
+        // can reach it at each prepare.
+        Err(_)
+            if addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+        {
+            return Ok(())
+        }
+        Err(_) => "not host:port",
+    };
+    Err(format!(
+        "the state server's advertised address {addr:?} is {bad}: the consolidation server \
+         dials it to fetch a VM's memory and could not reach this desktop there (its VM would \
+         hang on its first page fault); set `advertise` to this desktop's LAN address and the \
+         state server's port, e.g. advertise = \"10.0.0.17:7401\""
+    ))
+}
+
 impl VmConfig {
     /// The machine QEMU runs for this VM.
     pub fn machine(&self) -> MachineSpec {
@@ -298,10 +352,12 @@ impl VmConfig {
             initrd: self.initrd.clone(),
             append: self.append.clone(),
             nic_mac: self.mac,
-            disk_bytes: self.disk.as_ref().map(|d| match std::fs::metadata(d) {
-                Ok(m) => m.len(),
-                Err(_) => self.disk_mib << 20,
-            }),
+            // The image was checked at start and is checked again at each
+            // launch (`crate::disk_image::check_disk`).
+            disk_bytes: self
+                .disk
+                .as_ref()
+                .map(|d| std::fs::metadata(d).map_or(0, |m| m.len())),
         }
     }
 }
@@ -313,7 +369,7 @@ mod tests {
     /// A config with top-level keys `top`, a `[tls]` section and `vms`.
     fn text(top: &str, vms: &str) -> String {
         format!(
-            "server = \"s:7400\"\nserver_name = \"srv\"\n{top}\n[tls]\nca = \"/c\"\ncert = \"/h\"\nkey = \"/k\"\n\
+            "server = \"s:7400\"\nserver_name = \"srv\"\nadvertise = \"10.0.0.17:7401\"\n{top}\n[tls]\nca = \"/c\"\ncert = \"/h\"\nkey = \"/k\"\n\
              allowed_peers = [\"srv\"]\n{vms}"
         )
     }
@@ -325,10 +381,11 @@ mod tests {
         let cfg = AgentConfig::parse(&text("", VM)).unwrap();
         assert_eq!(cfg.listen.port(), 7401);
         assert_eq!(cfg.memory_dir, PathBuf::from("/dev/shm"));
-        assert_eq!(cfg.accel, Accel::Tcg);
+        assert_eq!(cfg.accel_choice, AccelChoice::Auto);
+        assert_eq!(cfg.accel, Accel::Tcg, "until the probe chose");
         assert_eq!(cfg.vms[0].cpus, 1);
         assert!(cfg.vms[0].autostart);
-        assert_eq!(cfg.advertised(), "0.0.0.0:7401");
+        assert_eq!(cfg.advertised(), "10.0.0.17:7401");
         assert_eq!(cfg.tls.allowed_peers, vec!["srv".to_string()]);
         assert_eq!(cfg.on_stop, OnStop::Leave);
         assert_eq!(cfg.stop_timeout(), std::time::Duration::from_secs(60));
@@ -393,16 +450,48 @@ mod tests {
             (text("stop_timeout_s = -1", VM), "invalid value"),
             (text("stop_timeout_s = \"60s\"", VM), "invalid type"),
             (text("stop_timeout_s = 3601", VM), "at most 3600 seconds"),
+            (
+                text("", &format!("{VM}disk = \"/d.img\"\ndisk_mib = 64")),
+                "`disk_mib` is no longer taken",
+            ),
         ] {
             let err = AgentConfig::parse(&text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
     }
 
+    /// Without `advertise`, the state server's address is `listen`; an
+    /// unspecified one is refused with what to set.
+    #[test]
+    fn an_unspecified_advertised_address_is_refused() {
+        let base = "server = \"s:7400\"\nserver_name = \"srv\"\n";
+        let tls = "[tls]\nca = \"/c\"\ncert = \"/h\"\nkey = \"/k\"\nallowed_peers = [\"srv\"]\n";
+        for top in [
+            "",
+            "listen = \"0.0.0.0:7401\"",
+            "listen = \"[::]:7401\"",
+            "listen = \"10.0.0.17:7401\"\nadvertise = \"0.0.0.0:7401\"",
+            "advertise = \"[::]:7401\"",
+            "advertise = \"desk-17\"",
+        ] {
+            let err = AgentConfig::parse(&format!("{base}{top}\n{tls}")).unwrap_err();
+            assert!(err.contains("set `advertise`"), "{top:?}: {err}");
+        }
+        for (top, advertised) in [
+            ("listen = \"10.0.0.17:7401\"", "10.0.0.17:7401"),
+            ("advertise = \"10.0.0.17:7401\"", "10.0.0.17:7401"),
+            ("advertise = \"desk-17.lan:7401\"", "desk-17.lan:7401"),
+            ("advertise = \"[fd00::17]:7401\"", "[fd00::17]:7401"),
+        ] {
+            let cfg = AgentConfig::parse(&format!("{base}{top}\n{tls}")).unwrap();
+            assert_eq!(cfg.advertised(), advertised);
+        }
+    }
+
     #[test]
     fn the_packaged_example_parses() {
         let cfg = AgentConfig::parse(include_str!("../../../packaging/agent.toml")).unwrap();
-        assert_eq!(cfg.accel, Accel::Kvm);
+        assert_eq!(cfg.accel_choice, AccelChoice::Auto);
         assert_eq!(
             cfg.vms[0].mac.map(|m| m.to_string()).as_deref(),
             Some("52:54:00:12:34:17")

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod control;
+pub mod disk_image;
 mod doze;
 pub mod handover_in;
 pub mod handover_out;
@@ -18,6 +19,7 @@ pub mod power;
 mod power_loop;
 pub mod record;
 mod reintegrate;
+pub mod retry;
 mod settle;
 mod state_server;
 #[cfg(test)]
@@ -84,6 +86,9 @@ pub enum AgentError {
     /// The server could not be reached or refused us.
     #[error("consolidation server: {0}")]
     Dial(#[from] jettison_daemon::DialError),
+    /// A VM's disk image is missing or not a raw image.
+    #[error(transparent)]
+    Disk(#[from] disk_image::DiskError),
     /// The power backend failed.
     #[error("power: {0}")]
     Power(String),
@@ -113,12 +118,16 @@ pub struct Agent {
 impl Agent {
     /// Builds the agent from its configuration, picking up VMs recorded as
     /// consolidated by a previous run.
-    pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
+    pub fn new(mut config: AgentConfig) -> Result<Self, AgentError> {
+        config.choose_accel();
         for dir in [&config.state_dir, &config.run_dir, &config.memory_dir] {
             std::fs::create_dir_all(dir)?;
         }
         let mut slots = BTreeMap::new();
         for vm in &config.vms {
+            if let Some(disk) = &vm.disk {
+                disk_image::check_disk(&vm.name, disk)?;
+            }
             slots.insert(vm.name.clone(), Arc::new(VmSlot::new(&config, vm)?));
         }
         let tls = jettison_tls::TlsContext::load(&config.tls)?;
@@ -201,8 +210,23 @@ impl Agent {
             .clone()
             .map(|p| tokio::spawn(agent.clone().power_loop(p)));
         agent.boot_at_start().await;
+        // Ready only now: control socket and state server up, the QEMUs
+        // left running taken over, the autostart VMs booted.
+        let watchdog = jettison_daemon::notify::ready(
+            &agent.config.control_socket,
+            &format!(
+                "serving {} VM(s); state server on {listen}, advertised as {}",
+                agent.slots.len(),
+                agent.config.advertised()
+            ),
+        );
         jettison_daemon::shutdown_signal().await;
         tracing::info!(on_stop = ?agent.config.on_stop, "shutting down");
+        jettison_daemon::notify::stopping(&format!(
+            "stopping (on_stop = {:?})",
+            agent.config.on_stop
+        ));
+        watchdog.stop();
         upkeep.abort();
         agent.close_state_server().await;
         ctl.abort();

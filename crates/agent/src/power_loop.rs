@@ -2,6 +2,7 @@
 //! when the user is away, bring them home when the user returns. Before it
 //! announces a sleep the agent dozes (see `crate::doze`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use jettison_power_model::Decision;
 use jettison_wire::Message;
 
 use crate::power::Power;
+use crate::retry::RetryBackoff;
 use crate::vm::Placement;
 use crate::{Agent, AgentError};
 
@@ -47,12 +49,16 @@ impl Agent {
         let mut woken: Option<(u64, usize)> = None;
         // Whether every VM has been away since the last tick (an idle period).
         let mut in_period = false;
+        // Each VM's schedule of idle migrations after a failure.
+        let mut retries: BTreeMap<String, RetryBackoff> = BTreeMap::new();
         loop {
             tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
             if power.user_input() {
                 power
                     .last_input_ms
                     .store(power.backend().now_ms(), Ordering::Release);
+                // The next absence starts with a fresh attempt.
+                retries.clear();
                 self.user_returned(&power).await;
                 continue;
             }
@@ -62,7 +68,7 @@ impl Agent {
                     .now_ms()
                     .saturating_sub(power.last_input_ms.load(Ordering::Acquire));
                 if quiet >= after * 1000 {
-                    self.user_away(&power).await;
+                    self.user_away(&power, &mut retries).await;
                 }
             }
             if !self.all_away().await {
@@ -149,13 +155,30 @@ impl Agent {
             .collect()
     }
 
-    /// Idle detection fired: the VMs at home go to the server.
-    async fn user_away(&self, power: &Power) {
+    /// Idle detection fired: the VMs at home go to the server. A VM whose
+    /// migration failed is tried again only when its backoff allows.
+    async fn user_away(&self, power: &Power, retries: &mut BTreeMap<String, RetryBackoff>) {
         for vm in self.vms_where(|p| matches!(p, Placement::Home(_))) {
+            let retry = retries.entry(vm.clone()).or_default();
+            if !retry.may_try(power.backend().now_ms()) {
+                continue;
+            }
             tracing::info!(vm, "the user is away: migrating the VM");
             match self.migrate(&vm).await {
-                Ok(r) => power.migrations.lock().expect("migrations lock").push(r),
-                Err(e) => tracing::error!(vm, "migration on idle failed: {e}"),
+                Ok(r) => {
+                    retry.reset();
+                    power.migrations.lock().expect("migrations lock").push(r)
+                }
+                Err(e) => {
+                    let wait_ms = retry.failed(power.backend().now_ms());
+                    tracing::error!(
+                        vm,
+                        failures = retry.failures(),
+                        retry_in_s = wait_ms / 1000,
+                        "migration on idle failed: {e}; trying again in {} s",
+                        wait_ms / 1000
+                    );
+                }
             }
         }
     }

@@ -262,7 +262,8 @@ impl VmSlot {
             });
         }
         if let Some(disk) = &self.config.disk {
-            ensure_disk(disk, self.config.disk_mib << 20)?;
+            // Never a new empty disk; never a format QEMU would take as raw.
+            crate::disk_image::check_disk(&self.config.name, disk)?;
         }
         let tap = match (&self.config.mac, &cfg.bridge) {
             (Some(_), Some(bridge)) => Some(Tap::create(&self.config.name, bridge)?),
@@ -339,25 +340,6 @@ pub fn digest_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Creates a sparse disk image of `size` bytes if there is none.
-fn ensure_disk(path: &Path, size: u64) -> std::io::Result<()> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(f) => {
-            tracing::info!(disk = %path.display(), size, "created an empty disk image");
-            f.set_len(size)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(std::io::Error::new(
-            e.kind(),
-            format!("creating disk image {}: {e}", path.display()),
-        )),
-    }
 }
 
 /// A placement in words, for errors and status.

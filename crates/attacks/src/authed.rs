@@ -196,7 +196,7 @@ pub async fn prepare(
     machine: Value,
     legacy: bool,
 ) -> anyhow::Result<Outcome> {
-    let state_server = format!("{}:7401", ctx.attacker.ip);
+    let state_server = format!("{}:{}", ctx.attacker.ip, crate::state_stub::PORT);
     let (payload, enc) = prepare_payload(&vm, &machine, &state_server, legacy)?;
     let mut c = match dial(&ctx).await {
         Ok(c) => c,
@@ -226,7 +226,7 @@ pub async fn capacity(ctx: Ctx) -> anyhow::Result<Outcome> {
         Ok(c) => c,
         Err(o) => return Ok(o),
     };
-    let state_server = format!("{}:7401", ctx.attacker.ip);
+    let state_server = format!("{}:{}", ctx.attacker.ip, crate::state_stub::PORT);
     let mut accepted = Vec::new();
     let mut last = Reply::NoReply("no prepare tried".into());
     let mut refused_change = None;
@@ -294,7 +294,9 @@ pub async fn collision_reversed(
     let base = base_machine(&ctx.kernel, &ctx.initrd, 64);
     let x = "atk-col".to_string();
     let bystander = format!("{x}{disk_suffix}");
-    let state_server = format!("{}:7401", ctx.attacker.ip);
+    // The first desktop's own state server: the server reaches it as that
+    // desktop (the attacker's stub is desktop2).
+    let state_server = ctx.state_addr.clone();
     let mut owner = match Conn::dial(tls_desktop, &ctx.server_addr, "server", Role::Agent).await {
         Ok(c) => c,
         Err(e) => {

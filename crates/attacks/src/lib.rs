@@ -32,5 +32,6 @@ pub mod machine;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod state_stub;
 pub mod suite;
 pub mod victim;

@@ -96,6 +96,8 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!("  victim {} consolidated", cluster.vm);
     let mut ctx = context(&cluster, o)?;
+    // The server reaches the state server a prepare advertises.
+    let stub = crate::state_stub::start(&ctx.attacker, ctx.tls.clone())?;
     let mut report = Report {
         quick: o.quick,
         ..Report::default()
@@ -168,6 +170,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
             ..Fuzz::default()
         },
     };
+    stub.abort();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

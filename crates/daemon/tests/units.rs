@@ -114,3 +114,21 @@ fn the_agent_unit_is_hardened_and_scores_below_its_threshold() {
     assert_eq!(values(AGENT, "ReadWritePaths"), ["/var/lib/jettison"]);
     check("jettison-agent.service", AGENT, AGENT_MAX_EXPOSURE);
 }
+
+/// Both daemons say when they are ready and feed a watchdog (see
+/// `jettison_daemon::notify`); only the daemon itself may notify.
+#[test]
+fn both_units_wait_for_readiness_and_keep_a_watchdog() {
+    for unit in [SERVER, AGENT] {
+        assert_eq!(values(unit, "Type"), ["notify"]);
+        assert_eq!(values(unit, "NotifyAccess"), ["main"]);
+        let watchdog: Vec<u64> = values(unit, "WatchdogSec")
+            .iter()
+            .map(|v| v.parse().expect("WatchdogSec in seconds"))
+            .collect();
+        assert!(
+            matches!(watchdog[..], [s] if (10..=120).contains(&s)),
+            "{watchdog:?}"
+        );
+    }
+}

@@ -203,6 +203,11 @@ impl Cluster {
         let mut agent_toml = agent_toml_on_stop(&layout, &vm, &opts.agent_on_stop);
         agent_toml.push_str(&crate::configs::metrics_section(agent_metrics));
         std::fs::write(dir.join("agent.toml"), agent_toml)?;
+        if let Some((path, mib)) = vm.disk {
+            // An empty raw image, made on purpose: the agent refuses a
+            // missing one.
+            std::fs::File::create(path)?.set_len(mib << 20)?;
+        }
         let mut cluster = Cluster {
             mem_path: PathBuf::from(format!("/dev/shm/{id}.mem")),
             disk_path,

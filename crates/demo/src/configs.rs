@@ -148,8 +148,9 @@ pub fn agent_toml_on_stop(l: &Layout, vm: &VmLayout, on_stop: &str) -> String {
     if let Some(mac) = vm.mac {
         s += &format!("mac = \"{mac}\"\n");
     }
-    if let Some((path, mib)) = vm.disk {
-        s += &format!("disk = \"{}\"\ndisk_mib = {mib}\n", path.display());
+    if let Some((path, _)) = vm.disk {
+        // The agent never creates it: the cluster makes the image first.
+        s += &format!("disk = \"{}\"\n", path.display());
     }
     s
 }
@@ -238,7 +239,8 @@ mod tests {
         );
         assert!(
             a.contains("mac = \"52:54:00:00:00:01\"")
-                && a.contains("disk_mib = 32")
+                && a.contains("disk = \"/w/vm1.img\"\n")
+                && !a.contains("disk_mib")
                 && a.contains("ca = \"a\"")
         );
         // Every policy is written as the server parses it.

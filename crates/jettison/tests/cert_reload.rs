@@ -243,7 +243,7 @@ async fn server_reloads_on_sighup_and_refuses_a_revoked_desktop() {
         format!(
             "host = \"consol-1\"\nlisten = \"127.0.0.1:{port}\"\ncontrol_socket = {:?}\n\
              mount_dir = {:?}\nreplica_dir = {:?}\nstate_dir = {:?}\nrun_dir = {:?}\n\
-             checkpoint_interval_s = 0\n{}",
+             checkpoint_interval_s = 0\naccel = \"tcg\"\n{}",
             dir.join("server.sock"),
             dir.join("mem"),
             dir.join("replica"),
@@ -274,7 +274,7 @@ async fn agent_reloads_on_sighup_and_refuses_a_revoked_server() {
         format!(
             "host = \"desk-a\"\nserver = \"127.0.0.1:9\"\nserver_name = \"consol-1\"\n\
              listen = \"127.0.0.1:{port}\"\ncontrol_socket = {:?}\nstate_dir = {:?}\n\
-             run_dir = {:?}\nmemory_dir = {:?}\n{}",
+             run_dir = {:?}\nmemory_dir = {:?}\naccel = \"tcg\"\n{}",
             dir.join("agent.sock"),
             dir.join("state"),
             dir.join("run"),

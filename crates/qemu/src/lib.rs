@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accel_probe;
 mod adopt;
 mod console;
 mod control;
@@ -34,6 +35,7 @@ mod process;
 pub mod qmp;
 mod spec;
 
+pub use accel_probe::{choose_accel, AccelChoice, AccelDecision};
 pub use console::unix_ms;
 pub use control::VmControl;
 pub use error::{QemuError, Result};

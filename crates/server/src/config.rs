@@ -11,7 +11,8 @@
 //! image_dirs = ["/var/lib/jettison/images"] # boot files, found by digest
 //! max_boot_file_mib = 1024                  # larger files there are not indexed
 //! qemu_binary = "qemu-system-x86_64"
-//! accel = "kvm"                             # or "tcg"
+//! accel = "auto"                            # the default: KVM if a probe guest runs
+//!                                           # under it, else TCG (logged); or "kvm", "tcg"
 //! max_readahead = 0                         # FUSE readahead, bytes
 //! # What a page miss fetches besides its page (see below); the default:
 //! prefetch = { combined = { pages = 64, max_pages = 8192, periods = 4 } }
@@ -83,7 +84,7 @@ use std::path::{Path, PathBuf};
 use jettison_power_model::PrefetchConfig;
 
 pub use crate::admission::Limits;
-use jettison_qemu::Accel;
+use jettison_qemu::{Accel, AccelChoice};
 use serde::Deserialize;
 
 /// The server's settings.
@@ -121,8 +122,13 @@ pub struct ServerConfig {
     /// QEMU binary.
     #[serde(default = "default_qemu")]
     pub qemu_binary: PathBuf,
-    /// Accelerator.
-    #[serde(default)]
+    /// The accelerator asked for (`accel`: "auto", the default, "kvm" or
+    /// "tcg"); see `jettison_qemu::accel_probe`.
+    #[serde(default, rename = "accel")]
+    pub accel_choice: AccelChoice,
+    /// The accelerator in force: `accel` itself, or for "auto" what the
+    /// probe chose at start ([`Self::choose_accel`]); TCG until then.
+    #[serde(skip)]
     pub accel: Accel,
     /// FUSE readahead in bytes (0: a fault reads only what it touches).
     #[serde(default)]
@@ -222,6 +228,13 @@ pub fn default_prefetch() -> PrefetchConfig {
 }
 
 impl ServerConfig {
+    /// Settles the accelerator: for `accel = "auto"` boots the probe
+    /// guest under KVM (up to `jettison_qemu::accel_probe::PROBE_TIMEOUT`)
+    /// and takes TCG if it does not run; logs the choice and why.
+    pub fn choose_accel(&mut self) {
+        self.accel = jettison_qemu::choose_accel(self.accel_choice, &self.qemu_binary).accel;
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
@@ -231,7 +244,8 @@ impl ServerConfig {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let cfg: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut cfg: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.accel = cfg.accel_choice.fixed().unwrap_or_default();
         cfg.prefetch
             .validate()
             .map_err(|e| format!("prefetch: {e}"))?;
@@ -295,7 +309,8 @@ mod tests {
         assert_eq!(cfg.prefetch.group_pages(), 64);
         assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/jettison/server"));
         assert_eq!(cfg.max_readahead, 0);
-        assert_eq!(cfg.accel, Accel::Tcg);
+        assert_eq!(cfg.accel_choice, AccelChoice::Auto);
+        assert_eq!(cfg.accel, Accel::Tcg, "until the probe chose");
         assert_eq!(cfg.bridge, None);
         assert_eq!(cfg.checkpoint_interval_s, 60);
         assert_eq!(cfg.limits, Limits::default());
@@ -399,7 +414,7 @@ mod tests {
     #[test]
     fn the_packaged_example_parses() {
         let cfg = ServerConfig::parse(include_str!("../../../packaging/server.toml")).unwrap();
-        assert_eq!(cfg.accel, Accel::Kvm);
+        assert_eq!(cfg.accel_choice, AccelChoice::Auto);
         assert_eq!(cfg.tls.allowed_peers.len(), 2);
         assert_eq!(cfg.prefetch, default_prefetch());
         let metrics = cfg.metrics.expect("the packaged server serves metrics");

@@ -85,6 +85,15 @@ pub(crate) trait Host: Send + Sync + 'static {
         desktop: &str,
     ) -> impl Future<Output = Result<Guest<Self::Vm, Self::Files>, ServerError>> + Send;
 
+    /// Opens a connection to the desktop's state server at `addr` (the
+    /// agent's `advertise`) as its fetches will, and closes it: `Err` with
+    /// the reason if the server could not fetch the VM's memory there.
+    fn reach_state_server(
+        &self,
+        desktop: &str,
+        addr: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
     /// Removes `vm`'s lazy files and their replicas.
     fn release_files(&self, vm: &str);
 

@@ -21,6 +21,8 @@ use crate::intake::disk_name;
 use crate::{flush, Server, ServerError};
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a prepare waits to reach the desktop's state server.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A guest's files in the lazy memory filesystem.
 #[derive(Debug)]
@@ -256,6 +258,13 @@ impl Host for Server {
             }
             crate::settle::guest_exited(&*self, &vm, slot, &status).await;
         });
+    }
+
+    async fn reach_state_server(&self, desktop: &str, addr: &str) -> Result<(), String> {
+        jettison_daemon::dial(&self.tls, addr, desktop, Role::Server, REACH_TIMEOUT)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     async fn ask_desktop(

@@ -201,6 +201,21 @@ pub(crate) async fn prepare<H: Host>(
     }
     // Within the limits, beside the VMs here, before anything is made.
     let ticket = crate::admission::admit(host, vm, machine)?;
+    // Its memory comes from there: a desktop that advertised an address
+    // this server cannot reach is refused now, not left with a guest that
+    // hangs on its first page fault.
+    if let Err(reason) = host.reach_state_server(desktop, state_server).await {
+        tracing::warn!(
+            vm,
+            desktop,
+            state_server,
+            "prepare refused: state server unreachable: {reason}"
+        );
+        return Err(ServerError::StateServerUnreachable {
+            addr: state_server.into(),
+            reason,
+        });
+    }
     let guest = host.launch(vm, machine, state_server, desktop).await?;
     if let Err(e) = handovers
         .records

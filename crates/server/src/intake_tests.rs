@@ -92,6 +92,34 @@ async fn a_failed_launch_leaves_no_record_and_no_files() {
 }
 
 #[tokio::test]
+async fn a_prepare_whose_state_server_cannot_be_reached_is_refused_and_makes_nothing() {
+    let host = FakeHost::new();
+    host.state_server_down.store(true, Ordering::SeqCst);
+    let (mut t, _server) = connect(&host).await;
+    let reply = ask(&mut t, prepare("vm")).await;
+    let Message::Error(e) = &reply else {
+        panic!("expected a refusal, got {}", reply.kind())
+    };
+    assert_eq!(e.code, ErrorCode::Failed);
+    assert!(
+        e.message
+            .contains("cannot reach the desktop's state server at 127.0.0.1:1")
+            && e.message.contains("Connection refused")
+            && e.message.contains("set `advertise`"),
+        "{}",
+        e.message
+    );
+    assert_eq!(*host.reached.lock().unwrap(), ["127.0.0.1:1"]);
+    assert_eq!(host.record("vm"), None);
+    assert!(host.launched.lock().unwrap().is_empty());
+    assert!(!host.handovers().contains("vm"));
+    // Reachable again: the same name is taken (nothing was left claimed).
+    host.state_server_down.store(false, Ordering::SeqCst);
+    assert_eq!(ask(&mut t, prepare("vm")).await.kind(), "Prepared");
+    assert_eq!(host.reached.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_state_that_does_not_load_drops_the_guest() {
     let host = FakeHost::new();
     let fake = FakeVm::incoming();

@@ -73,6 +73,20 @@ pub enum ServerError {
          unique among the desktops of a server; rename this desktop's VM"
     )]
     NameTaken(String),
+    /// A prepare whose desktop's state server cannot be reached at the
+    /// address its agent advertised (nothing was made).
+    #[error(
+        "refused: this server cannot reach the desktop's state server at {addr} ({reason}); it \
+         would fetch the VM's memory from there, and the guest would hang on its first page \
+         fault: set `advertise` in the agent's configuration to an address of the desktop this \
+         server reaches, and check the firewall"
+    )]
+    StateServerUnreachable {
+        /// The advertised address.
+        addr: String,
+        /// Why the connection failed.
+        reason: String,
+    },
     /// A sleep announcement whose Wake-on-LAN target or MAC is refused
     /// (nothing is sent there).
     #[error("GoingToSleep refused: {0}")]
@@ -206,7 +220,8 @@ impl Server {
     /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
     /// killed predecessor), prepares the directories and loads the recorded
     /// working sets.
-    pub fn new(config: ServerConfig) -> Result<Self, ServerError> {
+    pub fn new(mut config: ServerConfig) -> Result<Self, ServerError> {
+        config.choose_accel();
         for dir in [&config.replica_dir, &config.run_dir] {
             std::fs::create_dir_all(dir)?;
         }
@@ -374,7 +389,19 @@ impl Server {
             server.clone(),
         ));
         let ctl = tokio::spawn(serve_unix(control, host, server.clone()));
+        // Ready only now: listeners up, the previous process's VMs resumed
+        // from their checkpoints or dropped.
+        let watchdog = jettison_daemon::notify::ready(
+            &server.config.control_socket,
+            &format!(
+                "serving {} VM(s); agents on {}",
+                server.handovers.slots().len(),
+                server.config.listen
+            ),
+        );
         jettison_daemon::shutdown_signal().await;
+        jettison_daemon::notify::stopping("stopping: checkpointing the running VMs");
+        watchdog.stop();
         upkeep.abort();
         agents.abort();
         ctl.abort();

@@ -102,6 +102,10 @@ pub(crate) struct FakeHost {
     pub(crate) next_files: Mutex<HashMap<String, FakeFiles>>,
     /// Launches fail.
     pub(crate) fail_launch: AtomicBool,
+    /// The desktop's state server cannot be reached.
+    pub(crate) state_server_down: AtomicBool,
+    /// The state server addresses a prepare tried to reach, in order.
+    pub(crate) reached: Mutex<Vec<String>>,
     /// Every VM launched, by name (clones share the fake).
     pub(crate) launched: Mutex<HashMap<String, FakeVm>>,
     /// What the host's filesystems report (free space, or an error).
@@ -184,6 +188,8 @@ impl FakeHost {
             next_vm: Mutex::default(),
             next_files: Mutex::default(),
             fail_launch: AtomicBool::new(false),
+            state_server_down: AtomicBool::new(false),
+            reached: Mutex::default(),
             launched: Mutex::default(),
             released: Mutex::default(),
             answers: Mutex::default(),
@@ -290,6 +296,14 @@ impl Host for FakeHost {
             desktop,
             state_server,
         ))
+    }
+
+    async fn reach_state_server(&self, _: &str, addr: &str) -> Result<(), String> {
+        self.reached.lock().unwrap().push(addr.into());
+        if self.state_server_down.load(Ordering::SeqCst) {
+            return Err(format!("cannot connect to {addr}: Connection refused"));
+        }
+        Ok(())
     }
 
     fn release_files(&self, vm: &str) {

@@ -127,3 +127,53 @@ pub async fn wait_log(cluster: &Cluster, which: &str, needle: &str, n: usize, ti
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A free TCP port on the loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA in `<dir>/pki` and certificates for `host` and `peers`, made by
+/// `jettison certs`; gives `host`'s `[tls]` section, accepting `peers`.
+pub fn pki_tls(dir: &std::path::Path, host: &str, peers: &[&str]) -> String {
+    let pki = dir.join("pki");
+    let p = pki.to_str().unwrap();
+    let certs = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_jettison"))
+            .arg("certs")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "jettison certs {args:?}: {o:?}");
+    };
+    certs(&["init", "--dir", p]);
+    for h in std::iter::once(&host).chain(peers) {
+        certs(&["issue", "--dir", p, "--host", h]);
+    }
+    format!(
+        "[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\nallowed_peers = {peers:?}\n",
+        pki.join("ca.pem"),
+        pki.join(format!("{host}.pem")),
+        pki.join(format!("{host}.key")),
+    )
+}
+
+/// A server's configuration for a test without guests, everything in
+/// `dir` (control socket `server.sock`, FUSE mount `mem`), on the loopback
+/// at `port`, with the `[tls]` section `tls`.
+pub fn server_toml(dir: &std::path::Path, port: u16, tls: &str) -> String {
+    format!(
+        "host = \"consol-1\"\nlisten = \"127.0.0.1:{port}\"\ncontrol_socket = {:?}\n\
+         mount_dir = {:?}\nreplica_dir = {:?}\nstate_dir = {:?}\nrun_dir = {:?}\n\
+         checkpoint_interval_s = 0\naccel = \"tcg\"\n{tls}",
+        dir.join("server.sock"),
+        dir.join("mem"),
+        dir.join("replica"),
+        dir.join("state"),
+        dir.join("run"),
+    )
+}
