@@ -21,7 +21,12 @@
 //! * [`sweep`]: sensitivity sweeps over seeds with confidence intervals;
 //!   [`model_summary`] renders them and the synthetic model's parameters
 //!   ([`synth_params`], each with its source).
-//! * [`io`]: a thin JSON load and save, the only I/O.
+//! * [`recorded`]: a desktop agent's own power and fetch trace (JSON
+//!   lines), assembled into one run; [`replay`] turns it into a fleet trace
+//!   and compares the simulator's idle-period energy with the recorded
+//!   timeline's; [`trace_files`] writes such files (bounded, rotated) and
+//!   reads them back (a torn last line skipped).
+//! * [`io`]: a thin JSON load and save.
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +42,8 @@ mod online;
 mod oracle;
 mod par;
 pub mod rank;
+pub mod recorded;
+pub mod replay;
 pub mod report;
 pub mod summary;
 pub mod sweep;
@@ -44,6 +51,7 @@ pub mod synth;
 pub mod synth_params;
 pub mod synth_vm;
 pub mod trace;
+pub mod trace_files;
 mod ws;
 
 #[cfg(test)]
