@@ -274,22 +274,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     print!("{}", summary::console(&report, args.all));
     if let Some(r) = &report.replay {
-        println!(
-            "replay of the recorded run with the agent's settings ({}), over its {} idle \
-             period(s), {:.0} s, {} fetches: simulated {:.4} Wh, recorded {:.4} Wh, difference \
-             {:+.2} %; sleeps {} simulated / {} recorded, page-miss wakes {} / {}",
-            r.combination,
-            r.idle_periods,
-            r.idle_s,
-            r.requests,
-            r.sim_idle_wh,
-            r.recorded_idle_wh,
-            r.replay_diff_idle_pct,
-            r.sim_sleeps,
-            r.recorded_sleeps,
-            r.sim_page_wakes,
-            r.recorded_page_wakes
-        );
+        println!("{}", summary::replay_line(r));
     }
     println!(
         "(savings against the desktop left on; GiB over the network; plain sleep breaks the background \
@@ -309,6 +294,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
                 plot.clone()
             }
         };
+        if let Some(r) = &report.replay {
+            page += &format!("\n{}.\n", summary::replay_line(r));
+        }
         if args.trace.is_empty() {
             page += &jettison_sim::model_summary::parameters_markdown(&params);
         }
