@@ -191,6 +191,8 @@ fn replays_the_agents_trace(cluster: &jettison_demo::Cluster, record: &PowerReco
     assert!(recorded_sleeps >= 1 && recorded_wakes >= 1, "{r}");
     assert_eq!(r["sim_sleeps"].as_u64(), Some(recorded_sleeps), "{r}");
     assert_eq!(r["sim_page_wakes"].as_u64(), Some(recorded_wakes), "{r}");
+    // Measured -0.9 % (20 s of idle period); the bound leaves room for a
+    // loaded machine's late ticks and probes, which the model leaves out.
     assert!(diff.abs() < 25.0, "{r}");
 }
 

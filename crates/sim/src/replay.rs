@@ -22,9 +22,13 @@
 //! The replay ([`replay_idle`]) runs the agent's own settings (its sleep
 //! policy, tick, selective resume and profile) with no prefetching on top
 //! of the recorded fetches (each recorded fetch reached the desktop, after
-//! whatever the server prefetched), and compares, over the idle periods
+//! whatever the server prefetched), each period's first sleep delayed as
+//! long as the agent's were on average (the memory copy before a first
+//! sleep: [`first_sleep_delay_ms`]), and compares, over the idle periods
 //! only, the simulator's energy with the energy meter's over the recorded
-//! timeline (desktop and server share in both).
+//! timeline (desktop and server share in both; a period that ends as the
+//! user's resume starts is metered to the resume's end, as the simulator
+//! charges it).
 
 use jettison_power_model::policy::{PolicyConfig, PolicyName, SkiRental};
 use jettison_power_model::{meter, HostState, Placement, PowerProfile, Timeline, WakeReason};
@@ -281,11 +285,25 @@ pub fn metered_j(
     Ok(upto(b)? - upto(a)?)
 }
 
+/// Where a period that ends as a resume starts (the VM was home before
+/// the desktop was back in use: the period ends at the user's wake or at
+/// the rest's resume) is metered to: the resume's end, since the simulator
+/// charges that resume within the period. Otherwise the period's end.
+fn resume_end(tl: &Timeline, t: u64) -> u64 {
+    match tl.state_at(t) {
+        Some(HostState::Resuming) => tl.events.iter().find(|e| e.0 > t).map_or(t, |e| e.0),
+        _ => t,
+    }
+}
+
 /// The simulator against the recorded timeline over the idle periods.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplayDiff {
     /// The combination simulated (the agent's settings).
     pub combination: String,
+    /// The delay of a period's first sleep simulated (the agent's memory
+    /// copy, as recorded), ms.
+    pub first_sleep_delay_ms: u64,
     /// Idle periods replayed.
     pub idle_periods: usize,
     /// Their total length, s.
@@ -330,13 +348,14 @@ pub fn replay_idle(
     let within = |t: u64| periods.iter().any(|s| t >= s.start_ms && t < s.end_ms);
     let mut recorded_j = 0.0;
     for s in &periods {
-        recorded_j += metered_j(tl, &config.profile, s.start_ms, s.end_ms)
+        recorded_j += metered_j(tl, &config.profile, s.start_ms, resume_end(tl, s.end_ms))
             .map_err(|e| SimError::Invalid(format!("the recorded timeline: {e}")))?;
     }
     let sim_j = o.idle_j();
     let count = |n: usize| n as u64;
     Ok(ReplayDiff {
         combination: key.clone(),
+        first_sleep_delay_ms: config.durable_copy_ms,
         idle_periods: periods.len(),
         idle_s: periods.iter().map(|s| s.len_ms() as f64 / 1000.0).sum(),
         requests: trace
@@ -369,17 +388,44 @@ pub fn replay_idle(
     })
 }
 
-/// A recorded run replayed with the agent's settings from its first header.
+/// How long the agent took, in the idle periods where it slept, from its
+/// policy's first decision to sleep to the suspend (it makes the away VM's
+/// memory durable first): the mean, ms; 0 without such periods.
+pub fn first_sleep_delay_ms(run: &RecordedRun, periods: &[Span]) -> u64 {
+    let delays: Vec<u64> = periods
+        .iter()
+        .filter_map(|p| {
+            let inside = |t: &u64| (p.start_ms..p.end_ms).contains(t);
+            let d = *run.sleep_decisions.iter().find(|t| inside(t))?;
+            let s = run
+                .timeline
+                .events
+                .iter()
+                .find(|e| e.1 == HostState::Suspending && e.0 >= d && inside(&e.0))?;
+            Some(s.0 - d)
+        })
+        .collect();
+    match delays.len() as u64 {
+        0 => 0,
+        n => delays.iter().sum::<u64>() / n,
+    }
+}
+
+/// A recorded run replayed with the agent's settings from its first
+/// header, the first sleep of a period delayed as the agent's were
+/// ([`first_sleep_delay_ms`]).
 pub fn replay_run(run: &RecordedRun) -> Result<(FleetTrace, ReplayDiff), SimError> {
     let trace = fleet_trace(&run.timeline, &fetch_pages(run)?, run.until_ms)?;
     let h = &run.header;
-    let config = agent_config(
+    let mut config = agent_config(
         &h.profile,
         &h.policy,
         h.selective_resume,
         h.tick_ms,
         PrefetchConfig::None,
     )?;
+    let periods: Vec<Span> = trace.desktops[0].idle.iter().map(|p| p.span).collect();
+    config.durable_copy_ms = first_sleep_delay_ms(run, &periods);
     let diff = replay_idle(&trace, &run.timeline, &config)?;
     Ok((trace, diff))
 }

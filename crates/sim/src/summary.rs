@@ -357,9 +357,10 @@ pub fn markdown(r: &Report, command: &str) -> String {
           skipped) turns them into a one-desktop trace the same way as the demo's record and runs every \
           combination on it; it then replays the idle periods alone with the agent's own settings \
           (policy, tick, selective resume, profile; no prefetching on top of the fetches the server \
-          made) and sets the simulator's energy for those spans against the energy meter's over the \
-          recorded timeline for the same spans (`replay.replay_diff_idle_pct`, with the sleeps and \
-          page-miss wakes of both). Active time is left out: there both cost the same by construction, \
+          made; a period's first sleep delayed as long as the agent's were, for the memory copy it \
+          makes first) and sets the simulator's energy for those spans against the energy meter's over the \
+          recorded timeline for the same spans (to the end of the user's resume when the VM was home \
+          before it ended; `replay.replay_diff_idle_pct`, with the sleeps and page-miss wakes of both). Active time is left out: there both cost the same by construction, \
           and counting it would dilute the difference.\n";
     s += "\n## Every combination\n\nWakes: the desktop's sleeps (each ends in a wake); delayed: misses that \
           waited for a resume; fetches: misses; network: pages fetched x 4 KiB plus the device state \
