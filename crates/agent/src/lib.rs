@@ -138,7 +138,11 @@ impl Agent {
             )));
         }
         let power = match &config.power {
-            Some(p) => Some(Arc::new(power::Power::start(p, &config.host)?)),
+            Some(p) => Some(Arc::new(power::Power::start(
+                p,
+                &config.host,
+                &config.state_dir,
+            )?)),
             None => None,
         };
         Ok(Agent {

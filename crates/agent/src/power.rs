@@ -19,7 +19,12 @@
 //! verify_on_return = false      # digest the memory image when coming home
 //! away_after_s = 600            # idle detection: migrate after this long without input
 //! selective_resume = true       # a page-miss wake resumes CPU, memory and NIC only
+//! trace_dir = "/var/lib/jettison/agent/trace"  # the power and fetch trace (default <state_dir>/trace)
+//! trace_max_mib = 64            # its budget (0: no trace)
+//! trace_files = 8               # files kept (rotated at trace_max_mib / trace_files)
 //! ```
+//! The trace (see [`trace`]) records, in the simulator's format, what
+//! `jettison simulate --trace` needs to replay the idle periods.
 //! Selective resume (default on): a wake by magic packet, i.e. for the
 //! server's page miss, resumes only the devices needed to serve pages (CPU,
 //! memory, NIC; `PowerProfile::SERVICE_DEVICES`), so the host serves after
@@ -40,9 +45,11 @@
 //! `backend = "emulated"` when it starts.
 
 mod emulated;
+pub(crate) mod trace;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -89,6 +96,14 @@ pub struct PowerConfig {
     /// module documentation). Default: on.
     #[serde(default = "yes")]
     pub selective_resume: bool,
+    /// Where the power and fetch trace goes (default `<state_dir>/trace`).
+    pub trace_dir: Option<PathBuf>,
+    /// The trace directory's budget, MiB (0: no trace).
+    #[serde(default = "trace::default_max_mib")]
+    pub trace_max_mib: u64,
+    /// Trace files kept.
+    #[serde(default = "trace::default_files")]
+    pub trace_files: usize,
 }
 
 fn yes() -> bool {
@@ -141,8 +156,13 @@ pub struct PowerRecord {
     pub timeline: jettison_power_model::Timeline,
     /// The profile in force.
     pub profile: PowerProfile,
-    /// The fetches the state server served, in the order they completed.
+    /// The last fetches the state server served (at most
+    /// [`SERVED_KEPT`]), in the order they completed; the trace files keep
+    /// them all.
     pub served: Vec<Served>,
+    /// Fetches served since the agent started (0 in older records).
+    #[serde(default)]
+    pub served_total: u64,
     /// Reintegrations started by the user's return.
     pub reintegrations: Vec<ReintegrateReport>,
     /// Migrations started by idle detection.
@@ -161,6 +181,10 @@ pub struct PowerRecord {
     #[serde(default)]
     pub tick_ms: Option<u64>,
 }
+
+/// How many of the last fetches served the agent keeps in memory (its
+/// `OpPower` record); the policy itself needs only the last one's time.
+pub const SERVED_KEPT: usize = 65_536;
 
 /// One fetch the state server served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,7 +206,9 @@ pub struct Power {
     host: Host,
     pub(crate) policy: Mutex<Box<dyn SleepPolicy>>,
     pub(crate) last_request_ms: AtomicU64,
-    served: Mutex<Vec<Served>>,
+    served: Mutex<VecDeque<Served>>,
+    served_total: AtomicU64,
+    trace: Option<Mutex<trace::TraceLog>>,
     pub(crate) reintegrations: Mutex<Vec<ReintegrateReport>>,
     pub(crate) migrations: Mutex<Vec<jettison_wire::MigrateReport>>,
     /// The user's last input (timeline clock).
@@ -201,8 +227,11 @@ impl std::fmt::Debug for Power {
 }
 
 impl Power {
-    /// Starts the backend and puts this process in the group it freezes.
-    pub fn start(config: &PowerConfig, host: &str) -> Result<Power, AgentError> {
+    /// Starts the backend and puts this process in the group it freezes;
+    /// opens the trace (see [`trace`]) under `state_dir` unless configured
+    /// elsewhere.
+    pub fn start(config: &PowerConfig, host: &str, state_dir: &Path) -> Result<Power, AgentError> {
+        let host_name = host;
         let profile = match &config.profile {
             Some(p) => {
                 let text = std::fs::read_to_string(p)?;
@@ -240,18 +269,33 @@ impl Power {
             .build(&jettison_power_model::policy::policy_profile(
                 &profile, selective,
             ));
-        let power = Power {
+        let mut power = Power {
             config: config.clone(),
             profile,
             host,
             policy: Mutex::new(policy),
             last_request_ms: AtomicU64::new(0),
-            served: Mutex::new(Vec::new()),
+            served: Mutex::new(VecDeque::new()),
+            served_total: AtomicU64::new(0),
+            trace: None,
             reintegrations: Mutex::new(Vec::new()),
             migrations: Mutex::new(Vec::new()),
             last_input_ms: AtomicU64::new(0),
             selective,
         };
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let header = jettison_sim::recorded::TraceHeader {
+            version: jettison_sim::recorded::TRACE_VERSION,
+            host: host_name.to_owned(),
+            clock_zero_unix_ms: unix_ms.saturating_sub(power.backend().now_ms()),
+            profile: power.profile.clone(),
+            policy: config.policy.clone(),
+            selective_resume: selective,
+            tick_ms: crate::power_loop::TICK_MS,
+        };
+        power.trace = trace::TraceLog::open(config, state_dir, header).map(Mutex::new);
         if config.away_after_s.is_some() && !power.detects_input() {
             tracing::warn!("away_after_s is set but this host cannot tell user input (no user_listen / logind session): idle detection is off");
         }
@@ -312,23 +356,56 @@ impl Power {
         }
     }
 
-    /// The state server served a fetch of `pages` pages of `file` from
-    /// page `first_page` on.
-    pub fn served(&self, file: jettison_wire::FileKind, first_page: u64, pages: u64) {
+    /// The state server served a fetch of `pages` pages of `vm`'s `file`
+    /// from page `first_page` on.
+    pub fn served(&self, vm: &str, file: jettison_wire::FileKind, first_page: u64, pages: u64) {
         let now = self.backend().now_ms();
         self.last_request_ms.store(now, Ordering::Release);
         self.policy.lock().expect("policy lock").on_request(now);
-        self.served.lock().expect("served lock").push(Served {
+        {
+            let mut served = self.served.lock().expect("served lock");
+            if served.len() == SERVED_KEPT {
+                served.pop_front();
+            }
+            served.push_back(Served {
+                t_ms: now,
+                pages,
+                first_page,
+                file,
+            });
+        }
+        self.served_total.fetch_add(1, Ordering::AcqRel);
+        self.trace(&jettison_sim::recorded::TraceRecord::Fetch {
             t_ms: now,
-            pages,
+            vm: vm.to_owned(),
+            file: match file {
+                jettison_wire::FileKind::Memory => jettison_sim::recorded::RecordedFile::Memory,
+                jettison_wire::FileKind::Disk => jettison_sim::recorded::RecordedFile::Disk,
+            },
             first_page,
-            file,
+            pages,
         });
     }
 
     /// Fetches served so far.
-    pub(crate) fn served_count(&self) -> usize {
-        self.served.lock().expect("served lock").len()
+    pub(crate) fn served_count(&self) -> u64 {
+        self.served_total.load(Ordering::Acquire)
+    }
+
+    /// Appends `record` to the trace, if there is one.
+    pub(crate) fn trace(&self, record: &jettison_sim::recorded::TraceRecord) {
+        if let Some(t) = &self.trace {
+            t.lock().expect("trace lock").append(record);
+        }
+    }
+
+    /// Writes the timeline's changes to the trace and flushes it (each tick
+    /// of the power loop, and before a sleep).
+    pub(crate) fn trace_sync(&self) {
+        if let Some(t) = &self.trace {
+            let tl = self.backend().timeline();
+            t.lock().expect("trace lock").sync(&tl);
+        }
     }
 
     /// Records where a VM runs.
@@ -357,7 +434,14 @@ impl Power {
         PowerRecord {
             timeline: self.backend().timeline(),
             profile: self.profile.clone(),
-            served: self.served.lock().expect("served lock").clone(),
+            served: self
+                .served
+                .lock()
+                .expect("served lock")
+                .iter()
+                .copied()
+                .collect(),
+            served_total: self.served_count(),
             reintegrations: self
                 .reintegrations
                 .lock()
@@ -390,6 +474,18 @@ mod tests {
         assert!(!c.verify_on_return);
         assert_eq!(c.user_listen, None);
         assert!(c.selective_resume);
+        assert_eq!(
+            (&c.trace_dir, c.trace_max_mib, c.trace_files),
+            (&None, 64, 8)
+        );
+        let t = parse(&format!(
+            "{MIN}trace_dir = \"/t\"\ntrace_max_mib = 0\ntrace_files = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (t.trace_dir, t.trace_max_mib, t.trace_files),
+            (Some(PathBuf::from("/t")), 0, 3)
+        );
         assert!(
             !parse(&format!("{MIN}selective_resume = false\n"))
                 .unwrap()
@@ -424,7 +520,7 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Linux);
         assert_eq!(c.linux.as_ref().unwrap().iface, "enp0s31f6");
         let without = parse("backend = \"linux\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_broadcast = \"10.0.0.255:9\"\n").unwrap();
-        let err = Power::start(&without, "d").unwrap_err();
+        let err = Power::start(&without, "d", Path::new("/nonexistent")).unwrap_err();
         assert!(
             err.to_string().contains("needs a [power.linux] section"),
             "{err}"
@@ -436,7 +532,7 @@ mod tests {
     fn without_the_feature_the_emulated_backend_is_refused_at_start() {
         let c = parse(MIN).unwrap();
         assert_eq!(c.backend, BackendKind::Emulated);
-        let err = Power::start(&c, "d").unwrap_err();
+        let err = Power::start(&c, "d", Path::new("/nonexistent")).unwrap_err();
         assert!(err.to_string().contains(emulated::MISSING), "{err}");
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jettison_power_model::Decision;
+use jettison_sim::recorded::TraceRecord;
 use jettison_wire::Message;
 
 use crate::power::Power;
@@ -46,17 +47,25 @@ impl Agent {
         // After a wake: (when, fetches served by then). A magic packet means
         // the server waits to fetch: the host stays up until it has served
         // one (or for WAKE_GRACE_MS), whatever the policy predicts.
-        let mut woken: Option<(u64, usize)> = None;
+        let mut woken: Option<(u64, u64)> = None;
         // Whether every VM has been away since the last tick (an idle period).
         let mut in_period = false;
         // Each VM's schedule of idle migrations after a failure.
         let mut retries: BTreeMap<String, RetryBackoff> = BTreeMap::new();
+        // Whether idle detection found the user away (for the trace).
+        let mut user_away = false;
         loop {
             tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+            power.trace_sync();
             if power.user_input() {
-                power
-                    .last_input_ms
-                    .store(power.backend().now_ms(), Ordering::Release);
+                let now = power.backend().now_ms();
+                power.last_input_ms.store(now, Ordering::Release);
+                if std::mem::take(&mut user_away) {
+                    power.trace(&TraceRecord::User {
+                        t_ms: now,
+                        present: true,
+                    });
+                }
                 // The next absence starts with a fresh attempt.
                 retries.clear();
                 self.user_returned(&power).await;
@@ -68,6 +77,12 @@ impl Agent {
                     .now_ms()
                     .saturating_sub(power.last_input_ms.load(Ordering::Acquire));
                 if quiet >= after * 1000 {
+                    if !std::mem::replace(&mut user_away, true) {
+                        power.trace(&TraceRecord::User {
+                            t_ms: power.backend().now_ms(),
+                            present: false,
+                        });
+                    }
                     self.user_away(&power, &mut retries).await;
                 }
             }
@@ -105,6 +120,11 @@ impl Agent {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
+            power.trace(&TraceRecord::Sleep {
+                t_ms: now,
+                quiet_ms: now.saturating_sub(last),
+            });
+            power.trace_sync();
             // Doze first: from the moment the server may believe the desktop
             // asleep, it serves nothing until it has really resumed.
             self.doze().await;

@@ -157,7 +157,7 @@ impl Agent {
                     let page = jettison_wire::PAGE_SIZE;
                     let first = chunks.iter().map(|c| c.offset / page).min().unwrap_or(0);
                     let pages = chunks.iter().map(|c| c.data.len() as u64 / page).sum();
-                    p.served(file, first, pages);
+                    p.served(&vm, file, first, pages);
                 }
                 Message::Chunks { chunks }
             }

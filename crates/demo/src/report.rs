@@ -135,7 +135,8 @@ pub fn summary(v: &Value) -> String {
          tls               {}\n\
          power             asleep {} of the consolidated period ({} s), {} sleeps, {} wakes ({} by Wake-on-LAN), fetches while asleep: {}\n\
          energy            {} Wh with jettison vs {} Wh left on: {} % saved; plot {}\n\
-         replay            meter {} Wh, simulator {} Wh ({} %), sleeps {} vs {}; {} on a {} ms tick, prefetch {}, selective resume {}\n                   not modelled: {}\n",
+         replay            meter {} Wh, simulator {} Wh ({} %), sleeps {} vs {}; {} on a {} ms tick, prefetch {}, selective resume {}\n                   not modelled: {}\n\
+         trace             the agent's trace files ({} records): idle periods {} s, recorded {} Wh, simulator {} Wh ({} %), sleeps {} vs {}\n",
         g("guest.memory_mib"),
         g("guest.fill_pct"),
         g("guest.accel"),
@@ -186,6 +187,13 @@ pub fn summary(v: &Value) -> String {
         g("replay.prefetch"),
         g("replay.selective_resume"),
         g("replay.model"),
+        g("trace.records"),
+        g("trace.replay.idle_s"),
+        g("trace.replay.recorded_idle_wh"),
+        g("trace.replay.sim_idle_wh"),
+        g("trace.replay_diff_idle_pct"),
+        g("trace.replay.recorded_sleeps"),
+        g("trace.replay.sim_sleeps"),
     )
 }
 

@@ -23,9 +23,13 @@ pub struct SimulateArgs {
     /// Simulate a synthetic office fleet (documented parameters in jettison-sim's `synth`).
     #[arg(long, conflicts_with = "trace")]
     synthetic: bool,
-    /// A recorded fleet trace (JSON) instead.
-    #[arg(long)]
-    trace: Option<PathBuf>,
+    /// A recorded trace instead: a fleet trace (one JSON file), or a
+    /// desktop agent's trace files (JSON lines, oldest first; a directory
+    /// stands for its files), replayed with every combination and, over
+    /// the idle periods, with the agent's own settings against its
+    /// recorded timeline.
+    #[arg(long, num_args = 1..)]
+    trace: Vec<PathBuf>,
     /// Desktops of the synthetic fleet.
     #[arg(long, default_value_t = 100)]
     desktops: u32,
@@ -176,17 +180,25 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             ..params.clone()
         })
     };
-    let trace = match (&args.trace, args.synthetic) {
-        (Some(path), _) => jettison_sim::io::load_trace(path)
-            .with_context(|| format!("loading {}", path.display()))?,
-        (None, true) => {
+    let mut replay = None;
+    let trace = match (args.trace.as_slice(), args.synthetic) {
+        ([path], _) if !jettison_sim::trace_files::is_trace_file(path) => {
+            jettison_sim::io::load_trace(path)
+                .with_context(|| format!("loading {}", path.display()))?
+        }
+        ([_, ..], _) => {
+            let (trace, diff) = load_recorded(&args.trace)?;
+            replay = Some(diff);
+            trace
+        }
+        ([], true) => {
             anyhow::ensure!(
                 args.desktops > 0 && args.days > 0 && args.seeds > 0 && args.sweep_seeds > 0,
                 "--desktops, --days, --seeds and --sweep-seeds must be at least 1"
             );
             synth(args.seed)
         }
-        (None, false) => bail!("say what to simulate: --synthetic, or --trace PATH"),
+        ([], false) => bail!("say what to simulate: --synthetic, or --trace PATH..."),
     };
     anyhow::ensure!(
         !args.sweeps || args.synthetic,
@@ -221,7 +233,8 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut report = simulate(&trace, &config);
     report.best_with_equal_share = equal_share(&trace, &config, &report);
-    if args.trace.is_none() && args.seeds > 1 {
+    report.replay = replay;
+    if args.trace.is_empty() && args.seeds > 1 {
         let more: Vec<jettison_sim::Report> = (1..u64::from(args.seeds))
             .map(|i| simulate(&synth(args.seed.wrapping_add(i)), &config))
             .collect();
@@ -294,6 +307,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if let Some(md) = &storms_md {
         print!("{md}");
     }
+    if let Some(r) = &report.replay {
+        println!("{}", summary::replay_line(r));
+    }
     println!(
         "(savings against the desktop left on; GiB over the network; plain sleep breaks the background \
          applications' network presence; simulated in {took:.2?})"
@@ -312,7 +328,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
                 plot.clone()
             }
         };
-        if args.trace.is_none() {
+        if let Some(r) = &report.replay {
+            page += &format!("\n{}.\n", summary::replay_line(r));
+        }
+        if args.trace.is_empty() {
             page += &jettison_sim::model_summary::parameters_markdown(&params);
         }
         if let Some(sweeps) = &report.sweeps {
@@ -359,6 +378,25 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         println!("report: {}", path.display());
     }
     Ok(())
+}
+
+/// A desktop agent's trace files: the fleet trace of the run they record
+/// and its replay over the idle periods with the agent's settings.
+fn load_recorded(
+    paths: &[PathBuf],
+) -> anyhow::Result<(jettison_sim::FleetTrace, jettison_sim::replay::ReplayDiff)> {
+    let read = jettison_sim::trace_files::read_files(paths)?;
+    if read.torn_lines > 0 {
+        eprintln!(
+            "{} torn last line(s) skipped (a write cut short)",
+            read.torn_lines
+        );
+    }
+    let run = jettison_sim::recorded::assemble(&read.records).context("the agent's trace files")?;
+    if run.settings_changed {
+        eprintln!("the agent's settings changed during the trace: replaying the first ones");
+    }
+    Ok(jettison_sim::replay::replay_run(&run)?)
 }
 
 /// The best online combination of `report` simulated again with a

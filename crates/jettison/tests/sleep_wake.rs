@@ -7,6 +7,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+use jettison_agent::power::PowerRecord;
 use jettison_demo::scenario::{migrate, power_record};
 use jettison_demo::ClusterOptions;
 use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
@@ -123,6 +124,76 @@ async fn the_desktop_sleeps_and_is_woken_by_page_misses_and_the_user() {
         .all(|f| !asleep.iter().any(|&(a, b)| f.t_ms >= a && f.t_ms < b)));
     let s = common::console(&cluster);
     assert_eq!((s.check_failures, s.corrupt_lines), (0, 0), "{s:?}");
+    replays_the_agents_trace(&cluster, &record);
+}
+
+/// The agent's trace files (`<state_dir>/trace`) hold the run (its sleeps
+/// and wakes as its power record has them), and `jettison simulate --trace`
+/// replays them: the replay over the idle period is finite and takes as
+/// many sleeps and page-miss wakes as the desktop did.
+fn replays_the_agents_trace(cluster: &jettison_demo::Cluster, record: &PowerRecord) {
+    use jettison_sim::{recorded, trace_files};
+    let dir = cluster.dir.join("agent-state/trace");
+    // The power loop writes the timeline out on its next tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let read = trace_files::read_files(std::slice::from_ref(&dir)).unwrap();
+        let run = recorded::assemble(&read.records).unwrap();
+        let home = run.timeline.vms.values().all(|v| {
+            v.last()
+                .is_some_and(|p| p.1 == jettison_power_model::Placement::Desktop)
+        });
+        if home || Instant::now() > deadline {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let count = |tl: &jettison_power_model::Timeline| {
+        (
+            tl.events
+                .iter()
+                .filter(|e| e.1 == HostState::Asleep)
+                .count(),
+            tl.wakes.clone(),
+        )
+    };
+    // (The trace was read after the record: it also has the VM's return.)
+    assert_eq!(count(&run.timeline), count(&record.timeline));
+    let moves = |tl: &jettison_power_model::Timeline| tl.vms.values().map(Vec::len).sum::<usize>();
+    assert!(moves(&run.timeline) >= moves(&record.timeline).max(2));
+    assert!(run.fetches.len() as u64 >= record.served_total.min(1));
+    assert_eq!(run.agent_runs, 1);
+    let json = cluster.dir.join("replay.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jettison"))
+        .arg("simulate")
+        .arg("--trace")
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("replay of the recorded run"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &report["replay"];
+    let diff = r["replay_diff_idle_pct"].as_f64().unwrap();
+    eprintln!("trace replay: {r}");
+    assert!(diff.is_finite(), "{r}");
+    assert_eq!(r["idle_periods"], 1, "{r}");
+    let recorded_sleeps = r["recorded_sleeps"].as_u64().unwrap();
+    let recorded_wakes = r["recorded_page_wakes"].as_u64().unwrap();
+    assert!(recorded_sleeps >= 1 && recorded_wakes >= 1, "{r}");
+    assert_eq!(r["sim_sleeps"].as_u64(), Some(recorded_sleeps), "{r}");
+    assert_eq!(r["sim_page_wakes"].as_u64(), Some(recorded_wakes), "{r}");
+    // Measured -0.9 % (20 s of idle period); the bound leaves room for a
+    // loaded machine's late ticks and probes, which the model leaves out.
+    assert!(diff.abs() < 25.0, "{r}");
 }
 
 /// A miss while the desktop is still suspending (it has announced its sleep

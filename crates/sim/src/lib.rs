@@ -24,7 +24,12 @@
 //! * [`storms`]: the hybrid against wake storms (the pull of
 //!   `jettison-power-model`), with and without, on the default model and
 //!   with nightly scans.
-//! * [`io`]: a thin JSON load and save, the only I/O.
+//! * [`recorded`]: a desktop agent's own power and fetch trace (JSON
+//!   lines), assembled into one run; [`replay`] turns it into a fleet trace
+//!   and compares the simulator's idle-period energy with the recorded
+//!   timeline's; [`trace_files`] writes such files (bounded, rotated) and
+//!   reads them back (a torn last line skipped).
+//! * [`io`]: a thin JSON load and save.
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +45,8 @@ mod online;
 mod oracle;
 mod par;
 pub mod rank;
+pub mod recorded;
+pub mod replay;
 pub mod report;
 pub mod storms;
 pub mod summary;
@@ -48,6 +55,7 @@ pub mod synth;
 pub mod synth_params;
 pub mod synth_vm;
 pub mod trace;
+pub mod trace_files;
 mod ws;
 
 #[cfg(test)]

@@ -139,6 +139,11 @@ impl Outcome {
         *self.by_bucket_j.entry(b).or_default() += j;
     }
 
+    /// Joules spent within idle periods, server share included.
+    pub fn idle_j(&self) -> f64 {
+        self.by_bucket_j.values().sum()
+    }
+
     /// Adds `other`'s counts and joules (one desktop's) to this one.
     pub(crate) fn absorb(&mut self, other: &Self) {
         self.energy_j += other.energy_j;
@@ -244,6 +249,12 @@ pub struct Report {
     /// filled by the caller (`jettison simulate --storms`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storms: Option<Vec<crate::storms::StormRow>>,
+    /// A recorded trace replayed with the agent's own settings against
+    /// its recorded timeline, over the idle periods
+    /// ([`crate::replay::replay_idle`]); filled by the caller (`jettison
+    /// simulate --trace` on an agent's trace files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayDiff>,
 }
 
 impl Report {

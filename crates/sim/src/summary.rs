@@ -348,6 +348,20 @@ pub fn markdown(r: &Report, command: &str) -> String {
           loop sleeps 250 ms after its work), the replayed time of a fetch served after a wake (the \
           wake's time, not the miss's, which can be earlier when it came during the suspend), and \
           fetches served while the VM was handed over (counted at the period's start).\n";
+    s += "\n## Replaying an agent's own trace\n\nEach desktop agent records its power and fetch trace \
+          (`[power] trace_dir`, by default `<state_dir>/trace`: JSON lines, `crates/sim/src/recorded.rs`; \
+          a new file at each start and at `trace_max_mib / trace_files`, the oldest deleted beyond \
+          `trace_files`): the backend's states, wakes with their reasons and the VMs' moves, the user's \
+          departures and returns, the policy's sleeps, and every fetch served (time, VM, file, first page, \
+          pages). `jettison simulate --trace DIR` (or the files, oldest first; a torn last line is \
+          skipped) turns them into a one-desktop trace the same way as the demo's record and runs every \
+          combination on it; it then replays the idle periods alone with the agent's own settings \
+          (policy, tick, selective resume, profile; no prefetching on top of the fetches the server \
+          made; a period's first sleep delayed as long as the agent's were, for the memory copy it \
+          makes first) and sets the simulator's energy for those spans against the energy meter's over the \
+          recorded timeline for the same spans (to the end of the user's resume when the VM was home \
+          before it ended; `replay.replay_diff_idle_pct`, with the sleeps and page-miss wakes of both). Active time is left out: there both cost the same by construction, \
+          and counting it would dilute the difference.\n";
     s += "\n## Every combination\n\nWakes: the desktop's sleeps (each ends in a wake); delayed: misses that \
           waited for a resume; fetches: misses; network: pages fetched x 4 KiB plus the device state \
           (380,533 bytes, as measured in the demo) each way per consolidated period; full migration sends \
@@ -374,4 +388,24 @@ pub fn markdown(r: &Report, command: &str) -> String {
         );
     }
     s
+}
+
+/// One line on a recorded trace's replay over its idle periods.
+pub fn replay_line(r: &crate::replay::ReplayDiff) -> String {
+    format!(
+        "replay of the recorded run with the agent's settings ({}), over its {} idle period(s), \
+         {:.0} s, {} fetches: simulated {:.4} Wh, recorded {:.4} Wh, difference {:+.2} %; sleeps \
+         {} simulated / {} recorded, page-miss wakes {} / {}",
+        r.combination,
+        r.idle_periods,
+        r.idle_s,
+        r.requests,
+        r.sim_idle_wh,
+        r.recorded_idle_wh,
+        r.replay_diff_idle_pct,
+        r.sim_sleeps,
+        r.recorded_sleeps,
+        r.sim_page_wakes,
+        r.recorded_page_wakes
+    )
 }

@@ -129,6 +129,11 @@ async fn main() -> anyhow::Result<()> {
     let run_dir = cluster.dir.clone();
     drop(dashboard);
     cluster.stop_daemons();
+    // The agent's own trace files, replayed over the idle periods.
+    let trace = rt
+        .power
+        .as_ref()
+        .map(|_| jettison_demo::replay::trace_section(&run_dir.join("agent-state/trace")));
     let disk = match &cluster.disk_path {
         Some(image) => {
             let logs = cluster.console_logs();
@@ -155,6 +160,11 @@ async fn main() -> anyhow::Result<()> {
             opts.selective_resume,
             &out.join("trace.json"),
         )?;
+    }
+    match trace {
+        Some(Ok(t)) => value["trace"] = t,
+        Some(Err(e)) => value["trace"] = serde_json::json!({ "error": format!("{e:#}") }),
+        None => {}
     }
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
