@@ -48,6 +48,8 @@
 //! `backend = "emulated"` when it starts.
 
 mod emulated;
+#[cfg(test)]
+mod linux_tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
