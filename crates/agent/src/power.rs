@@ -36,15 +36,25 @@
 //! device (a kernel without per-device resume control offers no choice) and
 //! says so at start when the setting is on.
 //! On a real desktop, `backend = "linux"` with a `[power.linux]` section
-//! (`iface` = the NIC armed for Wake-on-LAN, `method`, `session` = the logind
-//! session whose idle hint tells user presence) suspends through logind and
-//! arms Wake-on-LAN with ethtool (see `jettison_power::linux`); it cannot run
-//! on the test hosts, where only its command plans are unit-tested.
+//! (`iface` = the NIC armed for Wake-on-LAN; `method`, `remote_sessions`,
+//! `seat`, `session`, `bus_address`, `input_dir`: see
+//! `jettison_power::linux::LinuxConfig`) works through systemd-logind over
+//! D-Bus (`jettison_power::linux_backend`): the user's presence is the idle
+//! hint of the seat's active graphical session, found again at every login
+//! (or the input devices when there is none); a delay inhibitor lets the
+//! agent tell its server before any suspend, including one it did not ask
+//! for (`PrepareForSleep`); a block inhibitor or an active remote session
+//! keeps the desktop awake (`may_suspend`, logged with who holds it); the
+//! suspend is `Manager.Suspend(false)` after arming Wake-on-LAN with
+//! `ethtool`. It is tested against a private dbus-daemon with a mock
+//! logind; real suspends cannot run on the test hosts.
 //! The emulated backend is compiled in only with the cargo feature
 //! `emulated-power` (test hosts); an agent built without it refuses
 //! `backend = "emulated"` when it starts.
 
 mod emulated;
+#[cfg(test)]
+mod linux_tests;
 pub(crate) mod trace;
 
 use std::collections::VecDeque;
@@ -52,7 +62,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 #[cfg(feature = "emulated-power")]
 use jettison_power::Emulated;
@@ -74,7 +83,7 @@ pub struct PowerConfig {
     /// Where the emulated NIC listens for magic packets (emulated only).
     pub wol_listen: Option<SocketAddr>,
     /// The Linux backend's settings (linux only): NIC, suspend method,
-    /// logind session.
+    /// remote-session policy, bus.
     pub linux: Option<jettison_power::linux::LinuxConfig>,
     /// Where the server sends magic packets (LAN broadcast, port 9).
     pub wol_broadcast: String,
@@ -117,8 +126,8 @@ pub enum BackendKind {
     /// Freezer cgroup and an emulated NIC (test hosts; needs an agent built
     /// with the `emulated-power` feature).
     Emulated,
-    /// logind suspend, ethtool Wake-on-LAN, logind idle hint (real desktops;
-    /// not exercised on the test hosts).
+    /// logind over D-Bus (presence, inhibitors, suspend), ethtool
+    /// Wake-on-LAN (real desktops; tested against a mock logind).
     Linux,
 }
 
@@ -128,8 +137,6 @@ enum Host {
     Emulated(Emulated),
     Linux {
         backend: jettison_power::linux_backend::LinuxBackend,
-        session: Option<String>,
-        last_poll: Mutex<std::time::Instant>,
     },
 }
 
@@ -245,7 +252,6 @@ impl Power {
                 let linux = config.linux.clone().ok_or_else(|| {
                     AgentError::Power("the linux backend needs a [power.linux] section".into())
                 })?;
-                let session = linux.session.clone();
                 if config.selective_resume {
                     tracing::info!("selective_resume: the linux backend resumes every device");
                 }
@@ -254,11 +260,7 @@ impl Power {
                     profile.clone(),
                     jettison_power_model::HostState::Active,
                 );
-                Host::Linux {
-                    backend,
-                    session,
-                    last_poll: Mutex::new(std::time::Instant::now()),
-                }
+                Host::Linux { backend }
             }
         };
         // With selective resume the policy weighs the service resume, as the
@@ -297,7 +299,7 @@ impl Power {
         };
         power.trace = trace::TraceLog::open(config, state_dir, header).map(Mutex::new);
         if config.away_after_s.is_some() && !power.detects_input() {
-            tracing::warn!("away_after_s is set but this host cannot tell user input (no user_listen / logind session): idle detection is off");
+            tracing::warn!("away_after_s is set but this host cannot tell user input yet (no user_listen; no input device, and no logind session until logind is reached): idle detection is off meanwhile");
         }
         tracing::info!(policy = ?config.policy, backend = ?config.backend, "power backend ready");
         Ok(power)
@@ -312,47 +314,43 @@ impl Power {
         }
     }
 
+    /// Reaches logind (Linux backend; an error is logged and retried
+    /// before each sleep) and hands over the notices of suspends the agent
+    /// did not ask for.
+    pub(crate) async fn connect_backend(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<jettison_power::linux_backend::SleepNotice>>
+    {
+        match &self.host {
+            #[cfg(feature = "emulated-power")]
+            Host::Emulated(_) => None,
+            Host::Linux { backend } => {
+                if let Err(e) = backend.connect().await {
+                    tracing::error!("power: {e}; the desktop will not sleep until logind answers");
+                }
+                backend.sleep_notices()
+            }
+        }
+    }
+
     /// Whether this host can tell user input at all (an emulated keyboard, or
-    /// a logind session); idle detection needs it.
+    /// a graphical logind session or input devices); idle detection needs it.
     pub(crate) fn detects_input(&self) -> bool {
         match &self.host {
             #[cfg(feature = "emulated-power")]
             Host::Emulated(_) => self.config.user_listen.is_some(),
-            Host::Linux { session, .. } => session.is_some(),
+            Host::Linux { backend } => backend.knows_presence(),
         }
     }
 
     /// Whether the user gave input since the last call: the emulated
-    /// keyboard, or logind's idle hint turning false (polled every 5 s).
+    /// keyboard, or the session's idle hint (its turning false at once,
+    /// its staying false every 5 s), or input device events.
     pub(crate) fn user_input(&self) -> bool {
         match &self.host {
             #[cfg(feature = "emulated-power")]
             Host::Emulated(e) => e.take_user_return(),
-            Host::Linux { session: None, .. } => false,
-            Host::Linux {
-                session: Some(session),
-                last_poll,
-                ..
-            } => {
-                let mut last = last_poll.lock().expect("poll lock");
-                if last.elapsed() < Duration::from_secs(5) {
-                    return false;
-                }
-                *last = std::time::Instant::now();
-                let jettison_power::linux::Step::Run { program, args } =
-                    jettison_power::linux::idle_hint_command(session)
-                else {
-                    return false;
-                };
-                std::process::Command::new(program)
-                    .args(args)
-                    .output()
-                    .ok()
-                    .and_then(|o| {
-                        jettison_power::linux::parse_idle_hint(&String::from_utf8_lossy(&o.stdout))
-                    })
-                    .is_some_and(|h| !h.idle)
-            }
+            Host::Linux { backend } => backend.take_user_activity(),
         }
     }
 
@@ -515,10 +513,14 @@ mod tests {
     #[test]
     fn the_linux_backend_is_configured_by_its_own_section() {
         let text = "backend = \"linux\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_broadcast = \"10.0.0.255:9\"\n\
-                    [linux]\niface = \"enp0s31f6\"\nsession = \"2\"\n";
+                    [linux]\niface = \"enp0s31f6\"\nremote_sessions = \"ignore\"\n";
         let c = parse(text).unwrap();
         assert_eq!(c.backend, BackendKind::Linux);
         assert_eq!(c.linux.as_ref().unwrap().iface, "enp0s31f6");
+        assert_eq!(
+            c.linux.as_ref().unwrap().remote_sessions,
+            jettison_power::logind_policy::RemoteSessions::Ignore
+        );
         let without = parse("backend = \"linux\"\nnic_mac = \"02:00:00:00:00:01\"\nwol_broadcast = \"10.0.0.255:9\"\n").unwrap();
         let err = Power::start(&without, "d", Path::new("/nonexistent")).unwrap_err();
         assert!(

@@ -1,12 +1,15 @@
 //! The agent's power loop: sleep when the policy says so, migrate the VMs
 //! when the user is away, bring them home when the user returns. Before it
-//! announces a sleep the agent dozes (see `crate::doze`).
+//! announces a sleep the agent dozes (see `crate::doze`). A suspend the
+//! agent did not start (the Linux backend's `PrepareForSleep`) gets the same
+//! work under logind's delay inhibitor: memory durable, doze, `GoingToSleep`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jettison_power::linux_backend::SleepNotice;
 use jettison_power_model::Decision;
 use jettison_sim::recorded::TraceRecord;
 use jettison_wire::Message;
@@ -50,6 +53,11 @@ impl Agent {
         let mut woken: Option<(u64, u64)> = None;
         // Whether every VM has been away since the last tick (an idle period).
         let mut in_period = false;
+        if let Some(notices) = power.connect_backend().await {
+            tokio::spawn(self.clone().external_sleeps(power.clone(), notices));
+        }
+        // The last reason the backend gave not to sleep (logged on change).
+        let mut refused: Option<String> = None;
         // Each VM's schedule of idle migrations after a failure.
         let mut retries: BTreeMap<String, RetryBackoff> = BTreeMap::new();
         // Whether idle detection found the user away (for the trace).
@@ -114,6 +122,20 @@ impl Agent {
             if decision != Decision::Sleep {
                 continue;
             }
+            // Inhibitors, remote sessions: asked before the server is told.
+            if let Err(e) = power.backend().may_suspend().await {
+                let text = match e {
+                    jettison_power::PowerError::Refused(_) => e.to_string(),
+                    other => format!("not sleeping: {other}"),
+                };
+                if refused.as_deref() != Some(&text) {
+                    tracing::warn!("{text}");
+                }
+                refused = Some(text);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            refused = None;
             // A power cut while asleep must not lose an away VM's memory.
             if let Err(e) = self.keep_memory_durable().await {
                 tracing::warn!("not sleeping: an away VM's memory is not durable: {e}");
@@ -142,14 +164,59 @@ impl Agent {
         }
     }
 
-    async fn go_to_sleep(&self, power: &Power) -> Result<(), AgentError> {
+    /// Tells the server the desktop goes to sleep (it wakes it by magic
+    /// packet at its next miss).
+    async fn announce_sleep(&self, power: &Power) -> Result<(), AgentError> {
         let mut t = self.dial_server().await?;
         let msg = Message::GoingToSleep {
             mac: power.config.nic_mac.clone(),
             wol_addr: power.config.wol_broadcast.clone(),
         };
         crate::handover_out::expect(t.request(&msg, Duration::from_secs(10)).await?, "OpOk")?;
-        drop(t);
+        Ok(())
+    }
+
+    /// Suspends the agent did not ask for (the lid, a menu): while logind
+    /// waits on the delay inhibitor, a desktop whose VMs are away makes
+    /// their memory durable, dozes and tells the server, as before its own
+    /// sleeps; it serves again once resumed.
+    async fn external_sleeps(
+        self: Arc<Self>,
+        power: Arc<Power>,
+        mut notices: tokio::sync::mpsc::UnboundedReceiver<SleepNotice>,
+    ) {
+        while let Some(notice) = notices.recv().await {
+            match notice {
+                SleepNotice::Preparing { delay } => {
+                    if self.all_away().await {
+                        if let Err(e) = self.keep_memory_durable().await {
+                            tracing::error!("suspending with an away VM's memory not durable: {e}");
+                        }
+                        self.doze().await;
+                        match self.announce_sleep(&power).await {
+                            Ok(()) => tracing::info!("the server knows of the suspend"),
+                            Err(e) => tracing::warn!("the server was not told of the suspend: {e}"),
+                        }
+                    }
+                    // logind may go on.
+                    drop(delay);
+                }
+                SleepNotice::Resumed => {
+                    if self.gate.dozing() {
+                        if let Err(e) = self.undoze().await {
+                            tracing::error!("the state server cannot listen again: {e}");
+                        }
+                    }
+                    power
+                        .last_request_ms
+                        .store(power.backend().now_ms(), Ordering::Release);
+                }
+            }
+        }
+    }
+
+    async fn go_to_sleep(&self, power: &Power) -> Result<(), AgentError> {
+        self.announce_sleep(power).await?;
         tracing::info!("going to sleep");
         // This task (and the whole process but the power thread) is frozen
         // here until a magic packet or the user wakes the host.

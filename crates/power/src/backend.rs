@@ -19,6 +19,13 @@ pub trait PowerBackend: Send + Sync + std::fmt::Debug {
     /// outside the sleeping host), or fails leaving it awake.
     fn suspend(&self) -> BoxFuture<'_, Result<(), PowerError>>;
 
+    /// Whether the host may sleep now (nothing blocks it: inhibitors,
+    /// remote sessions); asked before the agent announces a sleep.
+    /// `suspend` checks again. Default: yes.
+    fn may_suspend(&self) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Wakes the host for `reason` through a local path (user input, a
     /// timer); a network wake arrives as a magic packet instead. Resolves
     /// once it is awake; waking an awake host does nothing.

@@ -5,10 +5,16 @@
 //!
 //! * [`backend`]: the [`PowerBackend`] trait.
 //! * [`wol_net`]: sending magic packets over UDP and listening for them.
-//! * [`linux`]: the commands and files the Linux backend would use, and the
-//!   parsing of what it reads back (pure plans, next to their executor).
-//! * [`linux_backend`]: the thin executor of [`linux`] for real desktops
-//!   (not exercised on test hosts).
+//! * [`linux`]: the Linux backend's settings, its Wake-on-LAN command and
+//!   the classification of wakes (pure).
+//! * [`logind_policy`]: what the Linux backend decides from logind's
+//!   sessions and inhibitors: presence, may the desktop sleep (pure).
+//! * [`logind`]: systemd-logind over D-Bus (`zbus`): sessions, seats,
+//!   inhibitor locks, suspend; `logind_watch` follows its signals.
+//! * [`input`]: the input devices, for the user's return without a session.
+//! * [`wol_ethtool`]: arming Wake-on-LAN with the `ethtool` command.
+//! * [`linux_backend`]: the Linux backend for real desktops, tested against
+//!   a private `dbus-daemon` with a mock logind (`jettison-logind-mock`).
 //! * `emulated` (cargo feature `emulated`, off by default: test hosts only):
 //!   the test hosts' backend, where "asleep" is a frozen freezer cgroup,
 //!   thawed by a real magic packet after the modelled resume latency; and
@@ -21,8 +27,13 @@ pub mod backend;
 pub mod emulated;
 #[cfg(feature = "emulated")]
 pub mod freezer;
+pub mod input;
 pub mod linux;
 pub mod linux_backend;
+pub mod logind;
+pub mod logind_policy;
+mod logind_watch;
+pub mod wol_ethtool;
 pub mod wol_net;
 
 use std::path::PathBuf;
@@ -74,6 +85,12 @@ pub enum PowerError {
         /// Exit status and standard error.
         detail: String,
     },
+    /// logind could not be reached or did not do what was asked.
+    #[error("logind: {0}")]
+    Logind(String),
+    /// Something keeps the host awake (inhibitors, remote sessions).
+    #[error("not sleeping: {0}")]
+    Refused(String),
     /// A request was invalid.
     #[error("{0}")]
     Invalid(String),

@@ -1,43 +1,43 @@
-//! What the Linux backend does on a real desktop, as pure data: the commands
-//! and files it uses, in order, and the parsing of what it reads back.
-//! [`crate::linux_backend`] executes these plans.
+//! What the Linux backend does on a real desktop that is pure: its
+//! settings, the Wake-on-LAN command and the parsing of its output, and the
+//! classification of a wake from the kernel's wakeup sources. The logind
+//! side is judged in [`crate::logind_policy`] and spoken over D-Bus in
+//! [`crate::logind`]; [`crate::linux_backend`] puts them together.
 //!
-//! **Not exercised on the test hosts** (they cannot suspend, have no
-//! WoL-capable NIC and no logind session); only the construction and
-//! parsing here are unit-tested.
-//!
-//! * Suspend: arm Wake-on-LAN (`ethtool -s <iface> wol g`, then
-//!   `ethtool <iface>` to check `Wake-on: g`), flush file systems (`sync`),
-//!   then either `systemctl suspend` (systemd-logind, which runs the sleep
-//!   hooks and inhibitors) or writing `mem` to `/sys/power/state` (needs
-//!   root; blocks until resume).
+//! * Suspend: check that nothing blocks sleep (block inhibitors, remote
+//!   sessions: [`crate::logind_policy::sleep_blockers`]), arm Wake-on-LAN
+//!   (`ethtool -s <iface> wol g`, then `ethtool <iface>` to check
+//!   `Wake-on: g`; the `ethtool` crate's netlink API has no Wake-on-LAN
+//!   request, so the command it is), flush file systems (`sync`), then
+//!   either logind's `Manager.Suspend(false)` over D-Bus (which runs the
+//!   sleep hooks and honours inhibitors) or writing `mem` to
+//!   `/sys/power/state` (needs root; blocks until resume).
 //! * Wake reason: `/sys/power/pm_wakeup_irq` (the IRQ that woke the system,
 //!   if the kernel knows) and the `/sys/class/wakeup/wakeup*/` sources whose
 //!   `event_count` went up across the sleep (NIC: page miss; power button,
 //!   input or USB: user return).
-//! * User idle: logind's idle hint (`loginctl show-session <id> -p IdleHint
-//!   -p IdleSinceHintMonotonic`), which desktop environments set from input
-//!   activity. Input-device event times (`/dev/input/event*`) would be the
-//!   fallback for sessions without a hint; not implemented.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use jettison_power_model::timeline::WakeReason;
 use serde::{Deserialize, Serialize};
 
+use crate::logind_policy::RemoteSessions;
+
 /// How to enter S3.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SuspendMethod {
-    /// `systemctl suspend` through systemd-logind.
+    /// logind's `Manager.Suspend(false)` over D-Bus.
     #[default]
     Logind,
-    /// Write `mem` to `/sys/power/state` directly.
+    /// Write `mem` to `/sys/power/state` directly (no logind hooks, no
+    /// `PrepareForSleep`; block inhibitors and remote sessions are still
+    /// checked first).
     SysPowerState,
 }
 
-/// The Linux backend's settings.
+/// The Linux backend's settings (`[power.linux]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinuxConfig {
@@ -46,48 +46,51 @@ pub struct LinuxConfig {
     /// How to suspend.
     #[serde(default)]
     pub method: SuspendMethod,
-    /// The logind session whose idle hint tells user idleness.
+    /// The seat whose active session tells the user's presence.
+    #[serde(default = "seat0")]
+    pub seat: String,
+    /// A fixed logind session to watch instead of the seat's active one
+    /// (an override for odd set-ups; session ids change at every login).
     #[serde(default)]
     pub session: Option<String>,
+    /// What an active remote (ssh) session means for sleep; default: it
+    /// blocks.
+    #[serde(default)]
+    pub remote_sessions: RemoteSessions,
+    /// The system bus's address (default: `DBUS_SYSTEM_BUS_ADDRESS`, else
+    /// `unix:path=/run/dbus/system_bus_socket`).
+    #[serde(default)]
+    pub bus_address: Option<String>,
+    /// Where the input devices (`event*`) are read while no graphical
+    /// session is active.
+    #[serde(default = "dev_input")]
+    pub input_dir: PathBuf,
     /// Names of the NIC's wakeup sources in `/sys/class/wakeup` (often its
     /// PCI address, e.g. `0000:00:1f.6`); the interface name always counts.
     #[serde(default)]
     pub nic_wakeup_sources: Vec<String>,
 }
 
-/// One step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Run a program, which must succeed.
-    Run {
-        /// The program.
-        program: String,
-        /// Its arguments.
-        args: Vec<String>,
-    },
-    /// Write `contents` to a file.
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// What to write.
-        contents: String,
-    },
+fn seat0() -> String {
+    "seat0".into()
 }
 
-impl Step {
-    fn run(program: &str, args: &[&str]) -> Self {
-        Self::Run {
-            program: program.into(),
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-        }
-    }
+fn dev_input() -> PathBuf {
+    "/dev/input".into()
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Run { program, args } => write!(f, "{program} {}", args.join(" ")),
-            Self::Write { path, contents } => write!(f, "echo {contents} > {}", path.display()),
+impl LinuxConfig {
+    /// The settings with their defaults for the NIC `iface`.
+    pub fn new(iface: impl Into<String>) -> Self {
+        Self {
+            iface: iface.into(),
+            method: SuspendMethod::default(),
+            seat: seat0(),
+            session: None,
+            remote_sessions: RemoteSessions::default(),
+            bus_address: None,
+            input_dir: dev_input(),
+            nic_wakeup_sources: Vec::new(),
         }
     }
 }
@@ -99,42 +102,13 @@ pub const PM_WAKEUP_IRQ: &str = "/sys/power/pm_wakeup_irq";
 /// `/sys/class/wakeup`.
 pub const WAKEUP_CLASS: &str = "/sys/class/wakeup";
 
-/// Arms magic-packet wake on `iface`, then prints its settings for
-/// [`parse_wake_on`] to check.
-pub fn arm_wol_plan(iface: &str) -> Vec<Step> {
-    vec![
-        Step::run("ethtool", &["-s", iface, "wol", "g"]),
-        Step::run("ethtool", &[iface]),
+/// The `ethtool` arguments that arm magic-packet wake on `iface`, then those
+/// that print its settings for [`parse_wake_on`] to check.
+pub fn wol_commands(iface: &str) -> [Vec<String>; 2] {
+    [
+        ["-s", iface, "wol", "g"].map(String::from).to_vec(),
+        vec![iface.to_owned()],
     ]
-}
-
-/// The suspend plan: arm WoL and check it, flush, suspend.
-pub fn suspend_plan(config: &LinuxConfig) -> Vec<Step> {
-    let mut plan = arm_wol_plan(&config.iface);
-    plan.push(Step::run("sync", &[]));
-    plan.push(match config.method {
-        SuspendMethod::Logind => Step::run("systemctl", &["suspend"]),
-        SuspendMethod::SysPowerState => Step::Write {
-            path: SYS_POWER_STATE.into(),
-            contents: "mem".into(),
-        },
-    });
-    plan
-}
-
-/// The command that reads the session's idle hint.
-pub fn idle_hint_command(session: &str) -> Step {
-    Step::run(
-        "loginctl",
-        &[
-            "show-session",
-            session,
-            "-p",
-            "IdleHint",
-            "-p",
-            "IdleSinceHintMonotonic",
-        ],
-    )
 }
 
 /// The `Wake-on:` modes `ethtool <iface>` reports (skipping `Supports Wake-on:`).
@@ -144,36 +118,6 @@ pub fn parse_wake_on(ethtool_output: &str) -> Option<String> {
         .map(str::trim)
         .find_map(|l| l.strip_prefix("Wake-on:"))
         .map(|v| v.trim().to_owned())
-}
-
-/// logind's idle hint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdleHint {
-    /// Whether the session is idle.
-    pub idle: bool,
-    /// Since when, in CLOCK_MONOTONIC microseconds (0 or absent: unknown).
-    pub since_monotonic_us: Option<u64>,
-}
-
-/// Parses `loginctl show-session -p IdleHint -p IdleSinceHintMonotonic`.
-pub fn parse_idle_hint(output: &str) -> Option<IdleHint> {
-    let value = |key: &str| {
-        output
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-    };
-    let idle = match value("IdleHint")? {
-        "yes" => true,
-        "no" => false,
-        _ => return None,
-    };
-    let since_monotonic_us = value("IdleSinceHintMonotonic")
-        .and_then(|v| v.parse().ok())
-        .filter(|&v| v > 0);
-    Some(IdleHint {
-        idle,
-        since_monotonic_us,
-    })
 }
 
 /// Parses `/sys/power/pm_wakeup_irq` (absent or unreadable: unknown).

@@ -2,71 +2,17 @@ use super::*;
 
 fn config(method: SuspendMethod) -> LinuxConfig {
     LinuxConfig {
-        iface: "enp0s31f6".into(),
         method,
-        session: Some("2".into()),
         nic_wakeup_sources: vec!["0000:00:1f.6".into()],
+        ..LinuxConfig::new("enp0s31f6")
     }
 }
 
-fn texts(plan: &[Step]) -> Vec<String> {
-    plan.iter().map(ToString::to_string).collect()
-}
-
 #[test]
-fn logind_suspend_arms_wol_first() {
-    assert_eq!(
-        texts(&suspend_plan(&config(SuspendMethod::Logind))),
-        [
-            "ethtool -s enp0s31f6 wol g",
-            "ethtool enp0s31f6",
-            "sync ",
-            "systemctl suspend"
-        ]
-    );
-}
-
-#[test]
-fn sysfs_suspend_writes_mem_last() {
-    let plan = suspend_plan(&config(SuspendMethod::SysPowerState));
-    assert_eq!(plan.len(), 4);
-    assert_eq!(
-        plan[0],
-        Step::run("ethtool", &["-s", "enp0s31f6", "wol", "g"])
-    );
-    assert_eq!(
-        plan[3],
-        Step::Write {
-            path: "/sys/power/state".into(),
-            contents: "mem".into()
-        }
-    );
-}
-
-#[test]
-fn idle_hint_command_and_parsing() {
-    assert_eq!(
-        idle_hint_command("c2").to_string(),
-        "loginctl show-session c2 -p IdleHint -p IdleSinceHintMonotonic"
-    );
-    let out = "IdleHint=yes\nIdleSinceHintMonotonic=123456789\n";
-    assert_eq!(
-        parse_idle_hint(out),
-        Some(IdleHint {
-            idle: true,
-            since_monotonic_us: Some(123_456_789)
-        })
-    );
-    assert_eq!(
-        parse_idle_hint("IdleHint=no\nIdleSinceHintMonotonic=0\n"),
-        Some(IdleHint {
-            idle: false,
-            since_monotonic_us: None
-        })
-    );
-    assert_eq!(parse_idle_hint("IdleHint=maybe\n"), None);
-    assert_eq!(parse_idle_hint("Name=x\n"), None);
-    assert_eq!(parse_idle_hint("NotIdleHint=yes\n"), None);
+fn wol_is_armed_then_checked() {
+    let [arm, check] = wol_commands("enp0s31f6");
+    assert_eq!(arm, ["-s", "enp0s31f6", "wol", "g"]);
+    assert_eq!(check, ["enp0s31f6"]);
 }
 
 #[test]
@@ -169,6 +115,19 @@ fn config_from_toml() {
     assert_eq!(c.method, SuspendMethod::SysPowerState);
     assert_eq!(c.session, None);
     let d: LinuxConfig = toml::from_str("iface = \"eth0\"\n").unwrap();
+    assert_eq!(d, LinuxConfig::new("eth0"));
     assert_eq!(d.method, SuspendMethod::Logind);
+    assert_eq!(d.seat, "seat0");
+    assert_eq!(d.remote_sessions, RemoteSessions::Block);
+    assert_eq!(d.input_dir, PathBuf::from("/dev/input"));
+    assert_eq!(d.bus_address, None);
+    let e: LinuxConfig = toml::from_str(
+        "iface = \"eth0\"\nsession = \"7\"\nremote_sessions = \"ignore\"\nbus_address = \"unix:path=/x\"\n",
+    )
+    .unwrap();
+    assert_eq!(e.session.as_deref(), Some("7"));
+    assert_eq!(e.remote_sessions, RemoteSessions::Ignore);
+    assert_eq!(e.bus_address.as_deref(), Some("unix:path=/x"));
     assert!(toml::from_str::<LinuxConfig>("iface = \"eth0\"\nmethod = \"hibernate\"\n").is_err());
+    assert!(toml::from_str::<LinuxConfig>("iface = \"eth0\"\nidle = 1\n").is_err());
 }
