@@ -8,7 +8,9 @@ use crate::sh::{cmd, probe, run_live};
 /// xz for the guest image; fuse3 (fusermount3) for the lazy memory
 /// filesystem; iproute2 and util-linux (nsenter) for taps and test hosts;
 /// e2fsprogs (debugfs) to read the guest's disk image in tests and the demo;
-/// bubblewrap for the mount namespace of the server's confined QEMUs.
+/// bubblewrap for the mount namespace of the server's confined QEMUs;
+/// dpkg-dev (dpkg-shlibdeps), binutils (strip) and lintian for the Debian
+/// packages (`cargo xtask package` and its test).
 pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -18,6 +20,9 @@ pub const PACKAGES: &[&str] = &[
     "util-linux",
     "e2fsprogs",
     "bubblewrap",
+    "dpkg-dev",
+    "binutils",
+    "lintian",
 ];
 
 /// Whether `dpkg -s` output says the package is installed.

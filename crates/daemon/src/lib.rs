@@ -9,6 +9,7 @@ pub mod fault;
 pub mod images;
 pub mod listen;
 pub mod machine;
+pub mod paths;
 pub mod refusals;
 pub mod reload;
 

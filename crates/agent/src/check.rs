@@ -1,0 +1,97 @@
+//! What the agent checks of its configuration before it acts on anything:
+//! run at start-up by [`crate::Agent::new`] and alone by
+//! `jettison-agent --check-config`, so the two cannot disagree. Every
+//! problem is collected (not only the first), each naming the setting or
+//! file at fault.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jettison_tls::TlsContext;
+
+use crate::config::AgentConfig;
+use crate::record::VmRecord;
+
+/// What the checks loaded, for the start-up to use.
+#[derive(Debug)]
+pub struct Checked {
+    /// The TLS context (certificate, key, CA, CRL).
+    pub tls: Arc<TlsContext>,
+}
+
+/// The problems of a configuration, each a line for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct Problems {
+    /// One sentence per problem.
+    pub problems: Vec<String>,
+}
+
+/// Checks `config` without acting: the TLS material (certificate, key,
+/// CA, CRL) loads and names the server among the allowed peers, the QEMU
+/// binary and each VM's boot files exist, the directories exist or can be
+/// made, each VM's record reads, the `[power]` settings hold.
+pub fn check(config: &AgentConfig) -> Result<Checked, Problems> {
+    let mut problems = Vec::new();
+    let tls = match TlsContext::load(&config.tls) {
+        Ok(tls) => {
+            if !tls.is_allowed(&config.server_name) {
+                problems.push(format!(
+                    "server_name {:?} is not in tls.allowed_peers: this desktop would refuse its own server",
+                    config.server_name
+                ));
+            }
+            Some(tls)
+        }
+        Err(e) => {
+            problems.push(format!(
+                "tls: {e} (host certificates: `jettison certs issue`)"
+            ));
+            None
+        }
+    };
+    if let Err(e) = jettison_daemon::paths::find_program(&config.qemu_binary) {
+        problems.push(format!("qemu_binary: {e}"));
+    }
+    for (what, dir) in [
+        ("state_dir", &config.state_dir),
+        ("run_dir", &config.run_dir),
+        ("memory_dir", &config.memory_dir),
+    ] {
+        if let Err(e) = jettison_daemon::paths::dir_can_be(dir) {
+            problems.push(format!("{what}: {e}"));
+        }
+    }
+    for vm in &config.vms {
+        for (what, file) in [("kernel", &vm.kernel), ("initrd", &vm.initrd)] {
+            if let Some(file) = file {
+                if let Err(e) = readable_file(file) {
+                    problems.push(format!("vm {:?}: {what}: {e}", vm.name));
+                }
+            }
+        }
+        if config.state_dir.is_dir() {
+            if let Err(e) = VmRecord::load(&config.state_dir, &vm.name) {
+                problems.push(format!("vm {:?}: its record: {e}", vm.name));
+            }
+        }
+    }
+    if let Some(Err(e)) = config.power.as_ref().map(crate::power::check) {
+        problems.push(e.to_string());
+    }
+    match tls {
+        Some(tls) if problems.is_empty() => Ok(Checked { tls }),
+        _ => Err(Problems { problems }),
+    }
+}
+
+fn readable_file(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .and_then(|f| f.metadata())
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|m| {
+            m.is_file()
+                .then_some(())
+                .ok_or_else(|| format!("{}: not a regular file", path.display()))
+        })
+}
