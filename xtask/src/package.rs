@@ -17,6 +17,10 @@ use crate::debian;
 use crate::paths::Paths;
 use crate::sh::{cmd, pipeline, run, run_live};
 
+/// Debian packages the packaging runs: dpkg-deb, dpkg-shlibdeps (dpkg-dev),
+/// strip (binutils).
+const TOOLS: &[&str] = &["dpkg-dev", "binutils"];
+
 /// Options of `cargo xtask package`.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -48,6 +52,14 @@ fn extra_files(pkg: &str) -> Vec<(&'static str, String, u32)> {
 
 /// Builds the packages; gives the paths of the `.deb` files.
 pub fn package(paths: &Paths, opts: &Options) -> Result<Vec<PathBuf>> {
+    let missing = crate::setup::missing(TOOLS);
+    if !missing.is_empty() {
+        bail!(
+            "packaging needs {} (`cargo xtask setup` as root installs them, or: {})",
+            missing.join(" "),
+            crate::setup::apt_install_line(&missing)
+        );
+    }
     let bins = match &opts.binaries_from {
         Some(dir) => dir.clone(),
         None => {

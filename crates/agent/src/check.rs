@@ -95,3 +95,43 @@ fn readable_file(path: &Path) -> Result<(), String> {
                 .ok_or_else(|| format!("{}: not a regular file", path.display()))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_listed_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let file = t.join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let text = format!(
+            "server = \"s:7400\"\nserver_name = \"srv\"\nqemu_binary = \"/nonexistent/qemu\"\n\
+             state_dir = {:?}\nrun_dir = {:?}\nmemory_dir = {:?}\n\
+             [tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\nallowed_peers = [\"srv\"]\n\
+             [[vm]]\nname = \"a\"\nmemory_mib = 64\nkernel = {:?}\n",
+            file.join("state"),
+            t.join("run"),
+            t.join("shm"),
+            t.join("ca.pem"),
+            t.join("h.pem"),
+            t.join("h.key"),
+            t.join("vmlinuz"),
+        );
+        let config = AgentConfig::parse(&text).unwrap();
+        let problems = check(&config).unwrap_err().problems;
+        let want = [
+            "tls: cannot read",
+            "qemu_binary: /nonexistent/qemu",
+            "state_dir: ",
+            "vm \"a\": kernel: ",
+        ];
+        assert_eq!(problems.len(), want.len(), "{problems:#?}");
+        for (p, w) in problems.iter().zip(want) {
+            assert!(p.starts_with(w), "{p:?} should start with {w:?}");
+        }
+        assert!(problems[2].contains("cannot be made"), "{problems:#?}");
+        assert!(!t.join("run").exists() && !t.join("shm").exists());
+    }
+}

@@ -24,10 +24,19 @@ pub fn dir_can_be(dir: &Path) -> Result<(), String> {
                     at.display()
                 ))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match at.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
-                _ => return Ok(()),
-            },
+            // Missing, or under something that is not a directory (said
+            // when that ancestor is reached).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                match at.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                    _ => return Ok(()),
+                }
+            }
             Err(e) => return Err(format!("{}: {e}", at.display())),
         }
     }

@@ -124,3 +124,47 @@ fn bwrap_runs() -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_listed_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let file = t.join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let text = format!(
+            "qemu_binary = \"no-such-qemu-binary\"\nimage_dirs = [{:?}, {:?}]\n\
+             state_dir = {:?}\nreplica_dir = {:?}\nrun_dir = {:?}\nmount_dir = {:?}\n\
+             confine_qemu = false\n\
+             [tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\nallowed_peers = [\"d\"]\n",
+            t,
+            t.join("images"),
+            t.join("state"),
+            file.join("replica"),
+            t.join("run"),
+            t.join("mnt"),
+            t.join("ca.pem"),
+            t.join("h.pem"),
+            t.join("h.key"),
+        );
+        let config = ServerConfig::parse(&text).unwrap();
+        let problems = check(&config).unwrap_err().problems;
+        let want = [
+            "tls: cannot read",
+            "qemu_binary: no-such-qemu-binary",
+            "image_dirs: ",
+            "replica_dir: ",
+        ];
+        assert_eq!(problems.len(), want.len(), "{problems:#?}");
+        for (p, w) in problems.iter().zip(want) {
+            assert!(p.starts_with(w), "{p:?} should start with {w:?}");
+        }
+        assert!(problems[2].contains("images"), "{problems:#?}");
+        for d in ["state", "run", "mnt"] {
+            assert!(!t.join(d).exists(), "{d} created");
+        }
+    }
+}

@@ -98,7 +98,7 @@ pub enum Command {
 /// reported before clap has parsed `--format`.
 pub fn wants_json<S: AsRef<str>>(args: &[S]) -> bool {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
-    args.iter().any(|a| *a == "--format=json")
+    args.contains(&"--format=json")
         || args
             .windows(2)
             .any(|w| w[0] == "--format" && w[1] == "json")
