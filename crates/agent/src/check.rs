@@ -19,13 +19,8 @@ pub struct Checked {
     pub tls: Arc<TlsContext>,
 }
 
-/// The problems of a configuration, each a line for the operator.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {}", .problems.join("; "))]
-pub struct Problems {
-    /// One sentence per problem.
-    pub problems: Vec<String>,
-}
+/// The problems of a configuration (shared with the other daemon).
+pub use jettison_daemon::paths::Problems;
 
 /// Checks `config` without acting: the TLS material (certificate, key,
 /// CA, CRL) loads and names the server among the allowed peers, the QEMU

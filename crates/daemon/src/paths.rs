@@ -1,7 +1,17 @@
 //! Checks of the paths a daemon's configuration names, done without
-//! acting (start-up checks and `--check-config`).
+//! acting (start-up checks and `--check-config`), and the list of problems
+//! those checks give.
 
 use std::path::{Path, PathBuf};
+
+/// The problems of a daemon's configuration found by its start-up checks,
+/// each a line for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct Problems {
+    /// One sentence per problem.
+    pub problems: Vec<String>,
+}
 
 /// The executable `program` names: a path (with a `/`) to an executable
 /// file, or a name found on `PATH`.
