@@ -12,6 +12,9 @@
 //! - `attacks`: the wire fuzz pass, then setup + guest + build and run
 //!   `jettison-attacks`, the attack suite on test hosts (`--quick`,
 //!   `--strict`, `--json PATH`).
+//! - `package`: the Debian packages `jettison-cli`, `jettison-agent` and
+//!   `jettison-server` into `target/debian/` (release build; `--binaries-from
+//!   DIR` packages an existing build instead).
 //! - `ci`: fmt, clippy, guest boot smoke test, tests.
 //! - `testbed clean [--all]`: remove what killed test runs left behind
 //!   (namespaces, processes, FUSE mounts, QEMUs, `/dev/shm` files).
@@ -19,12 +22,14 @@
 #![forbid(unsafe_code)]
 
 mod boot;
+mod debian;
 mod elf;
 mod guest;
 mod initramfs;
 mod kernel;
 mod modfiles;
 mod modules;
+mod package;
 mod paths;
 mod setup;
 mod sh;
@@ -97,6 +102,20 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the Debian packages (jettison-cli, jettison-agent, jettison-server)
+    /// into target/debian/ from a release build.
+    Package {
+        /// Package the programs (and jettison-manuals) found in this
+        /// directory instead of building them in release (e.g. target/debug).
+        #[arg(long, value_name = "DIR")]
+        binaries_from: Option<std::path::PathBuf>,
+        /// Where the .deb files go (default: target/debian).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Compress quickly (gzip -1) instead of small (xz): for tests.
+        #[arg(long)]
+        fast: bool,
+    },
     /// fmt --check, clippy -D warnings, guest boot smoke test, tests.
     Ci {
         /// Seconds to wait for the booted guest to become healthy.
@@ -150,6 +169,19 @@ fn main() -> Result<ExitCode> {
         Cmd::Bench { args } => exit_code(tasks::bench(&paths, &args)?),
         Cmd::Chaos { args } => exit_code(tasks::chaos(&paths, &args)?),
         Cmd::Attacks { args } => exit_code(tasks::attacks(&paths, &args)?),
+        Cmd::Package {
+            binaries_from,
+            out,
+            fast,
+        } => {
+            let opts = package::Options {
+                binaries_from,
+                out,
+                fast,
+            };
+            package::package(&paths, &opts)?;
+            ExitCode::SUCCESS
+        }
         Cmd::Ci { timeout } => exit_code(tasks::ci(&paths, Duration::from_secs(timeout))?),
         Cmd::Testbed {
             cmd: TestbedCmd::Clean { all },

@@ -11,6 +11,8 @@ use crate::sh::{cmd, probe, run_live};
 /// bubblewrap for the mount namespace of the server's confined QEMUs;
 /// dbus-daemon (the power backend's private test bus) and ethtool (its
 /// Wake-on-LAN, tested on a veth).
+/// dpkg-dev (dpkg-shlibdeps), binutils (strip) and lintian for the Debian
+/// packages (`cargo xtask package` and its test).
 pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -22,6 +24,9 @@ pub const PACKAGES: &[&str] = &[
     "bubblewrap",
     "dbus-daemon",
     "ethtool",
+    "dpkg-dev",
+    "binutils",
+    "lintian",
 ];
 
 /// Whether `dpkg -s` output says the package is installed.

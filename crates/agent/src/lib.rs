@@ -3,6 +3,7 @@
 //! while it is away (the state server), and takes it back with the pages it
 //! changed.
 
+pub mod check;
 pub mod config;
 mod control;
 pub mod disk_image;
@@ -98,6 +99,9 @@ pub enum AgentError {
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration fails its checks (see [`check`]).
+    #[error(transparent)]
+    Config(#[from] check::Problems),
 }
 
 /// The running agent.
@@ -119,23 +123,15 @@ impl Agent {
     /// Builds the agent from its configuration, picking up VMs recorded as
     /// consolidated by a previous run.
     pub fn new(mut config: AgentConfig) -> Result<Self, AgentError> {
+        // The same checks as `jettison-agent --check-config`, before acting.
+        let check::Checked { tls } = check::check(&config)?;
         config.choose_accel();
         for dir in [&config.state_dir, &config.run_dir, &config.memory_dir] {
             std::fs::create_dir_all(dir)?;
         }
         let mut slots = BTreeMap::new();
         for vm in &config.vms {
-            if let Some(disk) = &vm.disk {
-                disk_image::check_disk(&vm.name, disk)?;
-            }
             slots.insert(vm.name.clone(), Arc::new(VmSlot::new(&config, vm)?));
-        }
-        let tls = jettison_tls::TlsContext::load(&config.tls)?;
-        if !tls.is_allowed(&config.server_name) {
-            return Err(AgentError::Server(format!(
-                "server_name {:?} is not in tls.allowed_peers: this desktop would refuse its own server",
-                config.server_name
-            )));
         }
         let power = match &config.power {
             Some(p) => Some(Arc::new(power::Power::start(

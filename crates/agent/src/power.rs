@@ -156,6 +156,30 @@ fn break_even() -> PolicyConfig {
     PolicyConfig::Named(jettison_power_model::policy::PolicyName::BreakEven)
 }
 
+/// Checks the `[power]` settings without acting (start-up and
+/// `--check-config`): the backend is built in and has its section, the
+/// power profile reads. Gives the profile.
+pub fn check(config: &PowerConfig) -> Result<PowerProfile, AgentError> {
+    if config.backend == BackendKind::Linux && config.linux.is_none() {
+        return Err(AgentError::Power(
+            "the linux backend needs a [power.linux] section".into(),
+        ));
+    }
+    #[cfg(not(feature = "emulated-power"))]
+    if config.backend == BackendKind::Emulated {
+        return Err(AgentError::Power(emulated::MISSING.into()));
+    }
+    match &config.profile {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| AgentError::Power(format!("profile {}: {e}", p.display())))?;
+            PowerProfile::from_toml(&text)
+                .map_err(|e| AgentError::Power(format!("profile {}: {e}", p.display())))
+        }
+        None => Ok(PowerProfile::default()),
+    }
+}
+
 /// What the agent reports of its power (`OpPower`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowerRecord {
@@ -239,13 +263,7 @@ impl Power {
     /// elsewhere.
     pub fn start(config: &PowerConfig, host: &str, state_dir: &Path) -> Result<Power, AgentError> {
         let host_name = host;
-        let profile = match &config.profile {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)?;
-                PowerProfile::from_toml(&text).map_err(|e| AgentError::Power(e.to_string()))?
-            }
-            None => PowerProfile::default(),
-        };
+        let profile = check(config)?;
         let host = match config.backend {
             BackendKind::Emulated => emulated::start(config, host, &profile)?,
             BackendKind::Linux => {

@@ -10,6 +10,7 @@ pub mod images;
 pub mod listen;
 pub mod machine;
 pub mod notify;
+pub mod paths;
 pub mod refusals;
 pub mod reload;
 

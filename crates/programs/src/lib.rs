@@ -49,6 +49,68 @@ pub const CHAOS: Program = Program {
     package: "jettison-chaos",
 };
 
+/// The operator's command.
+pub const OPERATOR: Program = Program {
+    bin: "jettison",
+    package: "jettison",
+};
+
+/// A Debian package of jettison (`cargo xtask package`): the programs it
+/// carries and the Debian packages those need at run time.
+#[derive(Debug, Clone, Copy)]
+pub struct DebPackage {
+    /// The package's name.
+    pub name: &'static str,
+    /// The programs it installs in /usr/bin.
+    pub programs: &'static [Program],
+    /// Debian packages its programs run (`Depends`): QEMU for both
+    /// daemons; `ip` (iproute2) for the VMs' taps; the server's lazy
+    /// memory filesystem (fuse3) and its QEMUs' jail (bubblewrap). The
+    /// operator's command, from `jettison-cli`, on every host.
+    pub depends: &'static [&'static str],
+    /// Debian packages it uses when present (`Recommends`): the agent's
+    /// Linux power backend arms Wake-on-LAN with ethtool.
+    pub recommends: &'static [&'static str],
+    /// One line for the package's description.
+    pub summary: &'static str,
+}
+
+/// The operator's command (`jettison`): on desktops and servers alike.
+pub const DEB_CLI: DebPackage = DebPackage {
+    name: "jettison-cli",
+    programs: &[OPERATOR],
+    depends: &[],
+    recommends: &[],
+    summary: "partial desktop VM migration - operator's command",
+};
+
+/// The desktop agent.
+pub const DEB_AGENT: DebPackage = DebPackage {
+    name: "jettison-agent",
+    programs: &[AGENT],
+    depends: &["jettison-cli", "qemu-system-x86", "iproute2"],
+    recommends: &["ethtool"],
+    summary: "partial desktop VM migration - desktop agent",
+};
+
+/// The consolidation server.
+pub const DEB_SERVER: DebPackage = DebPackage {
+    name: "jettison-server",
+    programs: &[SERVER],
+    depends: &[
+        "jettison-cli",
+        "qemu-system-x86",
+        "iproute2",
+        "fuse3",
+        "bubblewrap",
+    ],
+    recommends: &[],
+    summary: "partial desktop VM migration - consolidation server",
+};
+
+/// Every Debian package, dependencies first.
+pub const DEB_PACKAGES: [DebPackage; 3] = [DEB_CLI, DEB_AGENT, DEB_SERVER];
+
 /// What a cluster of test hosts runs: the daemons and the office services.
 pub const CLUSTER: [Program; 3] = [AGENT, SERVER, PEER];
 
@@ -164,6 +226,22 @@ mod tests {
                 assert!(runner.packages().contains(&package), "{f}");
             }
         }
+    }
+
+    #[test]
+    fn every_daemon_and_the_command_is_packaged_once() {
+        let mut bins: Vec<&str> = DEB_PACKAGES
+            .iter()
+            .flat_map(|p| p.programs.iter().map(|p| p.bin))
+            .collect();
+        bins.sort_unstable();
+        assert_eq!(bins, ["jettison", "jettison-agent", "jettison-server"]);
+        for p in [DEB_AGENT, DEB_SERVER] {
+            assert!(p.depends.contains(&DEB_CLI.name), "{}", p.name);
+            assert!(p.depends.contains(&"qemu-system-x86"), "{}", p.name);
+        }
+        assert!(DEB_SERVER.depends.contains(&"bubblewrap"));
+        assert!(DEB_SERVER.depends.contains(&"fuse3"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod admission;
 #[cfg(test)]
 mod admission_intake_tests;
+pub mod check;
 mod checkpoint;
 pub mod config;
 mod control;
@@ -121,6 +122,9 @@ pub enum ServerError {
     /// A local file operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration fails its checks (see [`check`]).
+    #[error(transparent)]
+    Config(#[from] check::Problems),
 }
 
 impl ServerError {
@@ -179,60 +183,19 @@ pub struct Server {
     metrics: jettison_metrics::ServerMetrics,
 }
 
-/// Confined QEMUs open the tun device as their own users to attach to
-/// their taps: it must be usable by everyone (Debian's udev makes it 0666).
-fn check_tun_for_everyone() -> Result<(), ServerError> {
-    const TUN: &str = "/dev/net/tun";
-    let mode = std::fs::metadata(TUN)?.permissions().mode();
-    if mode & 0o666 != 0o666 {
-        return Err(ServerError::WrongState(format!(
-            "{TUN} has mode {:o}: QEMUs running as users of their own (confine_qemu) cannot \
-             attach to their taps; make it 0666 (Debian's default, `chmod 666 {TUN}`), or set \
-             confine_qemu = false",
-            mode & 0o777
-        )));
-    }
-    Ok(())
-}
-
-/// Confined QEMUs run in a mount namespace of their own through
-/// bubblewrap, which must be installed.
-fn check_bwrap() -> Result<(), ServerError> {
-    let found = std::process::Command::new(jettison_qemu::jail::BWRAP)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        Ok(())
-    } else {
-        Err(ServerError::WrongState(format!(
-            "`{}` not found: QEMUs running as users of their own (confine_qemu) run in a mount \
-             namespace through bubblewrap; install it (`apt install bubblewrap`), or set \
-             confine_qemu = false",
-            jettison_qemu::jail::BWRAP
-        )))
-    }
-}
-
 impl Server {
     /// Mounts the lazy memory filesystem (cleaning a stale mount left by a
     /// killed predecessor), prepares the directories and loads the recorded
     /// working sets.
     pub fn new(mut config: ServerConfig) -> Result<Self, ServerError> {
+        // The same checks as `jettison-server --check-config`, before acting.
+        let check::Checked { tls } = check::check(&config)?;
         config.choose_accel();
         for dir in [&config.replica_dir, &config.run_dir] {
             std::fs::create_dir_all(dir)?;
         }
         // Confined QEMUs pass through it to their own directories in it.
         std::fs::set_permissions(&config.run_dir, std::fs::Permissions::from_mode(0o711))?;
-        if config.confine_qemu {
-            check_bwrap()?;
-            if config.bridge.is_some() {
-                check_tun_for_everyone()?;
-            }
-        }
         let qemu_users = config.confine_qemu.then(|| {
             let gid = match config.accel {
                 jettison_qemu::Accel::Kvm => qemu_users::kvm_gid(),
@@ -245,7 +208,6 @@ impl Server {
                 true,
             )
         });
-        let tls = jettison_tls::TlsContext::load(&config.tls)?;
         let working_sets = Arc::new(working_set::WorkingSets::load(
             &config.state_dir.join("working-sets"),
             config.keep_working_sets,

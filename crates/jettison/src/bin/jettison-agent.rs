@@ -1,27 +1,25 @@
 //! The desktop agent daemon.
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-
-/// Runs this desktop's VMs, migrates them to the consolidation server when
-/// asked, and serves their memory while they are away.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    /// Configuration file (TOML).
-    #[arg(long, short, default_value = "/etc/jettison/agent.toml")]
-    config: PathBuf,
-}
+use jettison::cli::AgentArgs;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = AgentArgs::parse();
+    if args.check_config {
+        let outcome = jettison_agent::AgentConfig::load(&args.config)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|config| jettison_agent::check::check(&config).map_err(|p| p.problems));
+        return Ok(jettison::cli::report_check(&args.config, outcome.map(drop)));
+    }
     jettison_daemon::logging::init();
-    let args = Args::parse();
     let config = jettison_agent::AgentConfig::load(&args.config)?;
     let agent = jettison_agent::Agent::new(config)
         .context("starting the agent")?
         .reload_from(args.config);
-    agent.run().await.context("agent failed")
+    agent.run().await.context("agent failed")?;
+    Ok(ExitCode::SUCCESS)
 }

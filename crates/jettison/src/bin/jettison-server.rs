@@ -1,26 +1,25 @@
 //! The consolidation server daemon.
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-
-/// Takes idle desktops' VMs and runs them with memory fetched on demand.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    /// Configuration file (TOML).
-    #[arg(long, short, default_value = "/etc/jettison/server.toml")]
-    config: PathBuf,
-}
+use jettison::cli::ServerArgs;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = ServerArgs::parse();
+    if args.check_config {
+        let outcome = jettison_server::ServerConfig::load(&args.config)
+            .map_err(|e| vec![e])
+            .and_then(|config| jettison_server::check::check(&config).map_err(|p| p.problems));
+        return Ok(jettison::cli::report_check(&args.config, outcome.map(drop)));
+    }
     jettison_daemon::logging::init();
-    let args = Args::parse();
     let config = jettison_server::ServerConfig::load(&args.config).map_err(anyhow::Error::msg)?;
     let server = jettison_server::Server::new(config)
         .context("starting the server")?
         .reload_from(args.config);
-    server.run().await.context("server failed")
+    server.run().await.context("server failed")?;
+    Ok(ExitCode::SUCCESS)
 }
