@@ -55,6 +55,10 @@ pub fn check(config: &ServerConfig) -> Result<Checked, Problems> {
         ("run_dir", &config.run_dir),
         ("mount_dir", &config.mount_dir),
     ] {
+        if what == "mount_dir" && stale_mount(dir) {
+            // a killed predecessor's FUSE mount: start-up clears it
+            continue;
+        }
         if let Err(e) = dir_can_be(dir) {
             problems.push(format!("{what}: {e}"));
         }
@@ -83,6 +87,13 @@ pub fn check(config: &ServerConfig) -> Result<Checked, Problems> {
 
 /// Confined QEMUs open the tun device as their own users to attach to
 /// their taps: it must be usable by everyone (Debian's udev makes it 0666).
+/// Whether `dir` is a FUSE mount whose daemon is gone (`ENOTCONN`), as a
+/// crashed server leaves its `mount_dir`; the next start unmounts it.
+fn stale_mount(dir: &std::path::Path) -> bool {
+    std::fs::metadata(dir)
+        .is_err_and(|e| e.raw_os_error() == Some(nix::errno::Errno::ENOTCONN as i32))
+}
+
 fn tun_for_everyone() -> Result<(), String> {
     let mode = std::fs::metadata(TUN)
         .map_err(|e| format!("{TUN}: {e}"))?
