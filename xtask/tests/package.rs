@@ -195,10 +195,11 @@ fn lintian(out: &Path) {
 }
 
 /// `--check-config` on the configurations as shipped: they name
-/// certificates each site makes, so the only problem is the missing TLS
-/// material (and, for the server, the image directory the package makes
-/// at install); with certificates made by the packaged `jettison certs`
-/// and the paths pointed at them, both are valid.
+/// certificates and a VM disk each site makes, so the only problems are the
+/// missing TLS material and disk image (and, for the server, the image
+/// directory the package makes at install); with certificates made by the
+/// packaged `jettison certs`, a disk image, and the paths pointed at them,
+/// both are valid.
 fn shipped_configs(root: &Path, tmp: &Path) {
     let bin = |b: &str| root.join("usr/bin").join(b);
     let check = |daemon: &str, config: &Path| {
@@ -212,9 +213,14 @@ fn shipped_configs(root: &Path, tmp: &Path) {
     let o = check("jettison-agent", &agent_toml);
     assert_eq!(o.status.code(), Some(78), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("invalid (1 problem):"), "{t}");
+    assert!(t.contains("invalid (2 problems):"), "{t}");
     assert!(
         t.contains("tls: cannot read /etc/jettison/tls/ca.pem"),
+        "{t}"
+    );
+    // the VM's disk is the site's to make (never created by the agent)
+    assert!(
+        t.contains("disk image /var/lib/jettison/disks/desk-17.img of VM desk-17 does not exist"),
         "{t}"
     );
     let o = check("jettison-server", &server_toml);
@@ -245,7 +251,19 @@ fn shipped_configs(root: &Path, tmp: &Path) {
         std::fs::write(to, s).unwrap();
     };
     let agent = tmp.join("agent.toml");
-    point(&agent_toml, &agent, &[]);
+    let disk = tmp.join("desk-17.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    point(
+        &agent_toml,
+        &agent,
+        &[(
+            "/var/lib/jettison/disks/desk-17.img",
+            disk.display().to_string(),
+        )],
+    );
     let images = root.join("var/lib/jettison/images").display().to_string();
     let server = tmp.join("server.toml");
     point(
@@ -289,6 +307,7 @@ in_root sh -c 'cd /etc/jettison/tls 2>/dev/null || mkdir -p /etc/jettison/tls
   jettison certs init --dir /etc/jettison/tls >/dev/null
   for h in desk-17 consol-1 retired; do jettison certs issue --dir /etc/jettison/tls --host $h >/dev/null; done
   jettison certs revoke --dir /etc/jettison/tls --host retired >/dev/null'
+in_root sh -c 'mkdir -p /var/lib/jettison/disks && truncate -s 8M /var/lib/jettison/disks/desk-17.img'
 in_root jettison-agent --check-config && echo "agent check 0" || echo "agent check $?"
 in_root jettison-server --check-config && echo "server check 0" || echo "server check $?"
 in_root man -w jettison-agent jettison-server jettison && echo "man pages found"

@@ -109,6 +109,7 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let text = format!(
             "server = \"s:7400\"\nserver_name = \"srv\"\nqemu_binary = \"/nonexistent/qemu\"\n\
+             advertise = \"10.0.0.17:7401\"\n\
              state_dir = {:?}\nrun_dir = {:?}\nmemory_dir = {:?}\n\
              [tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\nallowed_peers = [\"srv\"]\n\
              [[vm]]\nname = \"a\"\nmemory_mib = 64\nkernel = {:?}\n",

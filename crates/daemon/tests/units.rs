@@ -53,7 +53,9 @@ fn check(name: &str, unit: &str, max_exposure: u32) {
     let dir = tempfile::tempdir().unwrap();
     let path = stage(dir.path(), name, unit);
     let path = path.to_str().unwrap();
-    let verify = systemd_analyze(&["verify", path]);
+    // The man pages named in Documentation= are the packages' (checked by
+    // the package test, where they are installed), not this host's.
+    let verify = systemd_analyze(&["verify", "--man=no", path]);
     let stderr = String::from_utf8_lossy(&verify.stderr);
     assert!(
         verify.status.success() && stderr.trim().is_empty(),
