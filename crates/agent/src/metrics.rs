@@ -6,19 +6,10 @@
 use std::sync::{Arc, Weak};
 
 use jettison_metrics::{Kind, Registry, Sample, Snapshot};
-use jettison_power_model::WakeReason;
 
 use crate::power::Power;
 use crate::vm::Placement;
 use crate::Agent;
-
-fn reason_label(r: &WakeReason) -> &'static str {
-    match r {
-        WakeReason::PageMiss => "page_miss",
-        WakeReason::UserReturn => "user_return",
-        WakeReason::Other(_) => "other",
-    }
-}
 
 /// The power figures since the agent started (none without `[power]`).
 pub(crate) fn power_samples(power: &Power) -> Vec<Sample> {
@@ -50,13 +41,7 @@ pub(crate) fn power_samples(power: &Power) -> Vec<Sample> {
             (e.baseline_j - e.total_j) / 3600.0,
         ),
     ];
-    for reason in ["page_miss", "user_return", "other"] {
-        let n = rec
-            .timeline
-            .wakes
-            .iter()
-            .filter(|(_, r)| reason_label(r) == reason)
-            .count();
+    for (reason, n) in jettison_metrics::wakes_by_reason(&rec.timeline.wakes) {
         out.push(
             Sample::new(
                 "jettison_agent_wakes",

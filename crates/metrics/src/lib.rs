@@ -28,7 +28,7 @@ pub use agent::AgentMetrics;
 pub use http::{bind, encode, serve, MetricsError};
 pub use prometheus_client::registry::Registry;
 pub use server::{fault_buckets, ServerMetrics};
-pub use snapshot::{Kind, Sample, Snapshot};
+pub use snapshot::{wakes_by_reason, Kind, Sample, Snapshot};
 pub use tls::{tls_refusals, tls_refused};
 
 /// The server's default metrics (and dashboard) port, on loopback.

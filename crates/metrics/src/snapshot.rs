@@ -130,6 +130,23 @@ impl Collector for Snapshot {
     }
 }
 
+/// A timeline's wakes counted by the `reason` label both daemons use:
+/// `page_miss`, `user_return`, `other`.
+pub fn wakes_by_reason(
+    wakes: &[(u64, jettison_power_model::WakeReason)],
+) -> [(&'static str, usize); 3] {
+    use jettison_power_model::WakeReason;
+    let mut n = [0usize; 3];
+    for (_, r) in wakes {
+        n[match r {
+            WakeReason::PageMiss => 0,
+            WakeReason::UserReturn => 1,
+            WakeReason::Other(_) => 2,
+        }] += 1;
+    }
+    [("page_miss", n[0]), ("user_return", n[1]), ("other", n[2])]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +197,20 @@ mod tests {
             text.matches("# TYPE jettison_agent_wakes ").count(),
             1,
             "{text}"
+        );
+    }
+
+    #[test]
+    fn wakes_are_counted_by_their_label() {
+        use jettison_power_model::WakeReason;
+        let wakes = [
+            (1, WakeReason::PageMiss),
+            (2, WakeReason::PageMiss),
+            (3, WakeReason::Other("power button".into())),
+        ];
+        assert_eq!(
+            super::wakes_by_reason(&wakes),
+            [("page_miss", 2), ("user_return", 0), ("other", 1)]
         );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jettison_handover::ServerState;
 use jettison_metrics::{Kind, Registry, Sample, ServerMetrics, Snapshot};
-use jettison_power_model::{HostState, WakeReason};
+use jettison_power_model::HostState;
 
 use crate::fleet::Fleet;
 use crate::Server;
@@ -34,14 +34,6 @@ impl jettison_lazymem::MemObserver for Observer {
     }
     fn replica_hit(&self, _vm: &str) {
         self.metrics.replica_hits.inc();
-    }
-}
-
-fn reason_label(r: &WakeReason) -> &'static str {
-    match r {
-        WakeReason::PageMiss => "page_miss",
-        WakeReason::UserReturn => "user_return",
-        WakeReason::Other(_) => "other",
     }
 }
 
@@ -94,13 +86,7 @@ fn samples(server: &Server) -> Vec<Sample> {
         asleep as f64,
     ));
     for (name, d) in &desktops {
-        for reason in ["page_miss", "user_return", "other"] {
-            let n = d
-                .timeline
-                .wakes
-                .iter()
-                .filter(|(_, r)| reason_label(r) == reason)
-                .count();
+        for (reason, n) in jettison_metrics::wakes_by_reason(&d.timeline.wakes) {
             out.push(
                 Sample::new(
                     "jettison_server_desktop_wakes",
