@@ -194,9 +194,10 @@ pub struct PowerRecord {
     /// Fetches served since the agent started (0 in older records).
     #[serde(default)]
     pub served_total: u64,
-    /// Reintegrations started by the user's return.
+    /// Reintegrations started by the user's return (the last
+    /// [`REPORTS_KEPT`]).
     pub reintegrations: Vec<ReintegrateReport>,
-    /// Migrations started by idle detection.
+    /// Migrations started by idle detection (the last [`REPORTS_KEPT`]).
     pub migrations: Vec<jettison_wire::MigrateReport>,
     /// The time of this record on the timeline's clock.
     pub now_ms: u64,
@@ -216,6 +217,12 @@ pub struct PowerRecord {
 /// How many of the last fetches served the agent keeps in memory (its
 /// `OpPower` record); the policy itself needs only the last one's time.
 pub const SERVED_KEPT: usize = 65_536;
+
+/// How many migration and reintegration reports the power record keeps
+/// (the last ones); its timeline keeps the last
+/// [`jettison_power_model::timeline::HISTORY_KEPT_MS`] on the Linux
+/// backend.
+pub const REPORTS_KEPT: usize = 1_000;
 
 /// One fetch the state server served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -254,7 +254,7 @@ impl Agent {
             match self.migrate(&vm).await {
                 Ok(r) => {
                     retry.reset();
-                    power.migrations.lock().expect("migrations lock").push(r)
+                    keep_last(&mut power.migrations.lock().expect("migrations lock"), r)
                 }
                 Err(e) => {
                     let wait_ms = retry.failed(power.backend().now_ms());
@@ -278,13 +278,35 @@ impl Agent {
         let away = self.vms_where(|p| matches!(p, Placement::Away { .. }));
         for vm in away {
             match self.reintegrate(&vm, power.config.verify_on_return).await {
-                Ok(r) => power
-                    .reintegrations
-                    .lock()
-                    .expect("reintegrations lock")
-                    .push(r),
+                Ok(r) => keep_last(
+                    &mut power.reintegrations.lock().expect("reintegrations lock"),
+                    r,
+                ),
                 Err(e) => tracing::error!(vm, "bringing the VM home failed: {e}"),
             }
         }
+    }
+}
+
+/// Adds `report` to a list of the power record, which keeps the last
+/// [`crate::power::REPORTS_KEPT`] (the trace files keep the history).
+fn keep_last<T>(list: &mut Vec<T>, report: T) {
+    if list.len() >= crate::power::REPORTS_KEPT {
+        list.drain(..list.len() + 1 - crate::power::REPORTS_KEPT);
+    }
+    list.push(report);
+}
+
+#[cfg(test)]
+mod keep_last_tests {
+    #[test]
+    fn keeps_the_last_reports() {
+        let mut v = Vec::new();
+        for i in 0..crate::power::REPORTS_KEPT + 10 {
+            super::keep_last(&mut v, i);
+        }
+        assert_eq!(v.len(), crate::power::REPORTS_KEPT);
+        assert_eq!(v[0], 10);
+        assert_eq!(v.last(), Some(&(crate::power::REPORTS_KEPT + 9)));
     }
 }

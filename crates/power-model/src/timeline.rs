@@ -137,6 +137,10 @@ pub enum TimelineError {
     Empty,
 }
 
+/// How much history a long-lived recorder keeps in memory (ms): 35 days,
+/// enough for a month of energy per day ([`Timeline::forget_before`]).
+pub const HISTORY_KEPT_MS: u64 = 35 * 24 * 3_600_000;
+
 /// One host's recorded history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
@@ -314,6 +318,45 @@ impl Timeline {
         }
         v.push((t_ms, placement));
         Ok(())
+    }
+
+    /// Forgets what happened before `cut_ms`, so that a long-lived
+    /// recorder keeps a bounded history: the timeline then starts with the
+    /// state in force at `cut_ms` (its event keeps its own time, so the
+    /// intervals from there on are unchanged), wakes and resumes before
+    /// that start go (but the wake that led to it), each VM keeps its placement at the start, and a VM
+    /// that was home already then and never left again is dropped.
+    /// Returns whether anything was forgotten.
+    pub fn forget_before(&mut self, cut_ms: u64) -> bool {
+        let Some(first) = self.events.iter().rposition(|e| e.0 <= cut_ms) else {
+            return false;
+        };
+        let start = self.events[first].0;
+        let mut forgot = first > 0;
+        self.events.drain(..first);
+        // The wake that led to the state at the start stays: whether the
+        // rest of a service-only wake is pending depends on it.
+        let wake = self
+            .wakes
+            .iter()
+            .rev()
+            .find(|w| w.0 <= start)
+            .map_or(start, |w| w.0);
+        let before = self.wakes.len() + self.service_wakes.len() + self.rest_resumes.len();
+        self.wakes.retain(|w| w.0 >= wake);
+        self.service_wakes.retain(|&t| t >= wake);
+        self.rest_resumes.retain(|&t| t >= wake);
+        forgot |= before != self.wakes.len() + self.service_wakes.len() + self.rest_resumes.len();
+        self.vms.retain(|_, v| {
+            if let Some(keep) = v.iter().rposition(|e| e.0 <= start) {
+                forgot |= keep > 0;
+                v.drain(..keep);
+            }
+            let gone = v.len() == 1 && v[0].0 <= start && v[0].1 == Placement::Desktop;
+            forgot |= gone;
+            !gone
+        });
+        forgot
     }
 
     /// The host's states as `(state, from_ms, to_ms)` intervals up to `until_ms`

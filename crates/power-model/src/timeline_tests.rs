@@ -127,3 +127,74 @@ fn rest_resume_only_after_a_service_wake() {
     assert_eq!(t.resume_scope(9), ResumeScope::Rest);
     assert_eq!(t.state_at(9), Some(Resuming));
 }
+
+/// Two sleep cycles, a service-only wake in the second, a VM that went
+/// away and came back, and one that went away and stayed.
+fn two_cycles() -> Timeline {
+    let mut t = Timeline::starting(0, Active);
+    t.record_placement(0, "gone", Placement::Server).unwrap();
+    t.record_placement(0, "stays", Placement::Server).unwrap();
+    t.record(10, Idle).unwrap();
+    t.record(20, Suspending).unwrap();
+    t.record(25, Asleep).unwrap();
+    t.record_wake(100, WakeReason::PageMiss).unwrap();
+    t.record(105, Idle).unwrap();
+    t.record_placement(106, "gone", Placement::Desktop).unwrap();
+    t.record(120, Suspending).unwrap();
+    t.record(125, Asleep).unwrap();
+    t.record_service_wake(200, WakeReason::PageMiss).unwrap();
+    t.record(203, Idle).unwrap();
+    t
+}
+
+#[test]
+fn forgetting_keeps_what_follows_the_cut() {
+    let whole = two_cycles();
+    for cut in 0..=210 {
+        let mut t = whole.clone();
+        t.forget_before(cut);
+        let start = t.events[0].0;
+        assert!(start <= cut, "cut {cut}: starts at {start}");
+        assert_eq!(
+            t.intervals(300),
+            whole
+                .intervals(300)
+                .into_iter()
+                .filter(|i| i.2 > start)
+                .collect::<Vec<_>>(),
+            "cut {cut}"
+        );
+        for at in start..300 {
+            assert_eq!(t.state_at(at), whole.state_at(at), "cut {cut}, at {at}");
+            if t.state_at(at) == Some(Resuming) {
+                assert_eq!(t.resume_scope(at), whole.resume_scope(at));
+            }
+        }
+        assert!(t.wakes.iter().filter(|w| w.0 < start).count() <= 1);
+        assert_eq!(t.rest_pending(), whole.rest_pending(), "cut {cut}");
+        assert_eq!(t.vms["stays"], vec![(0, Placement::Server)]);
+        assert_eq!(t.vms.contains_key("gone"), start < 106, "cut {cut}");
+    }
+}
+
+#[test]
+fn forgetting_is_bounded_and_idempotent() {
+    let mut t = two_cycles();
+    assert!(!t.forget_before(0), "nothing before the first event");
+    assert!(t.forget_before(150));
+    assert_eq!(t.events[0], (125, Asleep));
+    assert_eq!(
+        t.wakes,
+        vec![(100, WakeReason::PageMiss), (200, WakeReason::PageMiss)]
+    );
+    assert_eq!(t.service_wakes, vec![200]);
+    assert!(!t.forget_before(150), "already forgotten");
+    // The timeline goes on recording after a cut.
+    t.record(220, Suspending).unwrap();
+    t.record(225, Asleep).unwrap();
+    t.record_wake(300, WakeReason::UserReturn).unwrap();
+    assert!(t.forget_before(1_000));
+    assert_eq!(t.events, vec![(300, Resuming)]);
+    assert_eq!(t.resume_scope(300), ResumeScope::Full);
+    assert_eq!(t.wakes, vec![(300, WakeReason::UserReturn)]);
+}

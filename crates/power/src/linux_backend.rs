@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jettison_power_model::profile::PowerProfile;
-use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason};
+use jettison_power_model::timeline::{HostState, Placement, Timeline, WakeReason, HISTORY_KEPT_MS};
 use nix::time::{clock_gettime, ClockId};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -460,6 +460,7 @@ impl PowerBackend for LinuxBackend {
     fn set_idle(&self, idle: bool) -> Result<(), PowerError> {
         let now = self.now_ms();
         let mut t = lock(&self.shared.timeline);
+        t.forget_before(now.saturating_sub(HISTORY_KEPT_MS));
         if t.current().is_some_and(HostState::is_awake) {
             t.record(
                 now,
@@ -475,7 +476,9 @@ impl PowerBackend for LinuxBackend {
 
     fn record_placement(&self, vm: &str, placement: Placement) -> Result<(), PowerError> {
         let now = self.now_ms();
-        Ok(lock(&self.shared.timeline).record_placement(now, vm, placement)?)
+        let mut t = lock(&self.shared.timeline);
+        t.forget_before(now.saturating_sub(HISTORY_KEPT_MS));
+        Ok(t.record_placement(now, vm, placement)?)
     }
 
     fn timeline(&self) -> Timeline {

@@ -9,6 +9,12 @@
 //! because its user left) and *active* otherwise; a desktop that talks
 //! again after its sleep without the server waking it came back for its
 //! user (a `user return` wake).
+//!
+//! The history is bounded: each desktop keeps the last [`KEEP_MS`] (35
+//! days, the dashboard's energy per day) of its timeline and of its fetch
+//! points, at most [`MAX_FETCH_POINTS`] of those (the oldest go first),
+//! and a desktop with none of its VMs here is forgotten once its last
+//! event is older than that.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -20,7 +26,10 @@ use serde::Serialize;
 const FETCH_POINT_MS: u64 = 1000;
 
 /// Pages fetched from a desktop, one point per second at most.
-const MAX_FETCH_POINTS: usize = 100_000;
+pub const MAX_FETCH_POINTS: usize = 100_000;
+
+/// How much history the view keeps (ms): 35 days.
+pub const KEEP_MS: u64 = jettison_power_model::timeline::HISTORY_KEPT_MS;
 
 /// One VM as the fleet view knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +77,13 @@ impl DesktopView {
         self.timeline.events.first().map_or(0, |e| e.0)
     }
 
+    /// Forgets the history before `cut_ms`.
+    fn forget_before(&mut self, cut_ms: u64) {
+        self.timeline.forget_before(cut_ms);
+        let old = self.fetches.partition_point(|f| f.0 < cut_ms);
+        self.fetches.drain(..old);
+    }
+
     fn awake_state(&self) -> HostState {
         if self.vms.values().any(|v| v.here) {
             HostState::Idle
@@ -105,9 +121,17 @@ pub struct Fleet {
 
 impl Fleet {
     fn with<R>(&self, desktop: &str, t_ms: u64, f: impl FnOnce(&mut DesktopView) -> R) -> R {
-        let mut d = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
-        f(d.entry(desktop.to_owned())
-            .or_insert_with(|| DesktopView::new(t_ms)))
+        let mut all = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
+        let cut = t_ms.saturating_sub(KEEP_MS);
+        all.retain(|name, d| {
+            name == desktop || d.vms.values().any(|v| v.here) || d.timeline.last_ms() >= Some(cut)
+        });
+        let d = all
+            .entry(desktop.to_owned())
+            .or_insert_with(|| DesktopView::new(t_ms));
+        let r = f(d);
+        d.forget_before(cut);
+        r
     }
 
     /// The desktop talked to the server: it is awake.
@@ -173,12 +197,17 @@ impl Fleet {
         else {
             return;
         };
-        let full = d.fetches.len() >= MAX_FETCH_POINTS;
         match d.fetches.last_mut() {
             Some(last) if t_ms.saturating_sub(last.0) < FETCH_POINT_MS => last.1 += pages,
-            _ if full => {}
-            _ => d.fetches.push((t_ms, pages)),
+            _ => {
+                if d.fetches.len() >= MAX_FETCH_POINTS {
+                    // The oldest tenth goes, so this happens once in a while.
+                    d.fetches.drain(..MAX_FETCH_POINTS / 10);
+                }
+                d.fetches.push((t_ms, pages));
+            }
         }
+        d.forget_before(t_ms.saturating_sub(KEEP_MS));
     }
 
     /// Every desktop, by name.

@@ -90,3 +90,58 @@ fn dates() {
     assert_eq!(utc_date(0), "1970-01-01");
     assert_eq!(utc_date(20_454), "2026-01-01");
 }
+
+#[test]
+fn history_is_kept_for_35_days_only() {
+    let f = Fleet::default();
+    let day = 24 * 3_600_000;
+    // A desktop that sleeps and is woken every night for 50 days, and one
+    // that brought a VM once and took it home.
+    f.vm("desk-gone", "vm-gone", "server", true, T0);
+    f.vm("desk-gone", "vm-gone", "home", false, T0 + 1000);
+    for n in 0..50 {
+        let t = T0 + n * day;
+        f.awake("desk-1", t);
+        f.vm("desk-1", "vm1", "server", true, t + 1000);
+        f.asleep("desk-1", t + 10_000);
+        f.waking("desk-1", t + 20_000);
+        f.fetched("vm1", 1, t + 21_000);
+        f.awake("desk-1", t + 22_000);
+        f.vm("desk-1", "vm1", "home", false, t + 30_000);
+    }
+    let all = f.desktops();
+    assert!(!all.contains_key("desk-gone"), "forgotten after 35 days");
+    let d = &all["desk-1"];
+    let last = T0 + 49 * day + 30_000;
+    assert!(
+        d.first_ms() >= last - KEEP_MS,
+        "{} days kept",
+        (last - d.first_ms()) / day
+    );
+    assert!(d.first_ms() < last - KEEP_MS + day);
+    assert_eq!(d.fetches.len(), 35, "one point a night for 35 nights");
+    assert!(d.timeline.wakes.len() <= 36, "{}", d.timeline.wakes.len());
+    assert!(
+        d.timeline.events.len() <= 36 * 6,
+        "{}",
+        d.timeline.events.len()
+    );
+    assert_eq!(d.state(), HostState::Active);
+}
+
+#[test]
+fn fetch_points_drop_the_oldest_when_full() {
+    let f = Fleet::default();
+    f.vm("desk-1", "vm1", "server", true, T0);
+    let n = MAX_FETCH_POINTS as u64 + 5;
+    for i in 0..n {
+        f.fetched("vm1", 1, T0 + i * FETCH_POINT_MS);
+    }
+    let d = &f.desktops()["desk-1"];
+    assert!(d.fetches.len() <= MAX_FETCH_POINTS);
+    assert_eq!(d.fetches.last(), Some(&(T0 + (n - 1) * FETCH_POINT_MS, 1)));
+    assert_eq!(
+        d.fetches[0].0,
+        T0 + (MAX_FETCH_POINTS as u64 / 10) * FETCH_POINT_MS
+    );
+}
