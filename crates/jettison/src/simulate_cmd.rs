@@ -95,6 +95,55 @@ pub struct SimulateArgs {
     /// --seeds seeds (a `storms` section in the JSON and the Markdown).
     #[arg(long)]
     storms: bool,
+    /// The density benchmark's report (`cargo xtask bench --density --json
+    /// PATH`): partially migrated VMs per server from its measured ratio to
+    /// fully migrated ones, instead of the profile's assumption.
+    #[arg(long)]
+    density: Option<PathBuf>,
+    /// With --density: which server resource fills first. `both`: memory
+    /// and CPU together (the smaller ratio; conservative); `memory`: CPU
+    /// never fills (idle guests under KVM).
+    #[arg(long, value_enum, default_value_t = DensityBinding::Both, requires = "density")]
+    density_binding: DensityBinding,
+}
+
+/// `--density-binding`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DensityBinding {
+    Both,
+    Memory,
+}
+
+/// The profile's `partial_vms_per_server` from the density benchmark's
+/// report at `path`.
+fn apply_density(
+    profile: &mut PowerProfile,
+    path: &std::path::Path,
+    binding: DensityBinding,
+) -> anyhow::Result<jettison_sim::density::DensityUsed> {
+    use jettison_sim::density::{Binding, DensityUsed, MeasuredDensity};
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the density report {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let m =
+        MeasuredDensity::from_report(&json).with_context(|| format!("in {}", path.display()))?;
+    let binding = match binding {
+        DensityBinding::Both => Binding::Both,
+        DensityBinding::Memory => Binding::Memory,
+    };
+    let server = &mut profile.server;
+    let was = server.partial_vms_per_server;
+    server.partial_vms_per_server = m.partial_vms_per_server(server.vms_per_server, binding);
+    let used = DensityUsed {
+        source: path.display().to_string(),
+        measured: m,
+        binding,
+        partial_vms_per_server: server.partial_vms_per_server,
+        vms_per_server: server.vms_per_server,
+    };
+    eprintln!("server share {} (instead of {was})", used.sentence());
+    Ok(used)
 }
 
 /// `--selective-resume`.
@@ -159,9 +208,13 @@ fn load_profile(path: &std::path::Path) -> anyhow::Result<PowerProfile> {
 
 /// Runs the simulation and prints a table.
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
-    let profile = match &args.profile {
+    let mut profile = match &args.profile {
         Some(path) => load_profile(path)?,
         None => PowerProfile::default(),
+    };
+    let density = match &args.density {
+        Some(path) => Some(apply_density(&mut profile, path, args.density_binding)?),
+        None => None,
     };
     let prefetch = args
         .prefetch
@@ -258,6 +311,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
                 .and_then(|x| report.policies.get_key_value(x.0))
         })
         .map(|(k, o)| (k.clone(), o.clone()));
+    report.density = density;
     report.crossover_partial_vms_per_server = basis.as_ref().and_then(|(_, o)| {
         rank::crossover_partial_vms_per_server(
             &report,

@@ -269,3 +269,59 @@ fn sweeps_need_the_synthetic_fleet() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--synthetic"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_measured_density_sets_the_server_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let density = dir.path().join("density.json");
+    // a bench report: 7x less memory, 20 % more CPU per partially migrated VM
+    std::fs::write(
+        &density,
+        r#"{"density": {"partial": {"mem_mib_per_vm": 40.0, "cpu_pct_per_vm": 2.4},
+                        "full": {"mem_mib_per_vm": 280.0, "cpu_pct_per_vm": 2.0}}}"#,
+    )
+    .unwrap();
+    let json = dir.path().join("sim.json");
+    let run = |extra: &[&str]| {
+        let mut args = SMALL.to_vec();
+        args.extend(["--seeds", "1", "--json", json.to_str().unwrap()]);
+        args.extend(extra);
+        let out = jettison(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&json).unwrap()).unwrap()
+    };
+    let assumed = run(&[]);
+    assert!(assumed.get("density").is_none());
+    let both = run(&["--density", density.to_str().unwrap()]);
+    assert_eq!(
+        both["density"]["partial_vms_per_server"], 25,
+        "30 x min(7, 1/1.2)"
+    );
+    assert_eq!(both["density"]["binding"], "both");
+    let memory = run(&[
+        "--density",
+        density.to_str().unwrap(),
+        "--density-binding",
+        "memory",
+    ]);
+    assert_eq!(memory["density"]["partial_vms_per_server"], 210, "30 x 7");
+    // the larger share charged per VM costs partial migration energy
+    let best = |v: &serde_json::Value| {
+        v["policies"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|o| o["savings_pct"].as_f64().unwrap())
+            .fold(f64::MIN, f64::max)
+    };
+    assert!(best(&both) < best(&assumed) && best(&assumed) < best(&memory));
+    // a file without the figures is a clear error
+    std::fs::write(&density, r#"{"density": {"partial": {}}}"#).unwrap();
+    let out = jettison(&[SMALL.as_slice(), &["--density", density.to_str().unwrap()]].concat());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no density measurement"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -81,10 +81,13 @@ pub fn findings(r: &Report) -> Vec<String> {
             .and_then(|p| p.combination.clone())
             .or_else(|| r.best_online(true).map(|(k, _)| k.to_string()))
             .unwrap_or_default();
+        let share = match &r.density {
+            Some(d) => format!("The share used here is {}.", d.sentence()),
+            None => "The default profile assumes 90, unmeasured.".into(),
+        };
         out.push(format!(
             "Partial migration ({basis}) saves as much as full migration at {x:.1} partially migrated VMs \
-             per server, against 30 fully migrated ones; below that, full migration saves more. The default \
-             profile assumes 90, unmeasured."
+             per server, against 30 fully migrated ones; below that, full migration saves more. {share}"
         ));
     }
     out

@@ -29,6 +29,8 @@
 //!   and compares the simulator's idle-period energy with the recorded
 //!   timeline's; [`trace_files`] writes such files (bounded, rotated) and
 //!   reads them back (a torn last line skipped).
+//! * [`density`]: the server share of a partially migrated VM from the
+//!   density benchmark's measurement.
 //! * [`io`]: a thin JSON load and save.
 
 #![forbid(unsafe_code)]
@@ -36,6 +38,7 @@
 pub mod config;
 mod cost;
 pub mod delay;
+pub mod density;
 pub mod engine;
 pub mod evaluation;
 pub mod fetch;

@@ -241,6 +241,11 @@ pub struct Report {
     /// filled by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crossover_partial_vms_per_server: Option<f64>,
+    /// The measured density behind the profile's `partial_vms_per_server`
+    /// (`jettison simulate --density`); `None` when it is the profile's
+    /// assumption. Filled by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<crate::density::DensityUsed>,
     /// The sensitivity sweeps ([`crate::sweep`]); filled by the caller
     /// (`jettison simulate --sweeps`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -143,9 +143,15 @@ pub fn findings(r: &Report) -> Vec<String> {
         )
     };
     out.push(format!(
-        "Over full migration: {}, a partially migrated VM charged a smaller server share than a fully \
-         migrated one (the profile's `partial_vms_per_server` against `vms_per_server`, an assumption).",
-        margin(best)
+        "Over full migration: {}, a partially migrated VM charged {} (the profile's `partial_vms_per_server` \
+         against `vms_per_server`, {}).",
+        margin(best),
+        match &r.density {
+            Some(d) if d.partial_vms_per_server < d.vms_per_server => "a larger server share than a fully migrated one",
+            Some(d) if d.partial_vms_per_server == d.vms_per_server => "the same server share as a fully migrated one",
+            _ => "a smaller server share than a fully migrated one",
+        },
+        r.density.as_ref().map_or("an assumption".into(), |d| d.sentence()),
     ));
     if fm.savings_pct > 0.0 {
         out.push(format!(
@@ -304,9 +310,16 @@ pub fn markdown(r: &Report, command: &str) -> String {
           partial migration loses against full migration. A partially migrated VM holds only the pages it \
           fetched on the server (our benchmark: about 86 MB for a 4 GiB VM; the paper: under a tenth of its \
           memory), so a server holds more of them: each is charged `peak_w / partial_vms_per_server`, a fully \
-          migrated VM `peak_w / vms_per_server`. Memory alone would allow about ten times as many; the \
-          default assumes three times (90 against 30), since the CPU and I/O of idle VMs cap the density \
-          first; the findings give the margin with equal shares too. Not charging full migration's way \
+          migrated VM `peak_w / vms_per_server`. ";
+    s += &match &r.density {
+        Some(d) => format!("The shares here are {}. ", d.sentence()),
+        None => {
+            "Memory alone would allow about ten times as many; the default assumes three times (90 \
+                 against 30), unmeasured, since the CPU and I/O of idle VMs cap the density first. "
+                .into()
+        }
+    };
+    s += "The findings give the margin with equal shares too. Not charging full migration's way \
           back favours it. Online policies run as the desktop agent runs them: asked every 250 ms, each \
           wake starting when a miss comes, the miss waiting for the resume. The oracle of each prefetch policy and resume \
           sleeps through exactly the stretches between misses that pay off, waking at the misses too (a \
