@@ -116,8 +116,20 @@ async fn a_scan_while_away_is_pulled_once_instead_of_waking_the_desktop_again_an
     );
     let ((cluster, pulled), (_plain_cluster, plain)) =
         tokio::join!(run(&with), run("enabled = false\n"));
-    println!("pull storm: with the pull:    {pulled:?}");
-    println!("pull storm: without the pull: {plain:?}");
+    for (what, o) in [("with the pull", &pulled), ("without the pull", &plain)] {
+        println!(
+            "pull storm, {what}: {} wakes and {} sleeps in {} s away; scan: {} pieces, {} ms in all, \
+             longest {} ms; pulled {:?} bytes in {:?} ms ({o:?})",
+            o.wakes,
+            o.sleeps,
+            OBSERVE.as_secs(),
+            o.pieces,
+            o.scan_ms,
+            o.scan_max_ms,
+            o.pulled_bytes,
+            o.pull_ms
+        );
+    }
 
     // the pull happened, at the budget's second wake, and is logged
     let log = cluster.daemon_log("server");
