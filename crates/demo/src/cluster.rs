@@ -139,6 +139,9 @@ impl Cluster {
         if let Some(s) = opts.disk_interval_s {
             append += &format!(" jettison.disk_interval_s={s}");
         }
+        for a in &opts.guest_args {
+            append += &format!(" {a}");
+        }
         let mac = lan.as_ref().map(|l| l.vm_mac(0));
         let disk_path = opts.disk_mib.map(|_| dir.join(format!("{id}.img")));
         let tls_dir = dir.join("tls");
@@ -179,6 +182,9 @@ impl Cluster {
         if let Some(limits) = &opts.server_limits {
             // A table of its own, after [tls].
             server_toml.push_str(&format!("[limits]\n{limits}"));
+        }
+        if let Some(pull) = &opts.server_pull {
+            server_toml.push_str(&crate::configs::pull_section(pull));
         }
         if let Some(to) = &opts.server_replica_dir {
             let from = format!(

@@ -88,6 +88,12 @@ pub fn metrics_section(listen: std::net::SocketAddr) -> String {
     format!("\n[metrics]\nlisten = \"{listen}\"\n")
 }
 
+/// The server's `[pull]` table with `body` (its keys, one a line; a table:
+/// appended after the top-level keys).
+pub fn pull_section(body: &str) -> String {
+    format!("\n[pull]\n{body}")
+}
+
 /// A prefetch policy as a TOML value.
 pub fn prefetch_toml(p: &PrefetchConfig) -> String {
     match *p {

@@ -100,6 +100,12 @@ pub struct ClusterOptions {
     pub server_limits: Option<String>,
     /// The server's `replica_dir` (`None`: `replica` in the run's directory).
     pub server_replica_dir: Option<PathBuf>,
+    /// The body of the server's `[pull]` table (`None`: its defaults), e.g.
+    /// `"max_wakes = 1\n"` (see [`crate::configs::pull_section`]).
+    pub server_pull: Option<String>,
+    /// More `jettison.<key>=<value>` settings of the guest's kernel command
+    /// line, e.g. `"jettison.scan_every_s=20"`.
+    pub guest_args: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -135,6 +141,8 @@ impl Default for ClusterOptions {
             extra_desktops: Vec::new(),
             server_limits: None,
             server_replica_dir: None,
+            server_pull: None,
+            guest_args: Vec::new(),
         }
     }
 }

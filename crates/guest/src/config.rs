@@ -35,6 +35,10 @@ pub struct Settings {
     pub disk_interval_s: u32,
     /// File name of the mail cache in `/mnt/disk` (no `/`).
     pub disk_file: String,
+    /// Seconds between two pieces of the memory scan (0: no scan).
+    pub scan_every_s: u32,
+    /// MiB of filled memory read per piece of the scan.
+    pub scan_mib: u32,
 }
 
 impl Default for Settings {
@@ -53,6 +57,8 @@ impl Default for Settings {
             mail_interval_s: 10,
             disk_interval_s: 5,
             disk_file: "mail-cache.log".into(),
+            scan_every_s: 0,
+            scan_mib: 4,
         }
     }
 }
@@ -131,6 +137,8 @@ pub fn parse_cmdline(cmdline: &str) -> (Settings, Vec<String>) {
                     "bad value {value:?} for jettison.disk_file, using default"
                 )),
             },
+            "scan_every_s" => set(&mut s.scan_every_s, key, value, |_| true, &mut w),
+            "scan_mib" => set(&mut s.scan_mib, key, value, |v| *v >= 1, &mut w),
             "ip" | "gw" => {}
             _ => w.push(format!("unknown key jettison.{key}, ignored")),
         }
@@ -197,6 +205,17 @@ mod tests {
              jettison.mail_interval_s=0 jettison.id=",
         );
         assert_eq!(w.len(), 5, "{w:?}");
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn scan_settings() {
+        let (s, w) = parse_cmdline("jettison.scan_every_s=15 jettison.scan_mib=8");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((s.scan_every_s, s.scan_mib), (15, 8));
+        assert_eq!(Settings::default().scan_every_s, 0, "no scan by default");
+        let (s, w) = parse_cmdline("jettison.scan_mib=0 jettison.scan_every_s=x");
+        assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(s, Settings::default());
     }
 

@@ -4,7 +4,8 @@
 //! initramfs and behaves like an idle desktop's background applications: it
 //! keeps a large share of memory allocated and filled (caches, heaps), runs an
 //! integrity checker over a region with a known pattern, prints heartbeats,
-//! touches a few pages every second, and optionally keeps a chat connection
+//! touches a few pages every second, optionally scans its memory in pieces
+//! ([`scan`]), and optionally keeps a chat connection
 //! to the office peer (heartbeats both ways), polls its mail server, and
 //! appends to a mail cache on its disk (`/mnt/disk`, mounted by `/init`). Everything it has to say goes to the serial console as
 //! lines starting with `JTS `, so tests can tell that the guest kept running,
@@ -22,6 +23,7 @@ pub mod mail;
 pub mod meminfo;
 pub mod net;
 pub mod rng;
+pub mod scan;
 
 pub use check::{CheckOutcome, CheckRegion, Mismatch};
 pub use config::{parse_cmdline, Settings};

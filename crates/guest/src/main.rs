@@ -131,6 +131,30 @@ fn toucher(mut cache: Vec<u64>, pages: usize, seed: u64) -> ! {
     }
 }
 
+/// Reads the next `mib` MiB of `filled` every `every` forever (see
+/// [`jettison_guest::scan`]), saying how long each piece took.
+fn scanner(filled: std::sync::Arc<Vec<u64>>, every: Duration, mib: u32) -> ! {
+    let words = (u64::from(mib) * MIB / 8) as usize;
+    let mut n = 0u64;
+    loop {
+        thread::sleep(every);
+        let t = Instant::now();
+        let range = jettison_guest::scan::piece(n, words, filled.len());
+        // one word a page: every page of the piece is touched
+        let sum = filled[range.clone()]
+            .iter()
+            .step_by(PAGE_WORDS)
+            .fold(0u64, |a, w| a.wrapping_add(*w));
+        black_box(sum);
+        say(&format!(
+            "JTS SCAN n={n} mib={} ms={}",
+            (range.len() * 8) as u64 / MIB,
+            t.elapsed().as_millis()
+        ));
+        n += 1;
+    }
+}
+
 /// The chat client, the mail client and the disk writer, each if set up.
 fn start_office_apps(s: &Settings) -> Result<()> {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
@@ -221,6 +245,17 @@ fn run() -> Result<()> {
         .name("touch".into())
         .spawn(move || toucher(cache, tp, seed))?;
     start_office_apps(&s)?;
+    let filled = std::sync::Arc::new(filled);
+    if s.scan_every_s > 0 {
+        let (f, every, mib) = (
+            filled.clone(),
+            Duration::from_secs(u64::from(s.scan_every_s)),
+            s.scan_mib,
+        );
+        thread::Builder::new()
+            .name("scan".into())
+            .spawn(move || scanner(f, every, mib))?;
+    }
     black_box(&filled);
     heartbeat(clock, Duration::from_millis(u64::from(s.hb_interval_ms)))
 }

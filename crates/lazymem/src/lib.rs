@@ -38,6 +38,14 @@
 //!   [`jettison_wire::MAX_FETCH_BYTES`] each), each claimed in flight before
 //!   the first fetch, so that a fault on one of them waits for its run.
 //!
+//! # Pulling
+//!
+//! [`VmMemory::pull_absent`] fetches every absent page of a file in the
+//! background, rate-limited ([`paced`]), in claimed runs as the working-set
+//! prefetch does (fetch-once, the same retry, never zero-filled), holding no
+//! lock across a fetch so that faults keep going: the server's answer to a
+//! wake storm (its `[pull]` policy decides when).
+//!
 //! Pages fetched ahead and never read stay marked *unread*:
 //! [`VmMemory::used_pages`] leaves them out, so a working set recorded from
 //! it holds the pages the VM really used, not what was prefetched for it.
@@ -64,6 +72,7 @@
 mod fault;
 mod fs;
 mod mount;
+mod pull;
 mod registry;
 mod serve;
 mod stale;
@@ -78,6 +87,7 @@ use futures::future::BoxFuture;
 pub use fault::runs as page_runs;
 pub use jettison_power_model::PrefetchConfig;
 pub use mount::LazyMemMount;
+pub use pull::{paced, PullDone, PullError};
 pub use serve::FAULT_LATENCY_TARGET;
 pub use stats::MemObserver;
 pub use vm::VmMemory;

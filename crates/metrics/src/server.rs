@@ -1,6 +1,6 @@
 //! The consolidation server's metrics that move with events: the fault
 //! service histogram, pages and bytes fetched, fetch retries and replica
-//! hits (fed by the lazy memory filesystem). Its figures of the moment
+//! hits (fed by the lazy memory filesystem), pulls and their bytes. Its figures of the moment
 //! (VMs consolidated, desktops asleep, checkpoint ages, wakes, energy) are
 //! a [`crate::Snapshot`] the server registers beside them.
 
@@ -33,6 +33,11 @@ pub struct ServerMetrics {
     pub fetch_retries: Counter,
     /// `jettison_server_replica_hits_total`: reads served from the replica.
     pub replica_hits: Counter,
+    /// `jettison_server_pulls_total`: pulls of a VM's whole memory started
+    /// against a wake storm (the `[pull]` policy).
+    pub pulls: Counter,
+    /// `jettison_server_pulled_bytes_total`: bytes those pulls fetched.
+    pub pulled_bytes: Counter,
     /// Faults served and their total service time, µs, for the dashboard
     /// (the histogram's count and sum, which it does not show).
     faults: Arc<(AtomicU64, AtomicU64)>,
@@ -46,6 +51,8 @@ impl Default for ServerMetrics {
             bytes_fetched: Counter::default(),
             fetch_retries: Counter::default(),
             replica_hits: Counter::default(),
+            pulls: Counter::default(),
+            pulled_bytes: Counter::default(),
             faults: Arc::default(),
         }
     }
@@ -81,6 +88,17 @@ impl ServerMetrics {
             "jettison_server_replica_hits",
             "Reads of pages the server had (from its replica)",
             self.replica_hits.clone(),
+        );
+        registry.register(
+            "jettison_server_pulls",
+            "Pulls of a VM's whole memory started against a wake storm",
+            self.pulls.clone(),
+        );
+        registry.register_with_unit(
+            "jettison_server_pulled",
+            "Bytes fetched by pulls of whole memories",
+            Unit::Bytes,
+            self.pulled_bytes.clone(),
         );
         crate::tls::register(registry);
     }
@@ -121,6 +139,8 @@ mod tests {
         m.fault(Duration::from_millis(3));
         m.fetched(3, 3 * 4096);
         m.fetch_retries.inc();
+        m.pulls.inc();
+        m.pulled_bytes.inc_by(8192);
         crate::tls_refused("unknown_ca");
         let text = encode(&r).unwrap();
         for line in [
@@ -134,6 +154,8 @@ mod tests {
             "jettison_server_fetched_bytes_total 12288",
             "jettison_server_fetch_retries_total 1",
             "jettison_server_replica_hits_total 0",
+            "jettison_server_pulls_total 1",
+            "jettison_server_pulled_bytes_total 8192",
             "# EOF",
         ] {
             assert!(

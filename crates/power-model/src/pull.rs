@@ -39,6 +39,9 @@ use crate::profile::PowerProfile;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PullConfig {
+    /// Whether to pull at all (`false`: the policy records wakes and always
+    /// answers [`PullDecision::Wait`]).
+    pub enabled: bool,
     /// Wakes allowed within `window_ms` before a pull is considered.
     pub max_wakes: u32,
     /// The budget's window, ms (one hour); also the horizon of the cost
@@ -72,6 +75,7 @@ pub enum PullCharge {
 impl Default for PullConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_wakes: 4,
             window_ms: 3_600_000,
             rate_bytes_per_s: 50_000_000,
@@ -156,6 +160,11 @@ impl PullPolicy {
         self.pulled = false;
     }
 
+    /// The wakes within the window, as of the last [`Self::on_wake`].
+    pub fn wakes_in_window(&self) -> usize {
+        self.wakes.len()
+    }
+
     /// Whether this period already pulled.
     pub fn pulled(&self) -> bool {
         self.pulled
@@ -179,7 +188,7 @@ impl PullPolicy {
             self.wakes.pop_front();
         }
         self.wakes.push_back(now_ms);
-        if self.pulled || missing_bytes == 0 {
+        if !self.config.enabled || self.pulled || missing_bytes == 0 {
             return PullDecision::Wait;
         }
         let seen = self.wakes.len() as u64;

@@ -142,3 +142,18 @@ fn charged_the_partial_share_a_slower_storm_pays() {
         PullDecision::Wait
     );
 }
+
+#[test]
+fn a_disabled_policy_never_pulls() {
+    let config = PullConfig {
+        enabled: false,
+        always_when_over_budget: true,
+        ..PullConfig::default()
+    };
+    let mut p = PullPolicy::new(config, &PowerProfile::default());
+    assert_eq!(wakes(&mut p, 0, 1_000, 50, 4 * GIB), PullDecision::Wait);
+    assert!(!p.pulled());
+    let c: PullConfig = toml::from_str("enabled = false").unwrap();
+    assert!(!c.enabled);
+    assert!(PullConfig::default().enabled);
+}

@@ -63,6 +63,7 @@ pub fn check(config: &ServerConfig) -> Result<Checked, Problems> {
             problems.push(format!("{what}: {e}"));
         }
     }
+    problems.extend(crate::pull::problems(&config.pull));
     match std::fs::metadata(FUSE) {
         Ok(m) if m.file_type().is_char_device() => {}
         _ => problems.push(format!(

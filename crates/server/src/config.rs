@@ -34,6 +34,14 @@
 //! max_total_replica_mib = 1048576           # all replicas (memory + disk), reserved on disk
 //! min_free_mib = 1024                       # kept free where replicas and state live
 //!
+//! [pull]                                    # against wake storms (`crate::pull`)
+//! enabled = true
+//! max_wakes = 4                             # wakes for a VM's memory allowed per window
+//! window_ms = 3600000
+//! rate_bytes_per_s = 50000000               # the pull's rate limit
+//! always_when_over_budget = false           # true: pull whenever over budget (delay first)
+//! charge = "full-vm"                        # or "partial": the server's share of a pulled VM
+//!
 //! [metrics]                                 # absent: no metrics listener
 //! listen = "127.0.0.1:9471"                 # GET /metrics (Prometheus), / (the dashboard)
 //!
@@ -181,6 +189,13 @@ pub struct ServerConfig {
     /// port [`jettison_metrics::SERVER_PORT`].
     #[serde(default)]
     pub metrics: Option<jettison_metrics::MetricsConfig>,
+    /// Against wake storms: when a VM's misses wake its desktop more than
+    /// `max_wakes` times within `window_ms` (and, unless
+    /// `always_when_over_budget`, the energy comparison says it pays), pull
+    /// the rest of its memory at `rate_bytes_per_s` so that the desktop
+    /// sleeps through (`crate::pull`).
+    #[serde(default)]
+    pub pull: jettison_power_model::PullConfig,
     /// Mutual TLS: this server's certificate and the desktops it accepts.
     pub tls: jettison_tls::TlsSettings,
 }
@@ -417,6 +432,11 @@ mod tests {
         assert_eq!(cfg.accel_choice, AccelChoice::Auto);
         assert_eq!(cfg.tls.allowed_peers.len(), 2);
         assert_eq!(cfg.prefetch, default_prefetch());
+        assert_eq!(
+            cfg.pull,
+            jettison_power_model::PullConfig::default(),
+            "the packaged [pull] is the policy's default"
+        );
         let metrics = cfg.metrics.expect("the packaged server serves metrics");
         assert_eq!(
             metrics.address(jettison_metrics::SERVER_PORT).to_string(),
@@ -427,5 +447,16 @@ mod tests {
         let text = include_str!("../../../packaging/server.toml");
         let cfg = ServerConfig::parse(&text[..text.find("\n[metrics]").unwrap()]).unwrap();
         assert!(cfg.metrics.is_none(), "no [metrics] table: no listener");
+    }
+
+    #[test]
+    fn pull_defaults_to_the_policy_and_refuses_unknown_keys() {
+        let tls = "[tls]\nca = \"c\"\ncert = \"h\"\nkey = \"k\"\nallowed_peers = [\"d\"]\n";
+        let cfg = ServerConfig::parse(tls).unwrap();
+        assert_eq!(cfg.pull, jettison_power_model::PullConfig::default());
+        let cfg =
+            ServerConfig::parse(&format!("{tls}[pull]\nmax_wakes = 1\nenabled = false\n")).unwrap();
+        assert_eq!((cfg.pull.max_wakes, cfg.pull.enabled), (1, false));
+        assert!(ServerConfig::parse(&format!("{tls}[pull]\nmax_wake = 1\n")).is_err());
     }
 }

@@ -34,6 +34,8 @@ struct Inner {
     file: FileKind,
     tls: Arc<TlsContext>,
     waker: Arc<DesktopWaker>,
+    /// Told of each wake this client's fetches make (memory files only).
+    puller: Option<Arc<crate::pull::Puller>>,
     conn: Mutex<Option<Transport<TlsConn>>>,
 }
 
@@ -56,9 +58,19 @@ impl StateClient {
                 file,
                 tls,
                 waker,
+                puller: None,
                 conn: Mutex::new(None),
             }),
         }
+    }
+
+    /// The same, telling `puller` of each wake its fetches make (before
+    /// the client is shared).
+    pub(crate) fn with_puller(mut self, puller: Arc<crate::pull::Puller>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.puller = Some(puller);
+        }
+        self
     }
 }
 
@@ -97,6 +109,10 @@ impl Inner {
                 .map_err(FetchError::new)?
             {
                 *conn = Some(fresh);
+                // this fetch woke the desktop: the VM's pull policy hears of it
+                if let Some(p) = &self.puller {
+                    p.on_wake();
+                }
             }
         }
         if conn.is_none() {

@@ -127,14 +127,19 @@ impl Host for Server {
             .map_err(|e| ServerError::Protocol(format!("boot file lookup task: {e}")))??;
         let tls = &self.tls;
         let waker = self.waker(desktop);
-        let source = Arc::new(StateClient::new(
-            state_server,
-            desktop,
-            vm,
-            FileKind::Memory,
-            tls.clone(),
-            waker.clone(),
-        ));
+        // the VM arrives: a new period of its pull policy
+        let puller = crate::pull::Puller::new(vm, &self.config.pull, self.metrics.clone());
+        let source = Arc::new(
+            StateClient::new(
+                state_server,
+                desktop,
+                vm,
+                FileKind::Memory,
+                tls.clone(),
+                waker.clone(),
+            )
+            .with_puller(puller.clone()),
+        );
         let memory = self.mount.add_vm_with_history(
             vm,
             machine.memory_mib << 20,
@@ -142,6 +147,7 @@ impl Host for Server {
             source,
             &self.working_sets.history(vm),
         )?;
+        puller.attach(&memory);
         // From here on a failure removes what this launch made, and only
         // that: never a file of the same name it did not make.
         let disk = match machine.disk_bytes {

@@ -27,6 +27,7 @@ mod matrix_tests;
 mod metrics;
 #[cfg(test)]
 mod ownership_tests;
+mod pull;
 mod qemu_users;
 pub mod records;
 mod settle;
