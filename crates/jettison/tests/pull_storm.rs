@@ -12,9 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use jettison_agent::power::PowerRecord;
+use jettison_demo::scenario::power_record;
 use jettison_demo::scenario::{migrate, server_stats};
 use jettison_demo::{Cluster, ClusterOptions};
-use jettison_power_model::PrefetchConfig;
+use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
 
 const MEMORY_MIB: u64 = 256;
 /// How long each run watches the consolidated VM after the desktop's first
@@ -74,6 +76,55 @@ fn scan_pieces(cluster: &Cluster) -> Vec<u64> {
 }
 
 /// Runs the VM away for [`OBSERVE`] with the server's `[pull]` body `pull`.
+/// The desktop's energy from its first sleep while its VM was away to its
+/// user's return, Wh: the user comes back (the agent answers only when
+/// awake), and its power record's timeline is metered up to each end.
+async fn desktop_wh_away(cluster: &Cluster) -> f64 {
+    cluster.user_returns().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // the agent answers once awake, and records the return at its
+        // next tick
+        if let Some(wh) = power_record(cluster).await.ok().and_then(|r| wh_away(&r)) {
+            return wh;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no user return in the power record"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// [`desktop_wh_away`] from one power record, once it shows the return.
+fn wh_away(rec: &PowerRecord) -> Option<f64> {
+    let t = &rec.timeline;
+    let start = t.events.iter().find(|e| e.1 == HostState::Asleep)?.0;
+    let end = t
+        .wakes
+        .iter()
+        .rev()
+        .find(|w| w.1 == WakeReason::UserReturn && w.0 > start)
+        .map(|w| w.0)
+        .or_else(|| {
+            t.events
+                .iter()
+                .find(|e| e.0 > start && e.1 == HostState::Active)
+                .map(|e| e.0)
+        })?;
+    let until = |cut: u64| {
+        let mut t = t.clone();
+        t.events.retain(|e| e.0 <= cut);
+        t.wakes.retain(|w| w.0 <= cut);
+        t.service_wakes.retain(|&w| w <= cut);
+        t.rest_resumes.retain(|&w| w <= cut);
+        jettison_power_model::meter(&t, &rec.profile, cut)
+            .unwrap()
+            .desktop_j
+    };
+    Some((until(end) - until(start)) / 3600.0)
+}
+
 async fn run(pull: &str) -> (Cluster, Outcome) {
     let cluster = common::ready_cluster_with(options(pull)).await;
     migrate(&cluster).await.unwrap();
@@ -114,7 +165,7 @@ async fn a_scan_while_away_is_pulled_once_instead_of_waking_the_desktop_again_an
     let with = format!(
         "max_wakes = 1\nwindow_ms = 600000\nalways_when_over_budget = true\nrate_bytes_per_s = {RATE}\n"
     );
-    let ((cluster, pulled), (_plain_cluster, plain)) =
+    let ((cluster, pulled), (plain_cluster, plain)) =
         tokio::join!(run(&with), run("enabled = false\n"));
     for (what, o) in [("with the pull", &pulled), ("without the pull", &plain)] {
         println!(
@@ -176,4 +227,18 @@ async fn a_scan_while_away_is_pulled_once_instead_of_waking_the_desktop_again_an
         pulled.wakes
     );
     assert!(plain.pulled_bytes.is_none());
+
+    // and cost the desktop more energy (its own, from its recorded
+    // timeline; the server's share is not in it): the user comes back to
+    // both desktops now
+    let (with_wh, without_wh) =
+        tokio::join!(desktop_wh_away(&cluster), desktop_wh_away(&plain_cluster));
+    println!(
+        "pull storm: the desktop used {with_wh:.3} Wh from its first sleep to its user's return with \
+         the pull, {without_wh:.3} Wh without"
+    );
+    assert!(
+        with_wh < without_wh,
+        "{with_wh} Wh with the pull, {without_wh} without"
+    );
 }
