@@ -13,6 +13,9 @@ use crate::sh::{cmd, probe, run_live};
 /// Wake-on-LAN, tested on a veth).
 /// dpkg-dev (dpkg-shlibdeps), binutils (strip) and lintian for the Debian
 /// packages (`cargo xtask package` and its test).
+/// prometheus and chromium (with a font for its text) for the operations
+/// demo (`cargo xtask demo -- --ops`) and its test, which scrape the daemons
+/// and load the dashboard.
 pub const PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -27,6 +30,9 @@ pub const PACKAGES: &[&str] = &[
     "dpkg-dev",
     "binutils",
     "lintian",
+    "prometheus",
+    "chromium",
+    "fonts-dejavu-core",
 ];
 
 /// Whether `dpkg -s` output says the package is installed.

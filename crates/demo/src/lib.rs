@@ -9,6 +9,7 @@ pub mod console;
 pub mod disk;
 pub mod guest;
 pub mod observe;
+pub mod ops;
 pub mod options;
 pub mod power_report;
 pub mod procs;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use jettison_testbed::{Forwarder, Lan};
+use jettison_testbed::{Forwarder, Host, Lan};
 
 use crate::Cluster;
 
@@ -79,13 +79,7 @@ impl Cluster {
         let addr = self.metrics_addr(daemon);
         let path = path.to_owned();
         match self.lan() {
-            Some(lan) => {
-                let host = match daemon {
-                    Daemon::Agent => lan.desktop(0),
-                    Daemon::Server => lan.server(),
-                };
-                host.run_in(move || http_get(addr, &path))?
-            }
+            Some(lan) => daemon_host(lan, daemon).run_in(move || http_get(addr, &path))?,
             None => http_get(addr, &path),
         }
     }
@@ -93,14 +87,32 @@ impl Cluster {
     /// Forwards `listen` on this machine to the server's HTTP listener (in
     /// its test host on a LAN): the dashboard on this machine's loopback.
     pub fn dashboard_forwarder(&self, listen: SocketAddr) -> anyhow::Result<Option<Forwarder>> {
+        self.http_forwarder(Daemon::Server, listen)
+    }
+
+    /// Forwards `listen` on this machine to `daemon`'s HTTP listener in its
+    /// test host (LAN runs; `None` on loopback, where it listens on this
+    /// machine already).
+    pub fn http_forwarder(
+        &self,
+        daemon: Daemon,
+        listen: SocketAddr,
+    ) -> anyhow::Result<Option<Forwarder>> {
         let Some(lan) = self.lan() else {
-            // On loopback the server listens on this machine already.
             return Ok(None);
         };
         Ok(Some(Forwarder::start(
             listen,
-            Lan::server(lan),
-            self.server_metrics,
+            daemon_host(lan, daemon),
+            self.metrics_addr(daemon),
         )?))
+    }
+}
+
+/// The test host `daemon` runs in.
+fn daemon_host(lan: &Lan, daemon: Daemon) -> &Host {
+    match daemon {
+        Daemon::Agent => lan.desktop(0),
+        Daemon::Server => lan.server(),
     }
 }

@@ -204,6 +204,8 @@ pub struct Promises {
     pub images_compared: bool,
     /// The desktop could sleep while its VM was away.
     pub sleep: bool,
+    /// Prometheus and Chromium watched the run (`--ops`).
+    pub ops: bool,
 }
 
 impl Promises {
@@ -255,6 +257,16 @@ impl Promises {
             None if self.sleep => check(false, "the run has no power record"),
             None => {}
         }
+        if self.ops {
+            let ops = &v["ops"];
+            match ops["error"].as_str() {
+                Some(e) => check(false, &format!("the operations demo failed: {e}")),
+                None => check(
+                    ops["metrics_samples"].as_u64() > Some(0) && ops["dashboard_png"].is_string(),
+                    "the run has no operations report (Prometheus series, dashboard screenshot)",
+                ),
+            }
+        }
         out
     }
 }
@@ -275,6 +287,7 @@ mod promise_tests {
     const ALL: Promises = Promises {
         images_compared: true,
         sleep: true,
+        ops: false,
     };
 
     #[test]
@@ -325,5 +338,23 @@ mod promise_tests {
             ..ALL
         };
         assert_eq!(unverified.broken(&v).len(), 4);
+    }
+
+    #[test]
+    fn the_operations_demo_must_report_when_asked() {
+        let ops = Promises { ops: true, ..ALL };
+        let mut v = passing();
+        assert_eq!(ops.broken(&v).len(), 1, "no ops report");
+        assert!(ALL.broken(&v).is_empty(), "not asked, not checked");
+        v["ops"] = json!({ "metrics_samples": 42, "dashboard_png": "/o/dashboard.png" });
+        assert!(ops.broken(&v).is_empty());
+        v["ops"]["metrics_samples"] = json!(0);
+        assert_eq!(ops.broken(&v).len(), 1);
+        v["ops"] = json!({ "error": "prometheus never saw a VM consolidated" });
+        let broken = ops.broken(&v);
+        assert!(
+            broken[0].contains("never saw a VM consolidated"),
+            "{broken:?}"
+        );
     }
 }

@@ -66,6 +66,13 @@ struct Args {
     /// operator then brings the VM home instead of the user's return.
     #[arg(long)]
     no_sleep: bool,
+    /// The operations demo: a real Prometheus scrapes both daemons for the
+    /// whole run and is asked through its HTTP API; at the end a real
+    /// headless Chromium loads the dashboard, takes its screenshot
+    /// (`dashboard.png` beside the report) and its page is checked. The
+    /// report's `ops` gives what they saw.
+    #[arg(long)]
+    ops: bool,
 }
 
 #[tokio::main]
@@ -122,10 +129,20 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("  {hosts} up (run {})", cluster.vm);
     let dashboard = show_dashboard(&cluster);
+    let mut ops = if args.ops {
+        Some(start_ops(&cluster).await?)
+    } else {
+        None
+    };
     let progress = Progress::on_stdout();
     let rt = round_trip(&cluster, &phases, &progress).await;
     progress.finish();
     let rt = rt?;
+    let ops_report = match ops.as_mut() {
+        Some(o) => Some(ops_report(o, &cluster, &out.join("dashboard.png")).await),
+        None => None,
+    };
+    drop(ops);
     let run_dir = cluster.dir.clone();
     drop(dashboard);
     cluster.stop_daemons();
@@ -166,13 +183,23 @@ async fn main() -> anyhow::Result<()> {
         Some(Err(e)) => value["trace"] = serde_json::json!({ "error": format!("{e:#}") }),
         None => {}
     }
+    if let Some(r) = ops_report {
+        value["ops"] = match r {
+            Ok(r) => serde_json::to_value(r)?,
+            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+        };
+    }
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
     println!("\n{}", report::summary(&value));
+    if let Some(o) = value.get("ops") {
+        println!("{}", jettison_demo::ops::summary(o));
+    }
     println!("report: {}\nlogs:   {}", path.display(), run_dir.display());
     let promises = report::Promises {
         images_compared: !args.no_verify,
         sleep: phases.user_return,
+        ops: args.ops,
     };
     let broken = promises.broken(&value);
     anyhow::ensure!(
@@ -231,4 +258,33 @@ fn show_dashboard(cluster: &Cluster) -> Option<jettison_testbed::Forwarder> {
         .map_or(cluster.server_metrics, |f| f.local_addr());
     println!("  dashboard: http://{addr}/ (metrics: http://{addr}/metrics), while the demo runs");
     forwarder
+}
+
+/// Starts the operations demo's Prometheus on the run's daemons.
+async fn start_ops(cluster: &Cluster) -> anyhow::Result<jettison_demo::ops::Ops> {
+    let ops = jettison_demo::ops::Ops::start(cluster, &cluster.dir).await?;
+    println!(
+        "  prometheus: http://{}/ scraping both daemons every {} s, while the demo runs",
+        ops.prometheus_addr(),
+        jettison_demo::ops::prometheus::SCRAPE_INTERVAL_S
+    );
+    Ok(ops)
+}
+
+/// What Prometheus and Chromium saw at the end of the run: the VM home on
+/// an awake desktop, after faults served while it was away.
+async fn ops_report(
+    ops: &mut jettison_demo::ops::Ops,
+    cluster: &Cluster,
+    png: &std::path::Path,
+) -> anyhow::Result<jettison_demo::ops::OpsReport> {
+    let expect = jettison_demo::ops::dashboard_page::Expect {
+        desktop: "desktop".into(),
+        vm: cluster.vm.clone(),
+        runs: "home".into(),
+        power: "awake".into(),
+        min_faults: 1,
+        latency_row: false,
+    };
+    ops.report(&expect, png).await
 }
