@@ -48,7 +48,7 @@ pub fn render(d: &Density, meta: &BTreeMap<String, String>) -> String {
          they stand for a server's disk blocks and are subtracted from MiB/VM; their page cache on a real disk is not measured.\n",
         d.memory_mib, d.disk_mib, d.accel
     );
-    o += "| mode | VMs | window s | MiB/VM | CPU %/VM | of it daemon | QEMU MiB | guest memory MiB | replica on tmpfs MiB | daemon MiB | replica blocks MiB |\n";
+    o += "| mode | VMs | window s | MiB/VM | CPU %/VM | of it daemon | QEMU MiB | guest memory MiB | replica written MiB (tmpfs, excluded) | daemon MiB | replica blocks MiB (excluded) |\n";
     o += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     row(&mut o, "partial (jettison)", &d.partial);
     row(&mut o, "full (precopy)", &d.full);
