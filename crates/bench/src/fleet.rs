@@ -57,6 +57,13 @@ pub struct FleetSpec {
     pub fetch_pages: u32,
     /// Where the run's files go.
     pub work_root: PathBuf,
+    /// A NIC (a tap on each host's bridge) and a raw disk of this many MiB
+    /// on every guest, when set.
+    pub devices: Option<u64>,
+    /// Guests booting at once (0: all); each batch is filled before the next.
+    pub boot_batch: usize,
+    /// The server's replicas in `/dev/shm` (tmpfs) instead of on disk.
+    pub replica_in_shm: bool,
 }
 
 /// One desktop and its VM.
@@ -74,6 +81,10 @@ pub struct Desktop {
     pub mem_path: PathBuf,
     /// The agent's state server.
     pub state_addr: String,
+    /// The guest's NIC MAC and disk image, with [`FleetSpec::devices`].
+    pub devices: Option<(String, PathBuf)>,
+    /// The guest's kernel command line.
+    pub append: String,
     agent: Option<Child>,
 }
 
@@ -88,6 +99,8 @@ pub struct Fleet {
     pub server_socket: PathBuf,
     /// The server's lazy memory mount.
     pub mount_dir: PathBuf,
+    /// Where the server keeps its replicas.
+    pub replica_dir: PathBuf,
     /// The run's CA and certificates.
     pub tls_dir: PathBuf,
     server: Option<Child>,
@@ -117,11 +130,17 @@ impl Fleet {
         }
         let server_dir = root.join("server");
         std::fs::create_dir_all(&server_dir)?;
+        let replica_dir = if spec.replica_in_shm {
+            PathBuf::from(format!("/dev/shm/{}-replica", lan.run_id()))
+        } else {
+            server_dir.join("replica")
+        };
         let server_addr = format!("{}:{SERVER_PORT}", lan.server().ip);
         let mut fleet = Fleet {
             desktops: Vec::new(),
             server_socket: server_dir.join("server.sock"),
             mount_dir: server_dir.join("mnt"),
+            replica_dir,
             tls_dir: tls_dir.clone(),
             server_dir,
             server: None,
@@ -132,7 +151,7 @@ impl Fleet {
             dir: &fleet.server_dir,
             server_addr: &server_addr,
             state_addr: "",
-            bridge: None,
+            bridge: spec.devices.map(|_| fleet.lan.server().bridge()),
             accel: &spec.accel,
             tls: Some((tls_section(&tls_dir, "server", "desktop"), String::new())),
             agent_power: None,
@@ -144,6 +163,21 @@ impl Fleet {
             bench_monitor_args("{vm}"),
             server_toml(&server_layout, &image.dir, 0, spec.fetch_pages)
         );
+        let default_replica = format!(
+            "replica_dir = {:?}\n",
+            fleet.server_dir.join("replica").display().to_string()
+        );
+        anyhow::ensure!(
+            toml.contains(&default_replica),
+            "no replica_dir in the server's configuration"
+        );
+        let toml = toml.replace(
+            &default_replica,
+            &format!(
+                "replica_dir = {:?}\n",
+                fleet.replica_dir.display().to_string()
+            ),
+        );
         std::fs::write(fleet.server_dir.join("server.toml"), toml)?;
         fleet.server = Some(spawn(
             fleet.lan.server().command(&bins.server),
@@ -151,12 +185,30 @@ impl Fleet {
             "server",
         )?);
         wait_for_socket(&fleet.server_socket, fleet.server.as_mut(), "server").await?;
+        let batch = if spec.boot_batch == 0 {
+            spec.desktops
+        } else {
+            spec.boot_batch
+        };
         for i in 0..spec.desktops {
             let d = fleet.add_desktop(bins, image, spec, i, &server_addr, &tls_dir)?;
             fleet.desktops.push(d);
-        }
-        for d in &mut fleet.desktops {
-            wait_for_socket(&d.agent_socket, d.agent.as_mut(), "agent").await?;
+            let done = i + 1;
+            if done % batch == 0 || done == spec.desktops {
+                let first = i / batch * batch;
+                for d in &mut fleet.desktops[first..] {
+                    wait_for_socket(&d.agent_socket, d.agent.as_mut(), "agent").await?;
+                }
+                if batch < spec.desktops {
+                    let timeout = Duration::from_secs(300 + 120 * batch as u64);
+                    fleet.wait_filled_from(first, timeout).await?;
+                    tracing::info!(
+                        booted = done,
+                        of = spec.desktops,
+                        "guests booted and filled"
+                    );
+                }
+            }
         }
         Ok(fleet)
     }
@@ -179,23 +231,31 @@ impl Fleet {
             dir: &dir,
             server_addr,
             state_addr: &state_addr,
-            bridge: None,
+            bridge: spec.devices.map(|_| self.lan.desktop(i).bridge()),
             accel: &spec.accel,
             tls: Some((String::new(), tls_section(tls_dir, "desktop", "server"))),
             agent_power: None,
         };
-        let append = format!(
+        let mut append = format!(
             "{} jettison.fill_pct={} jettison.id={vm}",
             image.cmdline, spec.fill_pct
         );
+        let devices = spec.devices.map(|disk_mib| {
+            append += &format!(" jettison.ip={}/24", self.lan.vm_ip(i));
+            (self.lan.vm_mac(i), dir.join(format!("{vm}.img")), disk_mib)
+        });
+        if let Some((_, path, mib)) = &devices {
+            // An empty raw image: the agent refuses a missing one.
+            std::fs::File::create(path)?.set_len(mib << 20)?;
+        }
         let vm_layout = VmLayout {
             name: &vm,
             memory_mib: spec.memory_mib,
             kernel: &image.kernel,
             initrd: &image.initrd,
             append: &append,
-            mac: None,
-            disk: None,
+            mac: devices.as_ref().map(|(mac, _, _)| mac.as_str()),
+            disk: devices.as_ref().map(|(_, p, mib)| (p.as_path(), *mib)),
         };
         let mut toml = agent_toml(&layout, &vm_layout);
         toml += &format!("extra_args = {}\n", bench_monitor_args(&vm));
@@ -206,6 +266,8 @@ impl Fleet {
             agent_socket: dir.join("agent.sock"),
             bench_qmp,
             state_addr,
+            devices: devices.map(|(mac, path, _)| (mac, path)),
+            append,
             vm,
             dir,
             agent: Some(agent),
@@ -214,8 +276,13 @@ impl Fleet {
 
     /// Waits until every guest's console says its memory is filled.
     pub async fn wait_filled(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_filled_from(0, timeout).await
+    }
+
+    /// Waits until the consoles of guests `first..` say their memory is filled.
+    async fn wait_filled_from(&self, first: usize, timeout: Duration) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + timeout;
-        for d in &self.desktops {
+        for d in &self.desktops[first..] {
             let console = d.dir.join("agent-run").join(format!("{}.console", d.vm));
             loop {
                 let text = std::fs::read_to_string(&console).unwrap_or_default();
@@ -324,6 +391,16 @@ impl Drop for Fleet {
             kill_stray_qemus(&d.vm);
             let _ = std::fs::remove_file(&d.mem_path);
         }
+        // The density run's precopy memory files, if it left any.
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            let run = self.lan.run_id().to_string();
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&run) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.replica_dir);
         if std::env::var_os("JETTISON_BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         }

@@ -75,14 +75,29 @@ impl Destination {
         port: u16,
         mode: Mode,
     ) -> anyhow::Result<Destination> {
+        Self::start_with(spec, name, run_dir, wrapper, port, mode, |_| {}).await
+    }
+
+    /// [`Destination::start`], with `more` setting further launch options
+    /// (a tap, a disk, a console log).
+    pub async fn start_with(
+        spec: &MachineSpec,
+        name: &str,
+        run_dir: &Path,
+        wrapper: &Path,
+        port: u16,
+        mode: Mode,
+        more: impl FnOnce(&mut LaunchOptions),
+    ) -> anyhow::Result<Destination> {
         let mem_path = PathBuf::from(format!("/dev/shm/{name}.mem"));
         let _ = std::fs::remove_file(&mem_path);
-        let opts = LaunchOptions {
+        let mut opts = LaunchOptions {
             binary: wrapper.to_owned(),
             mem_path: mem_path.clone(),
             incoming: true,
             ..LaunchOptions::new(name, run_dir)
         };
+        more(&mut opts);
         let qemu = Qemu::launch(spec, &opts)
             .await
             .context("destination QEMU")?;

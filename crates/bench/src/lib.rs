@@ -7,6 +7,9 @@
 //! * [`full`]: QEMU precopy and postcopy between test hosts.
 //! * [`faults`]: page reads through the server's memory file.
 //! * [`memory`]: server memory per consolidated VM.
+//! * [`density`], [`cgroup`], [`density_calc`], [`density_markdown`]: many
+//!   idle guests on one server for a window, partial against precopy:
+//!   memory and CPU per VM.
 //! * [`rtt`]: the state server round trip alone, for the fault breakdown.
 //! * [`run`]: the scenarios.
 //! * [`results`], [`stats`], [`markdown`]: what was measured, the ratios,
@@ -14,6 +17,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
+pub mod density;
+pub mod density_calc;
+pub mod density_markdown;
 pub mod faults;
 pub mod fleet;
 pub mod full;

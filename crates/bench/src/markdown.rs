@@ -188,13 +188,18 @@ pub fn render(r: &BenchResults) -> String {
 /// `existing` with its generated part replaced by `generated` (appended
 /// after a title when there is none yet).
 pub fn splice(existing: &str, generated: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
+    splice_between(existing, generated, BEGIN, END)
+}
+
+/// [`splice`] for the part between `begin` and `end`.
+pub fn splice_between(existing: &str, generated: &str, begin: &str, end: &str) -> String {
+    match (existing.find(begin), existing.find(end)) {
         (Some(b), Some(e)) if e > b => {
             format!(
                 "{}{}{}",
                 &existing[..b],
                 generated.trim_end(),
-                &existing[e + END.len()..]
+                &existing[e + end.len()..]
             )
         }
         _ if existing.trim().is_empty() => format!("# Benchmarks\n\n{generated}"),

@@ -22,7 +22,7 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Bytes of `path` in the page cache (util-linux `fincore`).
-fn page_cache_bytes(path: &std::path::Path) -> anyhow::Result<u64> {
+pub(crate) fn page_cache_bytes(path: &std::path::Path) -> anyhow::Result<u64> {
     let out = std::process::Command::new("fincore")
         .args(["--bytes", "--noheadings", "--output", "RES"])
         .arg(path)
@@ -61,10 +61,7 @@ pub async fn server_memory(
         .map(|&pid| rss_bytes(pid as u32))
         .transpose()?
         .unwrap_or(0);
-    let replica = fleet
-        .server_dir
-        .join("replica")
-        .join(format!("{vm}.replica"));
+    let replica = fleet.replica_dir.join(format!("{vm}.replica"));
     let replica_bytes = std::fs::metadata(&replica)
         .with_context(|| format!("replica {}", replica.display()))?
         .blocks()

@@ -55,6 +55,9 @@ impl Settings {
             accel: self.accel.clone(),
             fetch_pages,
             work_root: self.work_root.clone(),
+            devices: None,
+            boot_batch: 0,
+            replica_in_shm: false,
         }
     }
 

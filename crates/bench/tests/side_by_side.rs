@@ -4,23 +4,14 @@
 //! (not their speed: this machine is shared) and that nothing is left
 //! behind.
 
-use jettison_bench::run::{one_size, Extra, Settings};
-use jettison_demo::{Binaries, GuestImage};
+mod common;
+
+use jettison_bench::run::{one_size, Extra};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_guest_moved_three_ways_on_a_shaped_lan() {
-    let work = std::env::temp_dir().join(format!("jt-bench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
-    let settings = Settings {
-        bins: Binaries::beside_current_exe()
-            .expect("daemons built beside the test (cargo xtask test)"),
-        image: GuestImage::locate().expect("guest image (run `cargo xtask test`)"),
-        accel: "tcg".into(),
-        fill_pct: 75,
-        work_root: work.clone(),
-        fault_samples: 200,
-        touch_pages: 256,
-    };
+    let work = common::work_dir("bench-test");
+    let settings = common::settings(&work, 200, 256);
     let out = one_size(&settings, 256, 1000, Extra::Faults).await.unwrap();
     let _ = std::fs::remove_dir_all(&work);
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use jettison_bench::markdown::{render, splice};
+use jettison_bench::density::{density as run_density, DensitySpec};
+use jettison_bench::density_markdown;
+use jettison_bench::markdown::{render, splice, splice_between};
 use jettison_bench::results::BenchResults;
 use jettison_bench::run::{concurrent, one_size, Extra, Settings};
 use jettison_demo::{Binaries, GuestImage};
@@ -55,6 +57,25 @@ struct Args {
     /// Where runs keep their files.
     #[arg(long, default_value = "target/jettison-bench")]
     work_dir: PathBuf,
+    /// Only the density run: idle guests consolidated on one server for a
+    /// window, partial migration against precopy, memory and CPU per VM.
+    #[arg(long)]
+    density: bool,
+    /// Guests of the density run.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=150))]
+    density_vms: u64,
+    /// Window of each mode of the density run, minutes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    density_minutes: u64,
+    /// Memory of each density guest, MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(64..=16384))]
+    density_memory_mib: u64,
+    /// Disk of each density guest, MiB.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    density_disk_mib: u64,
+    /// Density guests booting (and migrating) at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=150))]
+    density_parallel: u64,
     /// The command line to record in the results.
     #[arg(long, default_value = "cargo xtask bench")]
     command: String,
@@ -131,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
         fault_samples: if args.quick { 2000 } else { 10_000 },
         touch_pages: if args.quick { 64 * 256 } else { 256 * 256 },
     };
+    if args.density {
+        return density(&args, &settings).await;
+    }
     let mut results = BenchResults {
         meta: meta(&args),
         ..Default::default()
@@ -189,6 +213,49 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     info!("done");
+    Ok(())
+}
+
+/// The density run alone: its JSON file and its part of the Markdown file.
+async fn density(args: &Args, settings: &Settings) -> anyhow::Result<()> {
+    let spec = DensitySpec {
+        vms: usize::try_from(args.density_vms)?,
+        memory_mib: args.density_memory_mib,
+        disk_mib: args.density_disk_mib,
+        window: std::time::Duration::from_secs(60 * args.density_minutes),
+        parallel: usize::try_from(args.density_parallel)?,
+    };
+    let mut meta = meta(args);
+    meta.insert(
+        "guests".into(),
+        format!(
+            "accelerator {}, 1 vCPU, {}% of each guest's memory filled by its workload, then idle; a virtio NIC on the host's bridge and a {} MiB raw disk each",
+            args.accel, args.fill_pct, args.density_disk_mib
+        ),
+    );
+    let d = run_density(settings, &spec).await?;
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&d.to_json(&meta))? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.markdown {
+        let old = std::fs::read_to_string(p).unwrap_or_default();
+        let new = splice_between(
+            &old,
+            &density_markdown::render(&d, &meta),
+            density_markdown::BEGIN,
+            density_markdown::END,
+        );
+        std::fs::write(p, new).with_context(|| format!("writing {}", p.display()))?;
+    }
+    for (mode, m) in [("partial", &d.partial), ("full", &d.full)] {
+        println!("density.{mode}.mem_mib_per_vm {:.1}", m.mem_mib_per_vm);
+        println!("density.{mode}.cpu_pct_per_vm {:.2}", m.cpu_pct_per_vm);
+    }
+    println!(
+        "full/partial: memory x{:.2}, CPU x{:.2}",
+        d.mem_ratio_full_over_partial, d.cpu_ratio_full_over_partial
+    );
     Ok(())
 }
 
