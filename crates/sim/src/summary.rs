@@ -288,6 +288,10 @@ pub fn markdown(r: &Report, command: &str) -> String {
         r.idle_periods.values().sum::<u64>(),
         r.requests
     );
+    if let Some(h) = crate::evaluation::headline(r) {
+        s += &h;
+        s += "\n\n";
+    }
     s += "## Findings\n\n";
     for line in findings(r) {
         let _ = writeln!(s, "* {line}");
