@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use jettison_demo::observe::{http_get, Daemon, HttpReply};
-use jettison_demo::scenario::{migrate, power_record};
+use jettison_demo::scenario::power_record;
 use jettison_demo::{Cluster, ClusterOptions};
 use jettison_power_model::PrefetchConfig;
 
@@ -85,15 +85,7 @@ async fn metrics_move_with_fetches_wakes_and_refusals_and_the_dashboard_shows_th
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    migrate(&cluster).await.unwrap();
-    common::wait_log(
-        &cluster,
-        "server",
-        "desktop goes to sleep",
-        1,
-        Duration::from_secs(120),
-    )
-    .await;
+    common::migrate_until_asleep(&cluster).await;
     common::wait_log(
         &cluster,
         "agent",

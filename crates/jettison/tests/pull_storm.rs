@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jettison_agent::power::PowerRecord;
 use jettison_demo::scenario::power_record;
-use jettison_demo::scenario::{migrate, server_stats};
+use jettison_demo::scenario::server_stats;
 use jettison_demo::{Cluster, ClusterOptions};
 use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
 
@@ -127,15 +127,7 @@ fn wh_away(rec: &PowerRecord) -> Option<f64> {
 
 async fn run(pull: &str) -> (Cluster, Outcome) {
     let cluster = common::ready_cluster_with(options(pull)).await;
-    migrate(&cluster).await.unwrap();
-    common::wait_log(
-        &cluster,
-        "server",
-        "desktop goes to sleep",
-        1,
-        Duration::from_secs(120),
-    )
-    .await;
+    common::migrate_until_asleep(&cluster).await;
     let pieces_before = scan_pieces(&cluster).len();
     let started = Instant::now();
     let mut out = Outcome::default();

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use jettison_agent::power::PowerRecord;
-use jettison_demo::scenario::{migrate, power_record};
+use jettison_demo::scenario::power_record;
 use jettison_demo::ClusterOptions;
 use jettison_power_model::{HostState, PrefetchConfig, WakeReason};
 
@@ -23,15 +23,7 @@ async fn consolidated_until_sleep() -> jettison_demo::Cluster {
         ..ClusterOptions::default()
     };
     let cluster = common::ready_cluster_with(opts).await;
-    migrate(&cluster).await.unwrap();
-    common::wait_log(
-        &cluster,
-        "server",
-        "desktop goes to sleep",
-        1,
-        Duration::from_secs(120),
-    )
-    .await;
+    common::migrate_until_asleep(&cluster).await;
     cluster
 }
 

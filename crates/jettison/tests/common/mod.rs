@@ -177,3 +177,17 @@ pub fn server_toml(dir: &std::path::Path, port: u16, tls: &str) -> String {
         dir.join("run"),
     )
 }
+
+/// Migrates the cluster's VM and waits (2 min at most) until its desktop
+/// went to sleep (the server's log says so).
+pub async fn migrate_until_asleep(cluster: &Cluster) {
+    jettison_demo::scenario::migrate(cluster).await.unwrap();
+    wait_log(
+        cluster,
+        "server",
+        "desktop goes to sleep",
+        1,
+        Duration::from_secs(120),
+    )
+    .await;
+}
